@@ -1,0 +1,7 @@
+"""``python -m mlesam_ros`` is the same as the ``mlesam`` command."""
+
+import sys
+
+from mlesam_ros.cli import main
+
+sys.exit(main())

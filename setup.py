@@ -1,0 +1,88 @@
+"""Build script for mlesam_ros: an ament_python ROS 2 package that also installs with pip.
+
+colcon uses ``data_files`` to put the package marker, launch files, configs, rviz views and
+model files under ``share/mlesam_ros``; pip users get the same Python package plus its
+dependencies from ``install_requires`` and the extras below.
+"""
+
+from glob import glob
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+PACKAGE_NAME = "mlesam_ros"
+HERE = Path(__file__).parent
+
+
+def _version() -> str:
+    """Single source of the version: ``mlesam_ros/_version.py`` (no import of the package)."""
+    namespace: dict[str, str] = {}
+    exec((HERE / PACKAGE_NAME / "_version.py").read_text(), namespace)
+    return namespace["__version__"]
+
+
+def _share(subdir: str, patterns: list[str]) -> tuple[str, list[str]]:
+    files = sorted({path for pattern in patterns for path in glob(pattern, recursive=True)})
+    return (f"share/{PACKAGE_NAME}/{subdir}", files)
+
+
+# Torch is pinned exactly on purpose: torch and torchvision must come as a matched pair
+# (segment-anything imports torchvision at package import), and an open range would let pip
+# resolve to whatever multi-GB build is newest. Robots that ship their own torch (Jetson,
+# ROS installs) use the ONNX Runtime / TensorRT backends, which do not need the extra.
+TORCH_REQUIRES = [
+    "torch==2.14.1",
+    "torchvision==0.29.1",
+    "segment-anything==1.0",
+]
+
+setup(
+    name=PACKAGE_NAME,
+    version=_version(),
+    packages=find_packages(exclude=["test", "test.*", "benchmarks"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE_NAME}"]),
+        (f"share/{PACKAGE_NAME}", ["package.xml"]),
+        _share("launch", ["launch/*.launch.py"]),
+        _share("config", ["config/*.yaml", "config/*.rviz"]),
+        _share("config/train", ["config/train/*.yaml"]),
+        _share("models", ["models/*.onnx", "models/*.pt", "models/*.json"]),
+    ],
+    package_data={PACKAGE_NAME: ["py.typed"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.26,<3",
+        "pyyaml>=6.0",
+        "tqdm>=4.66",
+        "rosbags>=0.11.9,<0.12",
+        "rosbags-image>=0.10.4,<0.11",
+        "opencv-python-headless>=4.10,<5",
+        "pillow>=10",
+        "onnx>=1.17,<1.24",
+        "onnxruntime>=1.20,<1.33",
+    ],
+    extras_require={
+        "torch": TORCH_REQUIRES,
+        "train": [*TORCH_REQUIRES, "matplotlib>=3.8"],
+        "trt": ["tensorrt>=10.0"],
+        "test": [
+            *TORCH_REQUIRES,
+            "matplotlib>=3.8",
+            "pytest>=8",
+            "ruff==0.17.6",
+            "mcap>=1.2",
+            "mcap-ros2-support>=0.5",
+        ],
+    },
+    zip_safe=True,
+    maintainer="mlesam_ros maintainers",
+    maintainer_email="maintainers@mlesam-ros.dev",
+    description="MLE-SAM multi-modal semantic segmentation (SAM + LoRA experts) for ROS 2",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "mlesam = mlesam_ros.cli:main",
+        ],
+    },
+)
