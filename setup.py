@@ -34,6 +34,7 @@ TORCH_REQUIRES = [
     "torch==2.14.1",
     "torchvision==0.29.1",
     "segment-anything==1.0",
+    "onnxscript>=0.5,<0.8",  # ONNX export: graph optimizer (constant folding) after torch.onnx
 ]
 
 setup(
@@ -48,7 +49,7 @@ setup(
         _share("config/train", ["config/train/*.yaml"]),
         _share("models", ["models/*.onnx", "models/*.pt", "models/*.json"]),
     ],
-    package_data={PACKAGE_NAME: ["py.typed"]},
+    package_data={PACKAGE_NAME: ["py.typed", "engine/*.yaml"]},
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.26,<3",

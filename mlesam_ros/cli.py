@@ -17,7 +17,11 @@ from mlesam_ros import __version__
 
 # Modules that provide subcommands, in the order `--help` lists them. Add a module here when
 # the issue that owns a subcommand lands; never add a placeholder.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "mlesam_ros.data.commands",
+    "mlesam_ros.model.commands",
+    "mlesam_ros.engine.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

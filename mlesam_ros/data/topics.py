@@ -1,0 +1,26 @@
+"""Topic and frame names of the synthetic robot, shared by the bag writer, replay and the node.
+
+They follow common ROS 2 driver conventions (``image_raw`` + ``camera_info`` per camera,
+``points`` for the LiDAR, static extrinsics on ``/tf_static``).
+"""
+
+from __future__ import annotations
+
+RGB_IMAGE_TOPIC = "/camera/image_raw"
+RGB_INFO_TOPIC = "/camera/camera_info"
+DEPTH_IMAGE_TOPIC = "/depth/image_raw"
+DEPTH_INFO_TOPIC = "/depth/camera_info"
+THERMAL_IMAGE_TOPIC = "/thermal/image_raw"
+THERMAL_INFO_TOPIC = "/thermal/camera_info"
+LIDAR_TOPIC = "/lidar/points"
+TF_STATIC_TOPIC = "/tf_static"
+GT_LABELS_TOPIC = "/mlesam/gt_labels"
+"""Ground-truth DELIVER ids (mono8) in the RGB camera, stamped like the RGB image."""
+
+IMAGE_TOPICS = {"rgb": RGB_IMAGE_TOPIC, "depth": DEPTH_IMAGE_TOPIC, "thermal": THERMAL_IMAGE_TOPIC}
+INFO_TOPICS = {"rgb": RGB_INFO_TOPIC, "depth": DEPTH_INFO_TOPIC, "thermal": THERMAL_INFO_TOPIC}
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+POINTCLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
+TF_TYPE = "tf2_msgs/msg/TFMessage"

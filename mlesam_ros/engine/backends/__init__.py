@@ -1,0 +1,1 @@
+"""Inference backends behind ``mlesam_ros.engine.segmenter.Segmenter``: one module each."""

@@ -1,0 +1,256 @@
+"""One inference interface over TensorRT, ONNX Runtime and PyTorch.
+
+The pipeline and the node only see ``Segmenter``: give it an artefact (``.engine``/``.plan``,
+``.onnx`` or a ``.pt`` checkpoint) and a backend name, feed ``(1, M, 3, H, W)`` images and a
+``(1, M)`` presence vector, get labels and confidence back. ``auto`` picks the fastest runtime
+this machine has for that artefact.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mlesam_ros.engine.backends.base import Backend
+from mlesam_ros.engine.engine_cache import BuildOptions
+from mlesam_ros.engine.spec import ModelSpec
+
+LOG = logging.getLogger(__name__)
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+_KIND_BY_SUFFIX = {".onnx": "onnx", ".engine": "engine", ".plan": "engine",
+                   ".pt": "checkpoint", ".pth": "checkpoint", ".ckpt": "checkpoint"}
+# Which artefact kinds each backend can run.
+_ACCEPTS = {"tensorrt": ("engine", "onnx"), "onnxruntime": ("onnx",), "torch": ("checkpoint",)}
+_HOW_TO_CREATE = {
+    "onnx": "mlesam export --out {path}",
+    "engine": "mlesam build-engine --onnx model.onnx --out {path}",
+    "checkpoint": "mlesam_ros.model.save_checkpoint (training), or use the shipped demo model",
+}
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """Per-pixel class ids and the softmax probability of that class, at the model's input size."""
+
+    labels: np.ndarray  # (H, W) integer
+    confidence: np.ndarray | None  # (H, W) float32
+
+
+def artefact_kind(path: str | Path) -> str:
+    """``onnx``, ``engine`` or ``checkpoint`` from the file suffix."""
+    kind = _KIND_BY_SUFFIX.get(Path(path).suffix.lower())
+    if kind is None:
+        raise ValueError(
+            f"model: cannot tell what {path} is from its suffix; expected one of "
+            + ", ".join(sorted(_KIND_BY_SUFFIX))
+        )
+    return kind
+
+
+def _tensorrt_usable() -> bool:
+    try:
+        from mlesam_ros.engine.tensorrt_build import tensorrt_available
+    except ImportError:
+        return False
+    return tensorrt_available()
+
+
+def _onnxruntime_cuda() -> bool:
+    from mlesam_ros.engine.backends.onnxruntime_backend import cuda_available
+
+    return cuda_available()
+
+
+def _torch_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def _torch_importable() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(kind: str, backend: str = "auto") -> tuple[str, str]:
+    """(backend, device) to use for an artefact kind.
+
+    ``auto`` preference: tensorrt (TensorRT + GPU) → onnxruntime on CUDA → torch on CUDA →
+    onnxruntime on CPU → torch on CPU, keeping only backends that can run this artefact kind.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend != "auto":
+        if kind not in _ACCEPTS[backend]:
+            runs = [name for name, kinds in _ACCEPTS.items() if kind in kinds]
+            raise ValueError(
+                f"backend: {backend} cannot run a {kind} file "
+                f"(it takes {' or '.join(_ACCEPTS[backend])}); a {kind} runs with "
+                f"{' or '.join(runs)}"
+            )
+        if backend == "tensorrt":
+            return backend, "cuda"
+        cuda = _onnxruntime_cuda() if backend == "onnxruntime" else _torch_cuda()
+        return backend, "cuda" if cuda else "cpu"
+    candidates = [
+        ("tensorrt", "cuda", _tensorrt_usable),
+        ("onnxruntime", "cuda", _onnxruntime_cuda),
+        ("torch", "cuda", _torch_cuda),
+        ("onnxruntime", "cpu", lambda: True),
+        ("torch", "cpu", _torch_importable),
+    ]
+    for name, device, usable in candidates:
+        if kind in _ACCEPTS[name] and usable():
+            return name, device
+    raise ValueError(f"backend: no installed backend can run a {kind} file here")
+
+
+class Segmenter:
+    """A loaded model behind one of the backends; ``segment`` is allocation-free on the hot path.
+
+    ``precision`` means the engine precision for tensorrt (default fp16), the autocast dtype for
+    torch on CUDA (fp32, fp16, bf16; default fp32) and is ignored by onnxruntime (the ONNX
+    file is fp32). ``sam_checkpoint`` is only for torch with a SAM-initialised checkpoint.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        backend: str = "auto",
+        *,
+        device: str | None = None,
+        precision: str | None = None,
+        compile: bool = False,
+        threads: int = 0,
+        workspace_mb: int = 4096,
+        rebuild_engine: bool = True,
+        sam_checkpoint: str | Path | None = None,
+    ) -> None:
+        path = Path(model)
+        kind = artefact_kind(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"model: {path} does not exist; create it with "
+                + _HOW_TO_CREATE[kind].format(path=path)
+            )
+        name, auto_device = resolve_backend(kind, backend)
+        device = device or auto_device
+        LOG.info("loading %s with backend %s on %s", path, name, device)
+        self._backend = self._open(name, path, device, precision, compile, threads,
+                                   workspace_mb, rebuild_engine, sam_checkpoint)
+        self.artefact = path
+
+    @staticmethod
+    def _open(
+        name: str, path: Path, device: str, precision: str | None, compile: bool,
+        threads: int, workspace_mb: int, rebuild_engine: bool, sam_checkpoint: str | Path | None,
+    ) -> Backend:
+        if name == "tensorrt":
+            try:
+                from mlesam_ros.engine.backends.tensorrt_backend import TensorRTBackend
+            except ImportError as error:
+                raise ValueError(
+                    f"backend: tensorrt is not importable ({error}); install "
+                    "`mlesam_ros[trt]` or choose onnxruntime/torch"
+                ) from error
+
+            options = BuildOptions(precision=precision or "fp16", workspace_mb=workspace_mb)
+            return TensorRTBackend(path, options, rebuild=rebuild_engine)
+        if name == "onnxruntime":
+            from mlesam_ros.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+            return OnnxRuntimeBackend(path, device=device, threads=threads)
+        from mlesam_ros.engine.backends.torch_backend import TorchBackend
+
+        return TorchBackend(path, device=device, precision=precision or "fp32", compile=compile,
+                            sam_checkpoint=sam_checkpoint)
+
+    @property
+    def spec(self) -> ModelSpec:
+        """Everything the artefact declares about its inputs and outputs."""
+        return self._backend.spec
+
+    @property
+    def backend(self) -> str:
+        """Backend name in use (``tensorrt``, ``onnxruntime`` or ``torch``)."""
+        return self._backend.name
+
+    @property
+    def device(self) -> str:
+        """``cuda`` or ``cpu``."""
+        return self._backend.device
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Modality order of the ``images``/``present`` inputs."""
+        return self.spec.modalities
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(H, W) the model takes and returns."""
+        return self.spec.input_size
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return self.spec.num_classes
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class names in id order."""
+        return self.spec.class_names
+
+    def segment(
+        self, images: np.ndarray, present: np.ndarray, copy: bool = True
+    ) -> SegmentationResult:
+        """Segment one frame.
+
+        ``images``: (1, M, 3, H, W) float32 or uint8 with 0..255 values, modalities in
+        ``self.modalities`` order; ``present``: (1, M) bool. With ``copy=False`` the result
+        holds views of the backend's output buffers, valid until the next call (no allocation).
+        """
+        backend = self._backend
+        if backend is None:
+            raise ValueError("segment: this Segmenter was closed")
+        images = np.asarray(images)
+        present = np.asarray(present)
+        if images.shape != backend.images.shape:
+            raise ValueError(
+                f"images: expected shape {backend.images.shape} (1, M={len(self.modalities)} "
+                f"[{','.join(self.modalities)}], 3, H, W={self.input_size}), got {images.shape}"
+            )
+        if images.dtype not in (np.float32, np.uint8):
+            raise ValueError(f"images: dtype must be float32 or uint8, got {images.dtype}")
+        if present.shape != backend.present.shape or present.dtype != np.bool_:
+            raise ValueError(
+                f"present: expected bool array of shape {backend.present.shape}, got "
+                f"{present.dtype} {present.shape}"
+            )
+        if not present.any():
+            raise ValueError("present: at least one modality must be present")
+        np.copyto(backend.images, images, casting="unsafe")
+        np.copyto(backend.present, present, casting="unsafe")
+        backend.run()
+        if copy:
+            return SegmentationResult(backend.labels.copy(), backend.confidence.copy())
+        return SegmentationResult(backend.labels, backend.confidence)
+
+    def close(self) -> None:
+        """Release the backend; further ``segment`` calls raise."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __enter__(self) -> Segmenter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

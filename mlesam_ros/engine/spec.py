@@ -1,0 +1,102 @@
+"""What a deployed model expects and returns, stored inside every artefact.
+
+An ONNX file or a TensorRT engine is opaque: without this record a runtime would have to be
+told the modality order, the input size and the class names separately, and a mismatch would
+silently produce wrong labels. The exporter writes a ``ModelSpec`` into the ONNX
+``metadata_props``; the engine cache copies it into the engine's JSON sidecar; checkpoints
+derive it from the model config.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+from mlesam_ros._version import __version__
+from mlesam_ros.modalities import parse_modalities
+
+OUTPUT_KINDS = ("labels", "logits")
+LABEL_DTYPES = ("int32", "uint8")
+PRESENT_DTYPES = ("bool", "float32")
+_KEY_PREFIX = "mlesam."
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Inputs, outputs and classes of one deployed model (batch size is always 1)."""
+
+    modalities: tuple[str, ...]
+    input_size: tuple[int, int]  # (H, W)
+    class_names: tuple[str, ...]
+    preset: str = "unknown"
+    output: str = "labels"
+    label_dtype: str = "int32"
+    present_dtype: str = "bool"
+    version: str = __version__
+
+    def __post_init__(self) -> None:
+        """Validate eagerly so a bad artefact fails at load time, not on the first frame."""
+        object.__setattr__(self, "modalities", parse_modalities(self.modalities))
+        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+        object.__setattr__(self, "class_names", tuple(str(n) for n in self.class_names))
+        if len(self.input_size) != 2 or min(self.input_size) <= 0:
+            raise ValueError(f"input_size: expected (H, W) > 0, got {self.input_size}")
+        if not self.class_names:
+            raise ValueError("class_names: need at least one class")
+        for name, value, allowed in (
+            ("output", self.output, OUTPUT_KINDS),
+            ("label_dtype", self.label_dtype, LABEL_DTYPES),
+            ("present_dtype", self.present_dtype, PRESENT_DTYPES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+        if self.label_dtype == "uint8" and self.num_classes > 256:
+            raise ValueError("label_dtype: uint8 cannot hold more than 256 classes; use int32")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output classes (length of ``class_names``)."""
+        return len(self.class_names)
+
+    @property
+    def images_shape(self) -> tuple[int, int, int, int, int]:
+        """Shape of the ``images`` input: (1, M, 3, H, W)."""
+        return (1, len(self.modalities), 3, *self.input_size)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-able dict (lists instead of tuples), plus the derived class count."""
+        data: dict[str, object] = {k: (list(v) if isinstance(v, tuple) else v)
+                                   for k, v in asdict(self).items()}
+        data["num_classes"] = self.num_classes
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> ModelSpec:
+        """Inverse of ``to_dict``; unknown keys (from newer writers) are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
+
+    def to_metadata_props(self) -> dict[str, str]:
+        """Key/value strings for ONNX ``metadata_props`` (values JSON-encoded)."""
+        return {_KEY_PREFIX + k: json.dumps(v) for k, v in self.to_dict().items()}
+
+    @classmethod
+    def from_metadata_props(cls, props: dict[str, str], source: str = "model") -> ModelSpec:
+        """Read a spec written by ``to_metadata_props``; errors name the artefact."""
+        data = {k[len(_KEY_PREFIX):]: json.loads(v) for k, v in props.items()
+                if k.startswith(_KEY_PREFIX)}
+        if not data:
+            raise ValueError(
+                f"{source}: no mlesam metadata in the ONNX file; re-export it with `mlesam export`"
+            )
+        return cls.from_dict(data)
+
+
+def default_class_names(num_classes: int) -> tuple[str, ...]:
+    """Class names for a model that did not record them: the dataset with that many classes."""
+    from mlesam_ros.data.classes import CLASS_SETS
+
+    for class_set in CLASS_SETS.values():
+        if len(class_set.names) == num_classes:
+            return tuple(class_set.names)
+    return tuple(f"class_{i}" for i in range(num_classes))

@@ -1,0 +1,127 @@
+"""The model's LiDAR modality: a z-buffered ``(H, W, 3)`` uint8 image in the RGB camera.
+
+Channels (DELIVER-style depth, intensity, height), each encoded as ``0`` = no return and
+``1 + round(254 * clip((value - low) / (high - low), 0, 1))`` for a return, so "nothing here"
+never looks like a valid near or dark or low point:
+
+- 0 depth: camera-frame z in metres over ``(0, max_range)`` (default 80 m);
+- 1 intensity: over ``(0, intensity_max)`` (default 1.0, CARLA/DELIVER's reflectance range;
+  use 255 for Velodyne-style or the sensor's maximum for Ouster-style intensities);
+- 2 height: z in the LiDAR frame, or in ``T_ground_from_lidar``'s frame when given, over
+  ``height_range`` (default -3 m .. 5 m).
+
+``dilation`` fills empty pixels from the nearest (smallest depth) return within that many
+pixels (a square window), densifying sparse beams without letting background bleed onto
+foreground; pixels with their own return keep it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlesam_ros.geometry.camera import CameraModel
+from mlesam_ros.geometry.projection import project_lidar
+from mlesam_ros.geometry.transforms import transform_points
+
+DEFAULT_MAX_RANGE_M = 80.0
+DEFAULT_INTENSITY_MAX = 1.0
+DEFAULT_HEIGHT_RANGE_M = (-3.0, 5.0)
+
+
+def encode_channel(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Encode values as uint8 ``1..255`` over ``[low, high]`` (clipped); 0 is kept for empty."""
+    if not high > low:
+        raise ValueError(f"encode range: high ({high}) must be greater than low ({low})")
+    scaled = np.clip((np.asarray(values, dtype=np.float64) - low) / (high - low), 0.0, 1.0)
+    return (1 + np.rint(254 * scaled)).astype(np.uint8)
+
+
+def decode_channel(channel: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Invert :func:`encode_channel` to float32 (NaN where the pixel is empty)."""
+    channel = np.asarray(channel)
+    values = low + (channel.astype(np.float32) - 1) / 254 * (high - low)
+    return np.where(channel == 0, np.float32(np.nan), values).astype(np.float32)
+
+
+def dilation_targets(
+    pixel_index: np.ndarray, depth: np.ndarray, height: int, width: int, radius: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Empty pixels within ``radius`` of a return, and which return fills each of them.
+
+    ``pixel_index`` (``K``, ``row * width + col``) and ``depth`` (``K``) describe the returns.
+    Each return proposes its (2r+1)^2 - 1 neighbours; per empty neighbour the nearest
+    proposal wins through the same depth-key scatter-min as the z-buffer. Work scales with
+    the returns, not the image. Returns ``(target_pixels, source_positions)``, positions
+    indexing ``pixel_index``.
+    """
+    if radius <= 0 or pixel_index.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    rows, cols = np.divmod(pixel_index.astype(np.int64), width)
+    span = np.arange(-radius, radius + 1)
+    dy, dx = (grid.ravel() for grid in np.meshgrid(span, span, indexing="ij"))
+    keep = (dy != 0) | (dx != 0)
+    dy, dx = dy[keep, None], dx[keep, None]
+    target_rows, target_cols = rows[None] + dy, cols[None] + dx
+    source = np.broadcast_to(np.arange(pixel_index.size, dtype=np.int64), target_rows.shape)
+    target = target_rows * width + target_cols
+    occupied = np.zeros(height * width, dtype=bool)
+    occupied[pixel_index] = True
+    inside = (target_rows >= 0) & (target_rows < height) & (target_cols >= 0)
+    inside &= target_cols < width
+    inside[inside] = ~occupied[target[inside]]
+    target, source = target[inside], source[inside]
+    keys = (np.asarray(depth, np.float32)[source].view(np.int32).astype(np.int64) << 32) | source
+    best = np.full(height * width, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, target, keys)
+    wins = best[target] == keys
+    return target[wins], source[wins]
+
+
+def lidar_image(
+    points: np.ndarray,
+    intensity: np.ndarray | None,
+    T_camera_from_lidar: np.ndarray,  # noqa: N803 (frame-naming convention, see transforms)
+    camera: CameraModel,
+    *,
+    max_range: float = DEFAULT_MAX_RANGE_M,
+    intensity_max: float = DEFAULT_INTENSITY_MAX,
+    height_range: tuple[float, float] = DEFAULT_HEIGHT_RANGE_M,
+    T_ground_from_lidar: np.ndarray | None = None,  # noqa: N803
+    dilation: int = 0,
+    min_depth: float = 0.1,
+) -> np.ndarray:
+    """Render ``(N, 3)`` LiDAR-frame points as the model's ``(H, W, 3)`` uint8 LiDAR image.
+
+    ``intensity`` is ``(N,)`` or ``None`` (channel 1 is then 0 everywhere). Points beyond
+    ``max_range`` are clipped to 255 rather than dropped, so far returns still occlude.
+    """
+    points = np.asarray(points, dtype=np.float32)
+    projection = project_lidar(points, T_camera_from_lidar, camera, min_depth=min_depth)
+    winners = projection.point_index
+    height_frame = (
+        points[winners]
+        if T_ground_from_lidar is None
+        else transform_points(T_ground_from_lidar, points[winners])
+    )
+    channels = np.zeros((winners.size, 3), dtype=np.uint8)
+    channels[:, 0] = encode_channel(projection.depth[winners], 0.0, max_range)
+    if intensity is not None:
+        intensity = np.asarray(intensity)
+        if intensity.shape != (points.shape[0],):
+            raise ValueError(
+                f"intensity: expected ({points.shape[0]},) to match points, got {intensity.shape}"
+            )
+        channels[:, 1] = encode_channel(intensity[winners], 0.0, intensity_max)
+    channels[:, 2] = encode_channel(height_frame[:, 2], *height_range)
+    image = np.zeros((camera.height * camera.width, 3), dtype=np.uint8)
+    image[projection.pixel_index] = channels
+    if dilation > 0:
+        targets, sources = dilation_targets(
+            projection.pixel_index,
+            projection.depth[winners],
+            camera.height,
+            camera.width,
+            dilation,
+        )
+        image[targets] = channels[sources]
+    return image.reshape(camera.height, camera.width, 3)

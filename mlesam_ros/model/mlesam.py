@@ -1,0 +1,134 @@
+"""MLE-SAM: frozen SAM encoder + per-modality LoRA experts + routers + pyramid + two decoders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mlesam_ros.modalities import PIXEL_MEAN, PIXEL_STD
+from mlesam_ros.model.aux_head import MultiScaleMLPHead
+from mlesam_ros.model.backbone import LoRABackbone
+from mlesam_ros.model.config import MLESAMConfig
+from mlesam_ros.model.decoder import SemanticMaskDecoder
+from mlesam_ros.model.presets import get_preset
+from mlesam_ros.model.pyramid import SimpleFeaturePyramid
+from mlesam_ros.model.router import ModalityFusion
+
+
+class MLESAM(nn.Module):
+    """Multi-modal semantic segmentation from SAM; build it with ``build_mlesam``.
+
+    ``forward(images, present)`` takes raw 0..255 images ``(B, M, 3, H, W)`` (or a dict
+    ``{modality: (B, 3, H, W)}``) and ``present`` ``(B, M)`` bool, and returns a dict:
+    ``logits`` (B, C, H, W) the fused output, ``mask_logits`` and ``aux_logits`` the two
+    pathways (for auxiliary losses), and ``routing_weights`` (B, levels, M) for diagnostics.
+    A modality marked absent has no influence on any output, whatever its pixels hold (NaN
+    included); a sample with nothing present gets finite logits from all-zero features.
+    """
+
+    def __init__(self, config: MLESAMConfig, encoder: nn.Module) -> None:
+        super().__init__()
+        preset = get_preset(config.preset)
+        self.config = config
+        # Provenance of the frozen weights ({"file", "fingerprint"}), set by build_mlesam.
+        self.sam_source: dict[str, object] | None = None
+        mean = [PIXEL_MEAN[m] for m in config.modalities]
+        std = [PIXEL_STD[m] for m in config.modalities]
+        self.register_buffer("pixel_mean", torch.tensor(mean).reshape(1, -1, 3, 1, 1))
+        self.register_buffer("pixel_std", torch.tensor(std).reshape(1, -1, 3, 1, 1))
+
+        self.backbone = LoRABackbone(
+            encoder, config.num_modalities, config.taps, config.lora_rank, config.lora_alpha
+        )
+        for name, parameter in self.backbone.named_parameters():
+            parameter.requires_grad_(config.train_encoder or ".lora_" in name)
+        self.fusions = nn.ModuleList(
+            ModalityFusion(preset.embed_dim, config.fusion, config.router_top_k)
+            for _ in config.taps
+        )
+        self.pyramid = SimpleFeaturePyramid(preset.embed_dim, config.pyramid_dim)
+        self.mask_decoder = SemanticMaskDecoder(
+            num_classes=config.num_classes,
+            transformer_dim=preset.out_chans,
+            depth=preset.decoder_depth,
+            mlp_dim=preset.decoder_mlp_dim,
+            num_heads=preset.decoder_num_heads,
+            pyramid_dim=config.pyramid_dim,
+            num_prompt_tokens=config.num_prompt_tokens,
+        )
+        self.aux_head = MultiScaleMLPHead(
+            config.pyramid_dim, config.aux_head_dim, config.num_classes
+        )
+
+    def stack_inputs(
+        self, images: torch.Tensor | Mapping[str, torch.Tensor], present: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Turn a dict of per-modality images into the stacked tensor; default all present.
+
+        A dict may leave modalities out: they are filled with zeros and marked absent.
+        """
+        if isinstance(images, Mapping):
+            unknown = sorted(set(images) - set(self.config.modalities))
+            if unknown:
+                raise ValueError(
+                    f"images: unknown modalities {', '.join(unknown)}; this model takes "
+                    f"{', '.join(self.config.modalities)}"
+                )
+            if not images:
+                raise ValueError("images: the dict is empty; give at least one modality")
+            like = next(iter(images.values()))
+            stacked = torch.stack(
+                [images.get(m, torch.zeros_like(like)) for m in self.config.modalities], dim=1
+            )
+            given = torch.tensor(
+                [m in images for m in self.config.modalities], device=like.device
+            ).expand(like.shape[0], -1)
+            present = given if present is None else present & given
+            images = stacked
+        if images.dim() != 5 or images.shape[1:3] != (self.config.num_modalities, 3):
+            raise ValueError(
+                f"images: expected (B, {self.config.num_modalities}, 3, H, W) for modalities "
+                f"{', '.join(self.config.modalities)}, got {tuple(images.shape)}"
+            )
+        if present is None:
+            present = torch.ones(images.shape[:2], dtype=torch.bool, device=images.device)
+        return images, present.to(torch.bool)
+
+    def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Per-modality encoder taps, each (B, M, embed_dim, H/16, W/16), from raw images."""
+        batch, modalities, _, height, width = images.shape
+        normalised = (images - self.pixel_mean) / self.pixel_std
+        # Modality-major batch: each LoRA expert's samples form one contiguous block.
+        flat = normalised.transpose(0, 1).reshape(modalities * batch, 3, height, width)
+        taps = self.backbone(flat)
+        return [tap.reshape(modalities, batch, *tap.shape[1:]).transpose(0, 1) for tap in taps]
+
+    def forward(
+        self,
+        images: torch.Tensor | Mapping[str, torch.Tensor],
+        present: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Segment one batch; see the class docstring for inputs and outputs."""
+        images, present = self.stack_inputs(images, present)
+        size = images.shape[-2:]
+        fused, weights = [], []
+        for fusion, tap in zip(self.fusions, self.encode(images), strict=True):
+            features, level_weights = fusion(tap, present)
+            fused.append(features)
+            weights.append(level_weights)
+        levels = self.pyramid(fused)
+        embedding = self.backbone.neck(fused[-1])
+        mask_logits = self.mask_decoder(embedding, levels[0], levels[1])
+        aux_logits = self.aux_head(levels)
+        mask_logits = F.interpolate(mask_logits, size=size, mode="bilinear", align_corners=False)
+        aux_logits = F.interpolate(aux_logits, size=size, mode="bilinear", align_corners=False)
+        return {
+            # Summing logits multiplies the pathways' (unnormalised) class probabilities.
+            "logits": mask_logits + aux_logits,
+            "mask_logits": mask_logits,
+            "aux_logits": aux_logits,
+            "routing_weights": torch.stack(weights, dim=1),
+        }
