@@ -34,7 +34,7 @@ TORCH_REQUIRES = [
     "torch==2.14.1",
     "torchvision==0.29.1",
     "segment-anything==1.0",
-    "onnxscript>=0.5,<0.8",  # ONNX export: graph optimizer (constant folding) after torch.onnx
+    "onnxscript>=0.5,<0.8",  # needed by torch.onnx's dynamo exporter (mlesam export --exporter)
 ]
 
 setup(
@@ -84,6 +84,7 @@ setup(
     entry_points={
         "console_scripts": [
             "mlesam = mlesam_ros.cli:main",
+            "segment_node = mlesam_ros.node.segment_node:main",
         ],
     },
 )

@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlesam_ros.data.commands",
     "mlesam_ros.model.commands",
     "mlesam_ros.engine.commands",
+    "mlesam_ros.train.commands",
+    "mlesam_ros.pipeline.commands",
 )
 
 

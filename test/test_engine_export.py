@@ -21,13 +21,21 @@ from mlesam_ros.engine.torch_model import build_untrained, spec_for_model
 
 MODALITIES = ("rgb", "depth", "lidar")
 # Off the tiny preset's native 128x128, so SAM's position embedding is resized (bicubic)
-# inside the model: the exporter must fold that into a constant for TensorRT.
+# inside the model: export must turn that into a constant for TensorRT.
 SIZE = (32, 48)
 
 
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
-    return build_untrained("tiny", MODALITIES, SIZE, num_classes=25, seed=0)
+    model = build_untrained("tiny", MODALITIES, SIZE, num_classes=25, seed=0)
+    # A fresh model has a zero position embedding and zero LoRA B matrices, which hides
+    # export bugs in those paths (one did hide: a graph optimizer broke trained models only).
+    # Perturb every weight so the export is checked on a model that looks trained.
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.05)
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +120,6 @@ def test_failed_check_keeps_no_file_at_out(model, tmp_path: Path, monkeypatch) -
     bad = OpSupportReport()
     bad.unsupported["Unique"] = 1
     monkeypatch.setattr(onnx_export, "check_tensorrt_ops", lambda proto: bad)
-    monkeypatch.setattr(onnx_export, "_fold_constants", lambda proto: proto)
     out = tmp_path / "bad.onnx"
     with pytest.raises(onnx_export.ExportVerificationError, match="Unique x1"):
         export_onnx(model, spec_for_model(model), out, verify=False)

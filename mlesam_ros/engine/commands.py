@@ -195,6 +195,13 @@ def _run_bench(args: argparse.Namespace) -> int:
             )
             report.results.append(measure_latency(
                 "model", model_only_step(segmenter), args.warmup, args.iters))
+            # The node's whole frame path on a synthetic VGA frame (decode, register, project,
+            # encode, resize, infer, upsample, overlay, painted points, messages).
+            from mlesam_ros.pipeline.bench import full_frame_step
+
+            report.setup["full_frame_camera"] = "640x480 rgb+depth+thermal+lidar"
+            report.results.append(measure_latency(
+                "full frame", full_frame_step(segmenter), args.warmup, args.iters))
         finally:
             segmenter.close()
     print(report.table())

@@ -79,6 +79,21 @@ class LoRABackbone(nn.Module):
                 taps.append(x.permute(0, 3, 1, 2))
         return taps
 
+    def bake_position_embedding(self, image_size: tuple[int, int]) -> None:
+        """Store the position embedding already resized for ``image_size`` (H, W).
+
+        For deployment: the forward pass then adds it as is, so an exported graph holds a
+        constant instead of a bicubic Resize that TensorRT cannot parse. Outputs at that size
+        are unchanged; the parameter's shape changes, so bake a copy, not a model to train.
+        """
+        if self.encoder.pos_embed is None:
+            return
+        patch = self.encoder.patch_embed.proj.kernel_size
+        grid = (image_size[0] // patch[0], image_size[1] // patch[1])
+        with torch.no_grad():
+            resized = resize_pos_embed(self.encoder.pos_embed, grid).clone()
+        self.encoder.pos_embed = nn.Parameter(resized, requires_grad=False)
+
     def neck(self, features: torch.Tensor) -> torch.Tensor:
         """Apply SAM's neck: (N, embed_dim, h, w) block features → (N, 256, h, w) embedding."""
         return self.encoder.neck(features)

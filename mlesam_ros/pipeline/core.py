@@ -1,0 +1,474 @@
+"""The node core: parameters, subscriptions, sync, inference worker, publishing, diagnostics.
+
+Transport-agnostic: it talks only to a :class:`~mlesam_ros.pipeline.interface.NodeIO` (see
+that module for the contract), so the rclpy node (``mlesam_ros/node/``) and bag replay
+(:mod:`mlesam_ros.replay`) run exactly this code. Lifecycle::
+
+    core = SegmentationCore(io, threaded=True)   # live: inference on a worker thread
+    core.configure()   # read parameters, load the engine, subscribe, advertise, LabelInfo
+    ...                # callbacks and timers drive it
+    core.cleanup()     # stop the worker, free the engine
+
+Data flow: each input callback offers its message to a
+:class:`~mlesam_ros.sync.TimeoutSynchronizer` keyed on the RGB stamp (optional members, a
+timeout, so a dead sensor never stops the output); every synced frame goes into a one-slot
+latest-frame-wins mailbox; the worker runs :class:`~mlesam_ros.pipeline.frame.FramePath` on
+it and publishes ``/mlesam/labels`` (always), ``/mlesam/labels_color``, ``/mlesam/confidence``
+and ``/mlesam/labeled_points`` (each when enabled and subscribed), ``/mlesam/label_info``
+once (latched) and ``/diagnostics`` on a timer. Callbacks never raise: bad input is logged
+once per kind, counted and reported in the diagnostics, and the frame goes on without it.
+
+End-to-end latency = (node clock when the frame left the synchroniser − RGB stamp) + wall
+time from there to the labels being published; live this is "RGB stamp → publish", in replay
+the first part is the waiting in bag time and the second the real processing time.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlesam_ros.pipeline import messages as m
+from mlesam_ros.pipeline.config import SENSOR_INPUTS, NodeConfig
+from mlesam_ros.pipeline.frame import MODALITY_OF_INPUT, FrameJob, FramePath, FrameResult, Issue
+from mlesam_ros.pipeline.interface import NodeIO
+from mlesam_ros.pipeline.worker import LatestSlot
+
+_LATENCY_WINDOW = 200  # frames kept for the latency percentiles in diagnostics
+
+
+def default_model_path() -> Path:
+    """Return the shipped demo model: ONNX when present (no torch needed), else the checkpoint."""
+    from mlesam_ros.engine import default_checkpoint_candidates, resolve_default_checkpoint
+
+    for checkpoint in default_checkpoint_candidates():
+        onnx = checkpoint.with_suffix(".onnx")
+        if onnx.is_file():
+            return onnx
+    return resolve_default_checkpoint()
+
+
+def open_segmenter(config: NodeConfig) -> Any:
+    """Load ``model.path`` (or the demo model) with ``model.backend``."""
+    from mlesam_ros.engine.segmenter import Segmenter
+
+    path = Path(config.model_path) if config.model_path else default_model_path()
+    return Segmenter(
+        path,
+        config.backend,
+        precision=config.precision,
+        threads=config.threads,
+        rebuild_engine=config.rebuild_engine,
+    )
+
+
+@dataclass
+class FrameRecord:
+    """What replay and diagnostics keep per published frame."""
+
+    stamp_ns: int
+    present: dict[str, bool]
+    latency_ms: float
+    processing_ms: float
+    issues: tuple[str, ...]
+
+
+@dataclass
+class PipelineStats:
+    """Counters since configure (read under the core's lock)."""
+
+    published: int = 0
+    skipped: int = 0
+    inference_errors: int = 0
+    callback_errors: int = 0
+    issues: collections.Counter = field(default_factory=collections.Counter)
+    last_issue: dict[str, str] = field(default_factory=dict)
+    last_present: dict[str, bool] = field(default_factory=dict)
+    latencies_ms: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=_LATENCY_WINDOW)
+    )
+    processing_ms: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=_LATENCY_WINDOW)
+    )
+
+
+class SegmentationCore:
+    """The segmentation node without ROS; see the module docstring.
+
+    ``segmenter`` injects an already-loaded model (bench, tests); otherwise ``configure``
+    opens ``model.path``. ``threaded=False`` processes each synced frame inside the callback
+    that completed it (deterministic replay) through the same latest-frame slot.
+    """
+
+    def __init__(self, io: NodeIO, *, threaded: bool = True, segmenter: Any = None) -> None:
+        self.io = io
+        self.threaded = threaded
+        self._injected = segmenter
+        self.segmenter: Any = None
+        self.config: NodeConfig | None = None
+        self.path: FramePath | None = None
+        self.sync: Any = None
+        self.stats = PipelineStats()
+        self.listeners: list[Callable[[FrameResult, FrameRecord], None]] = []
+        self._lock = threading.RLock()
+        self._infos: dict[str, Any] = {}
+        self._publishers: dict[str, Any] = {}
+        self._slot = LatestSlot()
+        self._worker: threading.Thread | None = None
+        self._running = False
+        self._logged: collections.Counter = collections.Counter()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def configure(self) -> None:
+        """Read parameters, load the model, create publishers, subscriptions and timers."""
+        from mlesam_ros.sync import MemberConfig, SyncConfig, TimeoutSynchronizer
+
+        config = NodeConfig.from_parameters(self.io.parameters())
+        self.config = config
+        self.segmenter = self._injected or open_segmenter(config)
+        self.path = FramePath(self.segmenter, config)
+        members = tuple(
+            MemberConfig(key, config.slop_ns, config.offsets_ns[key])
+            for key in config.enabled_inputs
+            if key != "rgb"
+        )
+        self.sync = TimeoutSynchronizer(
+            SyncConfig(members, config.timeout_ns, anchor="rgb", strict=config.strict)
+        )
+        m.ensure_vision_msgs()
+        io = self.io
+        self._publishers = {
+            "labels": io.create_publisher(m.LABELS_TOPIC, m.IMAGE),
+            "label_info": io.create_publisher(m.LABEL_INFO_TOPIC, m.LABEL_INFO, latched=True),
+            "diagnostics": io.create_publisher(m.DIAGNOSTICS_TOPIC, m.DIAGNOSTIC_ARRAY),
+        }
+        if config.labels_color:
+            self._publishers["labels_color"] = io.create_publisher(m.LABELS_COLOR_TOPIC, m.IMAGE)
+        if config.confidence:
+            self._publishers["confidence"] = io.create_publisher(m.CONFIDENCE_TOPIC, m.IMAGE)
+        if config.labeled_points:
+            self._publishers["labeled_points"] = io.create_publisher(
+                m.LABELED_POINTS_TOPIC, m.POINTCLOUD2
+            )
+        for key in config.enabled_inputs:
+            msgtype = m.POINTCLOUD2 if key == "points" else m.IMAGE
+            io.subscribe(
+                config.topics[key],
+                msgtype,
+                self._guard(self.on_sensor, key),
+                config.reliability[key],
+            )
+            info_topic = config.info_topics.get(key)
+            if info_topic:
+                io.subscribe(
+                    info_topic,
+                    m.CAMERA_INFO,
+                    self._guard(self.on_camera_info, key),
+                    config.reliability["camera_info"],
+                )
+        io.create_timer(config.poll_period_ns, self._guard(self.poll))
+        io.create_timer(config.diagnostics_period_ns, self._guard(self.publish_diagnostics))
+        self._publishers["label_info"].publish(m.label_info(self.path.class_names, io.now_ns()))
+        io.logger.info(
+            f"mlesam: {getattr(self.segmenter, 'backend', '?')} on "
+            f"{getattr(self.segmenter, 'device', '?')}, model "
+            f"{getattr(self.segmenter, 'artefact', '?')}, modalities "
+            f"{','.join(self.path.used)} at {self.segmenter.input_size}; inputs "
+            + ", ".join(f"{key}={config.topics[key]}" for key in config.enabled_inputs)
+        )
+        if self.threaded:
+            self._slot.reopen()
+            self._running = True
+            self._worker = threading.Thread(
+                target=self._work, name="mlesam-inference", daemon=True
+            )
+            self._worker.start()
+
+    def cleanup(self) -> None:
+        """Stop the worker and free the model (an injected segmenter is left open)."""
+        self._running = False
+        self._slot.close()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+            self._worker = None
+        if self.segmenter is not None and self._injected is None:
+            self.segmenter.close()
+        self.segmenter = None
+
+    # -- callbacks ----------------------------------------------------------------------------
+
+    def _guard(self, function: Callable[..., None], *bound: Any) -> Callable[..., None]:
+        """Wrap a callback so nothing escapes into the transport's executor."""
+
+        def guarded(*args: Any) -> None:
+            try:
+                function(*bound, *args)
+            except Exception as error:
+                with self._lock:
+                    self.stats.callback_errors += 1
+                self._log_once(
+                    "error",
+                    f"callback {function.__name__}{bound}",
+                    f"{type(error).__name__}: {error}",
+                )
+
+        return guarded
+
+    def on_camera_info(self, key: str, msg: Any) -> None:
+        """Keep the latest CameraInfo of each camera (they rarely change)."""
+        with self._lock:
+            self._infos[key] = msg
+
+    def on_sensor(self, key: str, msg: Any) -> None:
+        """Offer one sensor message to the synchroniser; hand over frames that became ready."""
+        from mlesam_ros.msgs import header_stamp_ns
+
+        now = self.io.now_ns()
+        try:
+            stamp = header_stamp_ns(msg)
+        except ValueError as error:
+            self._note(Issue(key, self.config.topics[key], f"{error}; message ignored"))
+            return
+        with self._lock:
+            # Poll first: a frame whose timeout has passed is emitted before a newer message
+            # can complete a later frame and make it stale.
+            frames = self.sync.poll(now) + self.sync.add(key, stamp, msg, now)
+        self._submit(frames, now)
+
+    def poll(self) -> None:
+        """Timer: emit frames whose timeout passed."""
+        now = self.io.now_ns()
+        with self._lock:
+            frames = self.sync.poll(now)
+        self._submit(frames, now)
+
+    def flush(self) -> None:
+        """Emit every pending frame as if its timeout had passed and process it (bag end)."""
+        with self._lock:
+            now = self.io.now_ns() + self.config.timeout_ns
+            frames = self.sync.poll(now)
+        self._submit(frames, now)
+        self.process_pending()
+
+    def _submit(self, frames: list, now_ns: int) -> None:
+        for frame in frames:
+            with self._lock:
+                infos = dict(self._infos)
+            self._slot.put(FrameJob(frame.stamp_ns, frame.messages, infos, now_ns))
+            if not self.threaded:
+                self.process_pending()
+
+    # -- worker -------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while self._running:
+            job = self._slot.take(timeout_s=0.5)
+            if job is not None:
+                self._process_guarded(job)
+
+    def process_pending(self) -> None:
+        """Process the frame waiting in the slot, if any (replay's synchronous worker)."""
+        job = self._slot.take(timeout_s=0)
+        if job is not None:
+            self._process_guarded(job)
+
+    def _process_guarded(self, job: FrameJob) -> None:
+        try:
+            self.process(job)
+        except Exception as error:
+            with self._lock:
+                self.stats.inference_errors += 1
+            self._log_once(
+                "error", "frame", f"frame {job.stamp_ns} failed: {type(error).__name__}: {error}"
+            )
+
+    def _wants(self, output: str) -> bool:
+        publisher = self._publishers.get(output)
+        return publisher is not None and bool(publisher.has_subscribers())
+
+    def process(self, job: FrameJob) -> FrameResult | None:
+        """Run the frame path on one job and publish; returns the result (None if skipped)."""
+        path = self.path
+        started = time.monotonic()
+        prepared = path.prepare(job, self._lookup)
+        for issue in prepared.issues:
+            self._note(issue)
+        if prepared.size == (0, 0) or not prepared.images:
+            if prepared.size != (0, 0):
+                self._note(
+                    Issue(
+                        "rgb",
+                        self.config.topics["rgb"],
+                        "no modality usable in this frame; frame skipped",
+                    )
+                )
+            with self._lock:
+                self.stats.skipped += 1
+            return None
+        images, present = path.model_input(prepared)
+        segmentation = self.segmenter.segment(images, present)
+        result = path.postprocess(
+            prepared,
+            segmentation.labels,
+            segmentation.confidence,
+            present,
+            want_confidence=self._wants("confidence"),
+            want_overlay=self._wants("labels_color"),
+            want_points=self._wants("labeled_points"),
+        )
+        self._publish(result)
+        finished = time.monotonic()
+        processing_ms = (finished - started) * 1e3
+        latency_ms = (job.ready_ns - job.stamp_ns) / 1e6 + (finished - job.ready_monotonic) * 1e3
+        record = FrameRecord(
+            job.stamp_ns,
+            dict(result.present),
+            latency_ms,
+            processing_ms,
+            tuple(str(issue) for issue in result.issues),
+        )
+        with self._lock:
+            stats = self.stats
+            stats.published += 1
+            stats.latencies_ms.append(latency_ms)
+            stats.processing_ms.append(processing_ms)
+            stats.last_present = dict(result.present)
+        for listener in self.listeners:
+            listener(result, record)
+        return result
+
+    def _lookup(self, target: str, source: str, stamp_ns: int) -> np.ndarray:
+        return self.io.lookup_transform(target, source, stamp_ns, self.config.tf_timeout_ns)
+
+    def _publish(self, result: FrameResult) -> None:
+        from mlesam_ros.msgs import array_to_pointcloud2, numpy_to_image
+
+        publishers = self._publishers
+        publishers["labels"].publish(
+            numpy_to_image(result.labels, self.path.label_encoding, result.header)
+        )
+        if result.overlay is not None:
+            publishers["labels_color"].publish(
+                numpy_to_image(result.overlay, "rgb8", result.header)
+            )
+        if result.confidence is not None:
+            publishers["confidence"].publish(
+                numpy_to_image(result.confidence, "32FC1", result.header)
+            )
+        if result.points is not None:
+            publishers["labeled_points"].publish(
+                array_to_pointcloud2(result.points, result.points_header)
+            )
+
+    # -- diagnostics --------------------------------------------------------------------------
+
+    def _note(self, issue: Issue) -> None:
+        with self._lock:
+            self.stats.issues[issue.sensor] += 1
+            self.stats.last_issue[issue.sensor] = str(issue)
+        self._log_once("warning", f"{issue.sensor}:{issue.text[:60]}", str(issue))
+
+    def _log_once(self, level: str, key: str, text: str) -> None:
+        """Log the 1st, 10th, 100th, ... occurrence of a kind of problem (no log flood)."""
+        with self._lock:
+            self._logged[key] += 1
+            count = self._logged[key]
+        if count == 1 or np.log10(count).is_integer():
+            suffix = "" if count == 1 else f" (x{count})"
+            getattr(self.io.logger, level)(f"mlesam: {text}{suffix}")
+
+    def diagnostics(self) -> Any:
+        """Build the current ``diagnostic_msgs/DiagnosticArray``."""
+        config, stats = self.config, self.stats
+        with self._lock:
+            health = {key: dataclass_copy(value) for key, value in self.sync.health().items()}
+            sync_stats = dataclass_copy(self.sync.stats)
+            latencies = np.asarray(stats.latencies_ms, dtype=np.float64)
+            processing = np.asarray(stats.processing_ms, dtype=np.float64)
+            last_present = dict(stats.last_present)
+            last_issue = dict(stats.last_issue)
+            issue_counts = dict(stats.issues)
+            published, skipped = stats.published, stats.skipped
+            errors = stats.inference_errors + stats.callback_errors
+        dropped = (
+            self._slot.dropped
+            + sync_stats.dropped_stale
+            + sync_stats.dropped_overflow
+            + sync_stats.dropped_incomplete
+        )
+        percentiles = (
+            np.percentile(latencies, [50, 90, 99]) if latencies.size else (float("nan"),) * 3
+        )
+        pipeline_values = {
+            "backend": getattr(self.segmenter, "backend", "?"),
+            "device": getattr(self.segmenter, "device", "?"),
+            "model": str(getattr(self.segmenter, "artefact", "?")),
+            "modalities": ",".join(self.path.used),
+            "frames_published": published,
+            "frames_skipped": skipped,
+            "dropped_frames": dropped,
+            "dropped_by_worker": self._slot.dropped,
+            "sync_timeouts": sync_stats.emitted_on_timeout,
+            "latency_p50_ms": float(percentiles[0]),
+            "latency_p90_ms": float(percentiles[1]),
+            "latency_p99_ms": float(percentiles[2]),
+            "processing_mean_ms": float(processing.mean()) if processing.size else float("nan"),
+            "errors": errors,
+        }
+        level = m.ERROR if errors else m.OK
+        statuses = [
+            m.diagnostic_status(
+                "mlesam: pipeline", level, "errors, see log" if errors else "ok", pipeline_values
+            )
+        ]
+        for key in config.enabled_inputs:
+            modality = MODALITY_OF_INPUT[key]
+            sensor = health.get(key)
+            fused = last_present.get(modality, False)
+            values = {
+                "topic": config.topics[key],
+                "modality": modality,
+                "fused": fused,
+                "rate_hz": float(sensor.rate_hz) if sensor else 0.0,
+                "received": sensor.received if sensor else 0,
+                "missing": sensor.missing if sensor else 0,
+                "issues": issue_counts.get(key, 0),
+                "last_issue": last_issue.get(key, ""),
+            }
+            if sensor is None or sensor.received == 0:
+                level, message = m.STALE, "no message received"
+            elif fused:
+                level, message = m.OK, "fused"
+            else:
+                level, message = m.WARN, last_issue.get(key) or "not in the last frame"
+            statuses.append(m.diagnostic_status(f"mlesam: {key}", level, message, values))
+        return m.diagnostic_array(statuses, self.io.now_ns())
+
+    def publish_diagnostics(self) -> None:
+        """Timer: publish ``/diagnostics``."""
+        self._publishers["diagnostics"].publish(self.diagnostics())
+
+
+def dataclass_copy(value: Any) -> Any:
+    """Shallow copy of a dataclass instance (health snapshots taken under the lock)."""
+    import copy
+
+    return copy.copy(value)
+
+
+__all__ = [
+    "SENSOR_INPUTS",
+    "FrameRecord",
+    "PipelineStats",
+    "SegmentationCore",
+    "default_model_path",
+    "open_segmenter",
+]

@@ -1,0 +1,107 @@
+"""The transport interface the node core talks to: the only thing a ROS shell must provide.
+
+The core (:class:`mlesam_ros.pipeline.core.SegmentationCore`) never imports rclpy. It sees a
+:class:`NodeIO` object with six capabilities, implemented twice: by the rclpy node in
+``mlesam_ros/node/`` (live) and by :class:`mlesam_ros.replay.BagTransport` (bag replay, bag
+clock, publications written to an output bag). Anything that satisfies these protocols works.
+
+Contract (what a shell implements)
+----------------------------------
+``logger``
+    An object with ``info(str)``, ``warning(str)`` and ``error(str)`` (a ``logging.Logger`` or
+    rclpy's node logger).
+``parameters() -> Mapping[str, Any]``
+    Flat, dotted parameter names (``"topics.rgb"``, ``"sync.timeout_s"``, ...) to values; only
+    names from :data:`mlesam_ros.pipeline.config.DEFAULT_PARAMETERS` are read and missing names
+    take their defaults. The rclpy shell declares every name of ``DEFAULT_PARAMETERS`` (the
+    YAML in ``config/mlesam.yaml`` has the same names) and returns their current values.
+``now_ns() -> int``
+    The node clock in integer nanoseconds (ROS time, so ``use_sim_time`` works; the bag's
+    log time in replay). Sync timeouts and the latency's waiting part use it.
+``subscribe(topic, msgtype, callback, reliability) -> None``
+    ``msgtype`` is a ROS 2 type name such as ``"sensor_msgs/msg/Image"``; ``reliability`` is
+    ``"best_effort"`` or ``"reliable"`` (history depth is the shell's choice; 5 is fine).
+    ``callback(message)`` receives the message object (rclpy or rosbags; the core reads it
+    duck-typed through ``mlesam_ros.msgs``). Callbacks never raise.
+``create_publisher(topic, msgtype, latched=False) -> Publisher``
+    Outputs are reliable with depth 1; ``latched`` means transient-local durability (used for
+    ``/mlesam/label_info``). The core publishes **rosbags** ``ROS2_HUMBLE`` message objects
+    built with :func:`mlesam_ros.msgs.typestore` (plus ``vision_msgs/msg/LabelInfo``,
+    registered by :mod:`mlesam_ros.pipeline.messages`); an rclpy shell converts them field by
+    field into the rclpy class named by ``msgtype`` (arrays may be passed as bytes).
+    ``Publisher.has_subscribers()`` lets the core skip work for optional outputs nobody reads.
+``create_timer(period_ns, callback) -> None``
+    Call ``callback()`` every ``period_ns`` of node time (replay fires timers in bag time).
+``lookup_transform(target_frame, source_frame, stamp_ns, timeout_ns) -> np.ndarray``
+    ``T_target_from_source`` as a 4x4 float64 matrix (tf2's ``lookup_transform(target,
+    source, time)``) from ``/tf`` and ``/tf_static``; raise ``LookupError`` with tf2's reason
+    when it is not available. Replay implements it with :class:`~mlesam_ros.pipeline.tf_buffer.
+    TfBuffer`.
+
+Threading: the core is safe to call from several callback threads and runs inference on its
+own worker thread when constructed with ``threaded=True`` (live); replay uses
+``threaded=False`` and the same latest-frame-wins slot, drained synchronously.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+RELIABILITIES = ("best_effort", "reliable")
+
+
+@runtime_checkable
+class Logger(Protocol):
+    """The three log levels the core uses."""
+
+    def info(self, message: str) -> Any:
+        """Log progress (start-up, model loaded)."""
+
+    def warning(self, message: str) -> Any:
+        """Log bad input that the core works around (a modality left out of a frame)."""
+
+    def error(self, message: str) -> Any:
+        """Log a failure that costs frames (inference error, no output size)."""
+
+
+@runtime_checkable
+class Publisher(Protocol):
+    """One output topic."""
+
+    def publish(self, message: Any) -> None:
+        """Send one message (a rosbags typestore object; the shell converts it)."""
+
+    def has_subscribers(self) -> bool:
+        """Whether anybody listens; the core skips optional outputs when nobody does."""
+
+
+@runtime_checkable
+class NodeIO(Protocol):
+    """Everything the core needs from its transport; see the module docstring."""
+
+    logger: Logger
+
+    def parameters(self) -> Mapping[str, Any]:
+        """Flat dotted parameter names to values (overrides of the defaults)."""
+
+    def now_ns(self) -> int:
+        """Node clock (ROS time or bag time) in nanoseconds."""
+
+    def subscribe(
+        self, topic: str, msgtype: str, callback: Callable[[Any], None], reliability: str
+    ) -> None:
+        """Subscribe ``callback`` to ``topic`` of type ``msgtype``."""
+
+    def create_publisher(self, topic: str, msgtype: str, latched: bool = False) -> Publisher:
+        """Create an output (reliable, depth 1; transient local when ``latched``)."""
+
+    def create_timer(self, period_ns: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` every ``period_ns`` of node time."""
+
+    def lookup_transform(
+        self, target_frame: str, source_frame: str, stamp_ns: int, timeout_ns: int
+    ) -> np.ndarray:
+        """Return ``T_target_from_source`` (4x4) or raise ``LookupError``."""

@@ -1,0 +1,301 @@
+"""The training loop: data → model (+ modality dropout) → loss → AdamW, with DDP, AMP, resume.
+
+One function, ``train``, runs a whole job in the calling process; under torchrun each rank
+calls it and ``DistributedDataParallel`` keeps the replicas identical. Rank 0 writes the run
+folder: ``config.yaml``, ``metrics.csv`` (one row per logged step), ``last.pt`` (weights +
+optimiser/scheduler/step, for ``--resume``) and ``model.pt`` (weights and config only: the
+small file to evaluate, export or ship).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from mlesam_ros.model import MLESAMLoss, build_mlesam, load_checkpoint, modality_dropout
+from mlesam_ros.model import save_checkpoint as save_model_checkpoint
+from mlesam_ros.train.config import TrainConfig
+from mlesam_ros.train.data import build_train_dataset
+from mlesam_ros.train.distributed import DistributedContext, cleanup_distributed, init_distributed
+from mlesam_ros.train.optim import build_optimizer, build_scheduler
+
+CSV_FIELDS = ("step", "epoch", "loss", "loss_logits", "loss_mask_logits", "loss_aux_logits",
+              "lr", "samples_per_s", "elapsed_s")  # fmt: skip
+
+
+@dataclass
+class TrainResult:
+    """What a finished run leaves behind (on every rank; files only on rank 0)."""
+
+    model: torch.nn.Module
+    step: int
+    epoch: int
+    run_dir: Path
+    final_loss: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def model_path(self) -> Path:
+        """The weights-only checkpoint."""
+        return self.run_dir / "model.pt"
+
+    @property
+    def last_path(self) -> Path:
+        """The resumable checkpoint."""
+        return self.run_dir / "last.pt"
+
+
+def class_names_for(num_classes: int) -> list[str]:
+    """DELIVER names for 25 classes, Cityscapes for 19, else numbers (stored in checkpoints)."""
+    from mlesam_ros.data.classes import CITYSCAPES_CLASSES, DELIVER_CLASSES
+
+    for names in (DELIVER_CLASSES, CITYSCAPES_CLASSES):
+        if len(names) == num_classes:
+            return list(names)
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    resume: str | Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``config`` and write the run folder; returns the trained (unwrapped) model."""
+    context = init_distributed(config.device)
+    try:
+        return _train(config, Path(run_dir), resume, progress, context)
+    finally:
+        cleanup_distributed()
+
+
+def _train(
+    config: TrainConfig,
+    run_dir: Path,
+    resume: str | Path | None,
+    progress: bool,
+    context: DistributedContext,
+) -> TrainResult:
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    device = context.device
+    use_amp = config.amp and device.type == "cuda"
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_yaml(run_dir / "config.yaml", config.to_dict())
+
+    # Same seed on every rank: identical initial weights (DDP also broadcasts rank 0's).
+    torch.manual_seed(config.seed)
+    model = build_mlesam(config.model, config.sam_checkpoint).to(device)
+    optimizer = build_optimizer(model, config.optim)
+
+    size = tuple(config.model.image_size)
+    if context.is_main:
+        dataset = build_train_dataset(config.data, config.model.modalities, size, run_dir,
+                                      progress=progress)  # fmt: skip
+    context.barrier()
+    if not context.is_main:
+        dataset = build_train_dataset(config.data, config.model.modalities, size, run_dir,
+                                      render=False, progress=False)  # fmt: skip
+    # DistributedSampler also in one process: its order depends only on (seed, epoch), which
+    # makes a resumed run see exactly the batches an uninterrupted one would.
+    sampler = DistributedSampler(dataset, context.world_size, context.rank, shuffle=True,
+                                 seed=config.seed, drop_last=True)  # fmt: skip
+    loader = DataLoader(dataset, batch_size=config.optim.batch_size, sampler=sampler,
+                        num_workers=config.num_workers, drop_last=True,
+                        pin_memory=device.type == "cuda")  # fmt: skip
+    accum = config.optim.grad_accum
+    steps_per_epoch = len(loader) // accum
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"optim.batch_size: {len(dataset)} samples over {context.world_size} process(es) "
+            f"do not fill one step of batch {config.optim.batch_size} x grad_accum {accum}"
+        )
+    total_steps = config.optim.max_steps or config.optim.epochs * steps_per_epoch
+    scheduler = build_scheduler(optimizer, config.optim, total_steps)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    step = 0
+    if resume is not None:
+        step = _restore(resume, model, optimizer, scheduler, scaler, config)
+        if step >= total_steps:
+            raise ValueError(
+                f"--resume: {resume} is already at step {step} of {total_steps}; raise "
+                "--max-steps/--epochs to train longer"
+            )
+    wrapped: torch.nn.Module = model
+    if context.is_distributed:
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    criterion = MLESAMLoss(
+        mask_weight=config.loss.mask_weight, aux_weight=config.loss.aux_weight,
+        ohem_threshold=config.loss.ohem_threshold, ohem_min_kept=config.loss.ohem_min_kept,
+    )  # fmt: skip
+
+    log = _CsvLog(run_dir / "metrics.csv", append=resume is not None) if context.is_main else None
+    bar = _progress_bar(total_steps, step, progress and context.is_main)
+    history: list[dict[str, float]] = []
+    samples_per_step = config.optim.batch_size * accum * context.world_size
+    started = time.perf_counter()
+    window_start, window_steps = started, 0
+    last_loss = math.nan
+    epoch = step // steps_per_epoch
+    wrapped.train()
+    while step < total_steps:
+        sampler.set_epoch(epoch)
+        dataset.epoch = epoch  # augmentation draws depend on (seed, epoch, index)
+        skip = (step - epoch * steps_per_epoch) * accum  # resumed mid-epoch
+        batches = itertools.islice(iter(loader), skip, steps_per_epoch * accum)
+        for micro, batch in enumerate(batches):
+            final_micro = (micro + 1) % accum == 0
+            terms = _forward_backward(wrapped, criterion, batch, config, context, step,
+                                      micro % accum, scaler, use_amp, accum,
+                                      sync=final_micro)  # fmt: skip
+            if not final_micro:
+                continue
+            if config.optim.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            step += 1
+            window_steps += 1
+            last_loss = terms["loss"]
+            if bar is not None:
+                bar.update(1)
+                rate = bar.format_dict.get("rate") or 0.0
+                bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}",
+                                img_s=f"{rate * samples_per_step:.1f}")  # fmt: skip
+            if step % config.log_every == 0 or step == total_steps:
+                now = time.perf_counter()
+                throughput = window_steps * samples_per_step / max(now - window_start, 1e-9)
+                row = {"step": step, "epoch": epoch, **terms, "lr": scheduler.get_last_lr()[0],
+                       "samples_per_s": throughput, "elapsed_s": now - started}  # fmt: skip
+                window_start, window_steps = now, 0
+                history.append(row)
+                if log is not None:
+                    log.write(row)
+            if context.is_main and config.checkpoint_every and step % config.checkpoint_every == 0:
+                _save_last(run_dir, model, optimizer, scheduler, scaler, step, epoch, config)
+            if step >= total_steps:
+                break
+        else:
+            epoch += 1
+            continue
+        if step % steps_per_epoch == 0:
+            epoch += 1
+    if bar is not None:
+        bar.close()
+    if context.is_main:
+        _save_last(run_dir, model, optimizer, scheduler, scaler, step, epoch, config)
+        save_model_checkpoint(run_dir / "model.pt", model, step=step, epoch=epoch,
+                              train_config=config.to_dict(), final_loss=last_loss,
+                              class_names=class_names_for(config.model.num_classes))  # fmt: skip
+    context.barrier()
+    model.eval()
+    return TrainResult(model, step, epoch, run_dir, last_loss, history)
+
+
+def _forward_backward(
+    wrapped: torch.nn.Module,
+    criterion: MLESAMLoss,
+    batch: dict[str, Any],
+    config: TrainConfig,
+    context: DistributedContext,
+    step: int,
+    micro: int,
+    scaler: torch.amp.GradScaler,
+    use_amp: bool,
+    accum: int,
+    sync: bool,
+) -> dict[str, float]:
+    """One micro-batch: presence dropout, forward under autocast, scaled backward."""
+    device = context.device
+    images = batch["images"].to(device, non_blocking=True)
+    labels = batch["labels"].to(device, non_blocking=True)
+    present = batch["present"].to(device)
+    # Reseed per (rank, step, micro-batch): the model's dropout and the modality dropout draw
+    # the same numbers whether or not the run was interrupted and resumed.
+    torch.manual_seed(config.seed * 1_000_003 + context.rank * 10_007 + step * 61 + micro)
+    if config.modality_dropout > 0:
+        present = modality_dropout(present, config.modality_dropout)
+    # Skip DDP's gradient all-reduce on all but the last micro-batch of an accumulated step.
+    no_sync = getattr(wrapped, "no_sync", None)
+    sync_context = no_sync() if (no_sync is not None and not sync) else nullcontext()
+    with sync_context:
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            outputs = wrapped(images, present)
+            losses = criterion(outputs, labels)
+        scaler.scale(losses["loss"] / accum).backward()
+    return {name: float(value.detach()) for name, value in losses.items()}
+
+
+def _save_last(run_dir, model, optimizer, scheduler, scaler, step, epoch, config) -> None:
+    save_model_checkpoint(
+        run_dir / "last.pt", model, step=step, epoch=epoch, train_config=config.to_dict(),
+        optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+        scaler=scaler.state_dict(), class_names=class_names_for(config.model.num_classes),
+    )  # fmt: skip
+
+
+def _restore(resume, model, optimizer, scheduler, scaler, config: TrainConfig) -> int:
+    """Load weights and optimiser/scheduler state from ``last.pt``; returns its step."""
+    restored, extra = load_checkpoint(resume, config.sam_checkpoint)
+    if restored.config.to_dict() != config.model.to_dict():
+        raise ValueError(
+            f"--resume: {resume} was trained with a different model config; resume with the "
+            "config of that run (its config.yaml)"
+        )
+    if "optimizer" not in extra or "step" not in extra:
+        raise ValueError(
+            f"--resume: {resume} has no optimiser state (a weights-only model.pt?); resume "
+            "from the run's last.pt"
+        )
+    model.load_state_dict(restored.state_dict())
+    optimizer.load_state_dict(extra["optimizer"])
+    scheduler.load_state_dict(extra["scheduler"])
+    if extra.get("scaler"):
+        scaler.load_state_dict(extra["scaler"])
+    return int(extra["step"])
+
+
+class _CsvLog:
+    """Scalar log: one CSV row per logged step, flushed so a crash keeps what was written."""
+
+    def __init__(self, path: Path, append: bool) -> None:
+        exists = append and path.is_file()
+        self.file = path.open("a" if exists else "w", newline="")
+        self.writer = csv.DictWriter(self.file, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        if not exists:
+            self.writer.writeheader()
+
+    def write(self, row: dict[str, float]) -> None:
+        self.writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
+                              for k, v in row.items()})  # fmt: skip
+        self.file.flush()
+
+
+def _progress_bar(total: int, initial: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", desc="train", dynamic_ncols=True)
+
+
+def _write_yaml(path: Path, data: dict[str, Any]) -> None:
+    import yaml
+
+    path.write_text(yaml.safe_dump(data, sort_keys=False))

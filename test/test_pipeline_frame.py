@@ -1,0 +1,141 @@
+"""The live frame path feeds the model what training feeds it; the core's worker semantics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mlesam_ros.data.synthetic_dataset import frame_to_images
+from mlesam_ros.pipeline.bench import MemoryTransport, synthetic_job
+from mlesam_ros.pipeline.config import NodeConfig
+from mlesam_ros.pipeline.core import SegmentationCore
+from mlesam_ros.pipeline.frame import FramePath, nearest_resize
+
+MODALITIES = ("rgb", "depth", "thermal", "lidar")
+
+
+class FakeSegmenter:
+    """Duck-typed segmenter: label = argmax over present modalities of the mean channel."""
+
+    modalities = MODALITIES
+    input_size = (30, 40)
+    class_names = tuple(f"c{i}" for i in range(300))
+    backend, device, artefact = "fake", "cpu", "fake"
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.calls: list[np.ndarray] = []
+
+    def segment(self, images, present):
+        self.calls.append(present.copy())
+        time.sleep(self.delay_s)
+        labels = np.broadcast_to(np.arange(40) * 7 % 300, self.input_size).astype(np.int32)
+        return SimpleNamespace(labels=labels, confidence=np.full(self.input_size, 0.5, np.float32))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def job_and_tf():
+    return synthetic_job((60, 80), seed=4)
+
+
+def test_prepared_images_match_the_training_encoding(job_and_tf) -> None:
+    from mlesam_ros.data.synth import SyntheticDrive, default_rig
+
+    job, tf = job_and_tf
+    path = FramePath(FakeSegmenter(), NodeConfig.from_parameters())
+    prepared = path.prepare(job, tf.lookup)
+    assert prepared.issues == []
+    assert prepared.size == (60, 80)
+    frame = SyntheticDrive(seed=4, rig=default_rig(width=80, height=60)).frame(0)
+    expected, present = frame_to_images(frame, MODALITIES)
+    assert present.all()
+    for slot, modality in enumerate(MODALITIES):
+        got = prepared.images[modality]
+        if modality == "thermal":
+            # Same warp and contrast; float rounding of the warp may move a count by one step.
+            assert np.abs(got.astype(int) - expected[slot].astype(int)).max() <= 1
+        else:
+            np.testing.assert_array_equal(got, expected[slot], err_msg=modality)
+    images, present = path.model_input(prepared)
+    assert images.shape == (1, 4, 3, 30, 40) and images.dtype == np.uint8
+    assert present.tolist() == [[True] * 4]
+
+
+def test_labels_upsample_by_nearest_neighbour_and_mono16_beyond_255_classes(job_and_tf) -> None:
+    job, tf = job_and_tf
+    segmenter = FakeSegmenter()
+    path = FramePath(segmenter, NodeConfig.from_parameters({"model.modalities": "rgb,lidar"}))
+    assert path.label_encoding == "mono16" and path.used == ("rgb", "lidar")
+    prepared = path.prepare(job, tf.lookup)
+    assert set(prepared.images) == {"rgb", "lidar"}
+    images, present = path.model_input(prepared)
+    assert present.tolist() == [[True, False, False, True]]
+    assert not images[0, 1:3].any()  # absent modalities are zero
+    result = segmenter.segment(images, present)
+    out = path.postprocess(prepared, result.labels, result.confidence, present,
+                           want_confidence=True, want_overlay=True, want_points=True)
+    assert out.labels.dtype == np.uint16 and out.labels.shape == (60, 80)
+    # 40 model columns -> 80 camera columns: each id is repeated twice, never blended.
+    np.testing.assert_array_equal(out.labels[0, ::2], result.labels[0])
+    np.testing.assert_array_equal(out.labels[0, 1::2], result.labels[0])
+    assert out.confidence.shape == (60, 80) and np.allclose(out.confidence, 0.5)
+    rgb = prepared.rgb.astype(float)
+    colours = out.palette[out.labels].astype(float)
+    np.testing.assert_allclose(out.overlay, np.rint(0.5 * colours + 0.5 * rgb), atol=1)
+    assert out.points is not None and out.points["label"].max() < 300
+
+
+def test_nearest_resize_samples_pixel_centres() -> None:
+    labels = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    np.testing.assert_array_equal(nearest_resize(labels, (3, 4)), labels)
+    np.testing.assert_array_equal(nearest_resize(labels, (6, 8))[::2, ::2], labels)
+    np.testing.assert_array_equal(nearest_resize(nearest_resize(labels, (6, 8)), (3, 4)), labels)
+
+
+def test_threaded_worker_drops_old_frames_instead_of_queueing(job_and_tf) -> None:
+    job, tf = job_and_tf
+    transport = MemoryTransport({"output.labeled_points": False}, now_ns=job.stamp_ns)
+    transport.tf = tf
+    published = []
+    segmenter = FakeSegmenter(delay_s=0.2)
+    core = SegmentationCore(transport, threaded=True, segmenter=segmenter)
+    core.configure()
+    done = threading.Event()
+
+    def listener(result, record):
+        published.append(record.stamp_ns)
+        if record.stamp_ns == job.stamp_ns + 5:
+            done.set()
+
+    core.listeners.append(listener)
+    try:
+        for offset in range(6):  # six frames while the first one is still being inferred
+            frame = SimpleNamespace(stamp_ns=job.stamp_ns + offset, messages=job.messages)
+            core._submit([frame], job.stamp_ns)
+            time.sleep(0.01)
+        assert done.wait(5.0)
+    finally:
+        core.cleanup()
+    assert published[0] == job.stamp_ns and published[-1] == job.stamp_ns + 5
+    assert len(published) < 6 and core._slot.dropped == 6 - len(published)
+    diagnostics = {s.name: {kv.key: kv.value for kv in s.values}
+                   for s in core.diagnostics().status}
+    assert int(diagnostics["mlesam: pipeline"]["dropped_by_worker"]) == 6 - len(published)
+
+
+def test_callback_errors_never_escape(job_and_tf) -> None:
+    job, _ = job_and_tf
+    transport = MemoryTransport(now_ns=job.stamp_ns)
+    core = SegmentationCore(transport, threaded=False, segmenter=FakeSegmenter())
+    core.configure()
+    guarded = core._guard(core.on_sensor, "rgb")
+    guarded(object())  # no header at all
+    guarded(SimpleNamespace(header=SimpleNamespace(stamp=None)))
+    assert core.stats.issues["rgb"] + core.stats.callback_errors == 2
