@@ -7,6 +7,7 @@ names, so a recursive field copy is exact; no library converts between the two.
 
 from __future__ import annotations
 
+import array
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +18,9 @@ def to_rclpy(message: Any, resolve: Callable[[str], type], rclpy_class: type | N
     """Copy rosbags ``message`` into an instance of its rclpy class.
 
     ``resolve`` maps a ROS type name (``"sensor_msgs/msg/Image"``) to the rclpy class
-    (``rosidl_runtime_py.utilities.get_message`` in the node). Numeric arrays travel as
-    ``bytes`` (uint8: image and cloud data) or lists, which rclpy's field setters accept.
+    (``rosidl_runtime_py.utilities.get_message`` in the node). uint8 arrays (image and cloud
+    data) travel as ``array.array("B")``, which rclpy's setters take without the per-element
+    validation loop they run on ``bytes`` or lists; other numeric arrays as lists.
     """
     if rclpy_class is None:
         rclpy_class = resolve(message.__msgtype__)
@@ -31,7 +33,9 @@ def to_rclpy(message: Any, resolve: Callable[[str], type], rclpy_class: type | N
 
 def _convert_field(value: Any, resolve: Callable[[str], type], current: Any) -> Any:
     if isinstance(value, np.ndarray):
-        return value.tobytes() if value.dtype == np.uint8 else value.tolist()
+        if value.dtype == np.uint8:
+            return array.array("B", value.tobytes())
+        return value.tolist()
     if hasattr(value, "__msgtype__"):
         return to_rclpy(value, resolve, type(current))
     if isinstance(value, list) and value and hasattr(value[0], "__msgtype__"):
