@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
+import yaml
 
 from mlesam_ros.train.config import train_config_from_dict
 
@@ -54,4 +57,21 @@ def test_two_gloo_processes_train_in_lockstep(tmp_path: Path) -> None:
     for name, weight in ranks[0]["state"].items():
         torch.testing.assert_close(weight, ranks[1]["state"][name], rtol=0, atol=0, msg=name)
         torch.testing.assert_close(saved["state_dict"][name], weight, msg=name)
+    assert saved["extra"]["step"] == 3
+
+
+def test_torchrun_launches_the_module_form(tmp_path: Path) -> None:
+    """The documented command: `torchrun --nproc_per_node 2 -m mlesam_ros.train --config ...`."""
+
+    config = tmp_path / "ddp.yaml"
+    config.write_text(yaml.safe_dump({**CONFIG, "data": {**CONFIG["data"], "cache_dir": None}}))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_port", str(_free_port()), "-m", "mlesam_ros.train",
+        "--config", str(config), "--out", str(tmp_path / "run"), "--no-progress",
+    ]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=environment)
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     assert saved["extra"]["step"] == 3
