@@ -13,6 +13,7 @@ import csv
 import itertools
 import math
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,13 @@ def _train(
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_yaml(run_dir / "config.yaml", config.to_dict())
 
+    if context.is_main and not config.model.train_encoder and not config.sam_checkpoint:
+        warnings.warn(
+            "sam_checkpoint is not set and model.train_encoder is false: the encoder stays "
+            "frozen at random weights (fine for tests, useless for real training); set "
+            "sam_checkpoint: /path/to/sam_vit_b_01ec64.pth or model.train_encoder: true",
+            stacklevel=2,
+        )
     # Same seed on every rank: identical initial weights (DDP also broadcasts rank 0's).
     torch.manual_seed(config.seed)
     model = build_mlesam(config.model, config.sam_checkpoint).to(device)
