@@ -291,6 +291,7 @@ def replay_bag(
     storage: str | None = None,
     progress: bool = True,
     segmenter: Any = None,
+    copy_inputs: bool = False,
     groups: Callable[[Any], Iterable[str]] | None = None,
     on_frame: Callable[[Any, Any], None] | None = None,
     logger: Any = LOG,
@@ -302,6 +303,8 @@ def replay_bag(
     mIoU groups per frame (the demo adds the weather condition); frames are always scored
     under ``all`` and their fused-modality combination. ``on_frame(result, record)`` sees
     every published :class:`~mlesam_ros.pipeline.frame.FrameResult` (the demo renders them).
+    ``copy_inputs`` also writes the inputs the node read (sensors, CameraInfo, tf, ground
+    truth) into ``out``, so the output bag alone plays back in rviz or Foxglove.
     """
     from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -332,7 +335,7 @@ def replay_bag(
             if on_frame is not None:
                 core.listeners.append(on_frame)
             try:
-                _run(reader, transport, core, result, progress, groups, tqdm)
+                _run(reader, transport, core, result, progress, groups, tqdm, copy_inputs)
             finally:
                 core.cleanup()
         finally:
@@ -366,7 +369,7 @@ def _same_time_batches(stream: Iterable[tuple[Any, int, bytes]]):
         yield current, sorted(batch, key=lambda item: _delivery_rank(item[0]))
 
 
-def _run(reader, transport, core, result, progress, groups, tqdm) -> None:
+def _run(reader, transport, core, result, progress, groups, tqdm, copy_inputs) -> None:
     config = core.config
     rgb_topic = config.topics["rgb"]
     segmenter = core.segmenter
@@ -399,6 +402,8 @@ def _run(reader, transport, core, result, progress, groups, tqdm) -> None:
             transport.advance(timestamp)
             for connection, raw in batch:
                 message = reader.deserialize(raw, connection.msgtype)
+                if copy_inputs:
+                    transport.write(connection.topic, connection.msgtype, message)
                 if connection.topic == GT_LABELS_TOPIC:
                     if scorer is not None:
                         scorer.truth(message)

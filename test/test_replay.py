@@ -328,3 +328,20 @@ def test_replay_rejects_bad_arguments(tmp_path, frames, model_path, capsys) -> N
         replay_bag(bag, tmp_path / "o2", {"sync.timeout": 1.0}, progress=False)
     with pytest.raises(ValueError, match="already exists"):
         replay_bag(bag, bag, {}, progress=False)
+
+
+def test_copy_inputs_makes_the_output_bag_self_contained(tmp_path, frames, model_path) -> None:
+    from mlesam_ros import cli
+
+    bag = write_bag(tmp_path / "in", frames[:2])
+    out = tmp_path / "out"
+    code = cli.main(["replay", "--bag", str(bag), "--out", str(out), "--quiet",
+                     "--model", str(model_path), "--copy-inputs"])
+    assert code == 0
+    copied, original = read_bag(out), read_bag(bag)
+    for topic in (topics.RGB_IMAGE_TOPIC, topics.RGB_INFO_TOPIC, topics.LIDAR_TOPIC,
+                  "/tf_static", topics.GT_LABELS_TOPIC):
+        assert [t for t, _ in copied[topic]] == [t for t, _ in original[topic]], topic
+    first_rgb = copied[topics.RGB_IMAGE_TOPIC][0][1]
+    assert np.array_equal(image_to_numpy(first_rgb), frames[0].rgb)
+    assert len(copied[m.LABELS_TOPIC]) == 2

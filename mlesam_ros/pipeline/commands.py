@@ -28,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument(
         "--storage", choices=("mcap", "sqlite3"), help="output storage (default: the input's)"
     )
+    replay.add_argument(
+        "--copy-inputs",
+        action="store_true",
+        help="also copy the input topics the node read (and tf) into --out, for playback",
+    )
     replay.add_argument("--summary", type=Path, help="also write the summary as JSON here")
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     replay.set_defaults(handler=_run_replay)
@@ -64,7 +69,12 @@ def _run_replay(args: argparse.Namespace) -> int:
     if args.model:
         parameters["model.path"] = str(args.model)
     result = replay_bag(
-        args.bag, args.out, parameters, storage=args.storage, progress=not args.quiet
+        args.bag,
+        args.out,
+        parameters,
+        storage=args.storage,
+        progress=not args.quiet,
+        copy_inputs=args.copy_inputs,
     )
     print(result.text())
     if args.summary:
