@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT
 from torch import nn
 
+from mlesam_ros.model.attention import use_fused_attention
 from mlesam_ros.model.lora import inject_lora
 from mlesam_ros.model.presets import SAMPreset
 
@@ -51,7 +52,9 @@ class LoRABackbone(nn.Module):
 
     Input is one modality-major batch ``(M * B, 3, H, W)`` of normalised images. The encoder's
     own modules run in order; iterating ``blocks`` here (instead of ``encoder.forward``) gives
-    the intermediate taps and the position-embedding resize for other input sizes.
+    the intermediate taps and the position-embedding resize for other input sizes. Attention
+    runs through SDPA (``model.attention.FusedAttention``, same parameters and results);
+    ``set_attention_impl(model, "stock")`` switches back to segment-anything's code.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class LoRABackbone(nn.Module):
         lora_alpha: float,
     ) -> None:
         super().__init__()
+        use_fused_attention(encoder)
         inject_lora(encoder, num_experts, lora_rank, lora_alpha)
         self.encoder = encoder
         self.taps = tuple(taps)
