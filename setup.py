@@ -66,6 +66,9 @@ setup(
         "torch": TORCH_REQUIRES,
         "train": [*TORCH_REQUIRES, "matplotlib>=3.8"],
         "trt": ["tensorrt>=10.0"],
+        # ONNX Runtime's CUDA provider. It ships the same `onnxruntime` module as the CPU wheel
+        # in install_requires: see README "Installing" for replacing one with the other.
+        "gpu": ["onnxruntime-gpu>=1.20,<1.33"],
         "test": [
             *TORCH_REQUIRES,
             "matplotlib>=3.8",
