@@ -8,13 +8,11 @@ import logging
 import tempfile
 from pathlib import Path
 
+from mlesam_ros.engine import COMPILE_MODES
 from mlesam_ros.modalities import parse_modalities
 
 # Modalities of an untrained --preset model, in order; `--modalities N` takes the first N.
 DEFAULT_MODALITIES = ("rgb", "depth", "thermal", "lidar")
-# torch.compile modes of the torch backend (kept here so the CLI does not import torch).
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune",
-                 "max-autotune-no-cudagraphs")  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -26,12 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mlesam_ros.engine import COMPILE_MODES
 from mlesam_ros.engine.backends.base import Backend
 from mlesam_ros.engine.torch_model import load_model
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune",
-                 "max-autotune-no-cudagraphs")  # fmt: skip
 
 
 def resolve_precision(precision: str | None, device: torch.device) -> str:
