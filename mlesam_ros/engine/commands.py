@@ -237,7 +237,7 @@ def _run_bench(args: argparse.Namespace) -> int:
               "on a machine with an NVIDIA GPU, or use --device cpu.")
         return 0
     device = None if args.device == "auto" else args.device
-    backend = "torch" if args.steps else args.backend
+    backend = "torch" if args.steps else _bench_backend(args.backend, device)
     if args.steps and args.backend not in ("auto", "torch"):
         raise ValueError("steps: the optimisation steps are torch configurations; drop "
                          f"--backend {args.backend} or --steps")
@@ -279,6 +279,22 @@ def _run_bench(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(text + "\n")
     return 0
+
+
+def _bench_backend(backend: str, device: str | None) -> str:
+    """Resolve ``auto`` against --device, so the artefact built for timing suits the backend.
+
+    On ``cuda`` without TensorRT or ONNX Runtime's CUDA provider, torch runs the checkpoint;
+    on ``cpu`` ONNX Runtime (the fastest CPU backend) runs the ONNX file.
+    """
+    from mlesam_ros.engine.segmenter import resolve_backend
+
+    if backend != "auto" or device is None:
+        return backend
+    if device == "cpu":
+        return "onnxruntime"
+    name, found = resolve_backend("onnx", "auto")
+    return name if found == "cuda" else "torch"
 
 
 def _ladder(args: argparse.Namespace, device: str | None, optimisation_ladder) -> list[tuple]:
