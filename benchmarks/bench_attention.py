@@ -1,10 +1,12 @@
 """Time SAM's stock attention against the fused SDPA path: one ViT block, and a whole encoder.
 
 Each case runs the same weights both ways (non-zero relative-position tables), checks that the
-outputs agree, then reports the median of N timed runs. On the CPU this shows what SDPA costs
-or saves without a GPU; on CUDA (``--device cuda``) it runs the fused kernels.
+outputs agree, then reports the median of N timed runs of each, the two paths alternating. On
+the CPU this shows what SDPA costs or saves without a GPU; on CUDA (``--device cuda``) it runs
+the fused kernels.
 
     python benchmarks/bench_attention.py [--device cpu] [--size 256] [--batch 4] [--runs 10]
+                                         [--threads 1]
 """
 
 from __future__ import annotations
@@ -21,18 +23,14 @@ from mlesam_ros.model.backbone import build_image_encoder
 from mlesam_ros.model.presets import get_preset
 
 
-def _median_ms(step, runs: int, device: torch.device) -> float:
-    step()  # warm-up
-    samples = []
-    for _ in range(runs):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        tick = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        samples.append((time.perf_counter() - tick) * 1e3)
-    return statistics.median(samples)
+def _time_ms(step, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    tick = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - tick) * 1e3
 
 
 def _randomise_rel_pos(module: torch.nn.Module) -> None:
@@ -44,13 +42,18 @@ def _randomise_rel_pos(module: torch.nn.Module) -> None:
 
 def _compare(name: str, module: torch.nn.Module, inputs: torch.Tensor, runs: int,
              device: torch.device) -> None:  # fmt: skip
-    times = {}
     outputs = {}
+    samples: dict[str, list[float]] = {"stock": [], "sdpa": []}
     with torch.inference_mode():
-        for impl in ("stock", "sdpa"):
+        for impl in samples:  # outputs, and a warm-up of each path
             set_attention_impl(module, impl)
             outputs[impl] = module(inputs)
-            times[impl] = _median_ms(lambda: module(inputs), runs, device)
+        # Alternate the two paths run by run, so load from other jobs hits both alike.
+        for _ in range(runs):
+            for impl, times in samples.items():
+                set_attention_impl(module, impl)
+                times.append(_time_ms(lambda: module(inputs), device))
+    times = {impl: statistics.median(values) for impl, values in samples.items()}
     error = float((outputs["sdpa"] - outputs["stock"]).abs().max()
                   / outputs["stock"].abs().max())  # fmt: skip
     print(f"{name:<46} stock {times['stock']:9.2f} ms   sdpa {times['sdpa']:9.2f} ms   "
@@ -63,7 +66,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="ViT-B input N x N (default 256)")
     parser.add_argument("--batch", type=int, default=4, help="images (one per modality)")
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (default 1: steadier on a shared machine)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads")
