@@ -105,10 +105,13 @@ def test_bench_parses_size_and_modality_count() -> None:
     assert parser.parse_args(["bench", "--camera", "1920x1080"]).camera == (1080, 1920)
 
 
-def test_bench_size_conflicts_with_height(capsys) -> None:
+def test_bench_size_conflicts_with_height_and_model(capsys) -> None:
     code = cli.main(["bench", "--preset", "tiny", "--size", "64", "--height", "64"])
     assert code != 0
     assert "size: give --size N or --height/--width, not both" in capsys.readouterr().err
+    code = cli.main(["bench", "--model", "m.onnx", "--size", "64"])
+    assert code != 0
+    assert "model: --model is timed as it is" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(CUDA, reason="checks the message printed on machines without a GPU")
@@ -121,6 +124,22 @@ def test_bench_on_cuda_without_a_gpu_says_so_and_exits_0(capsys, monkeypatch) ->
     assert code == 0
     printed = capsys.readouterr().out
     assert "no CUDA GPU is visible here" in printed and "nothing measured" in printed
+
+
+@pytest.mark.skipif(CUDA, reason="checks the GPU-less case")
+def test_onnxruntime_gpu_wheel_without_a_gpu_is_not_chosen(monkeypatch, tmp_path: Path) -> None:
+    """onnxruntime-gpu lists its CUDA provider even where no GPU exists: auto must skip it."""
+    import onnxruntime as ort
+
+    from mlesam_ros.engine.backends import onnxruntime_backend
+    from mlesam_ros.engine.segmenter import resolve_backend
+
+    if Path("/proc/driver/nvidia/gpus").is_dir() or Path("/etc/nv_tegra_release").is_file():
+        pytest.skip("an NVIDIA driver is installed here")
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert not onnxruntime_backend.cuda_available()
+    assert resolve_backend("onnx", "onnxruntime") == ("onnxruntime", "cpu")
 
 
 @needs_cuda

@@ -313,11 +313,12 @@ def _bench_model(args: argparse.Namespace, backend: str, folder: Path) -> tuple[
     """(artefact to time, how to describe it): --model, a built one, or the shipped model."""
     from mlesam_ros.engine import resolve_default_checkpoint
 
-    if args.model is not None:
-        if args.preset or args.checkpoint:
-            raise ValueError("model: give --model, or --checkpoint/--preset, not both")
-        return args.model, str(args.model)
     customised = args.preset or args.checkpoint or _size(args) or args.modalities
+    if args.model is not None:
+        if customised:
+            raise ValueError("model: --model is timed as it is; --checkpoint, --preset, --size "
+                             "and --modalities build a model instead: give one or the other")
+        return args.model, str(args.model)
     if customised:
         path = _bench_artefact(args, backend, folder)
         what = (f"untrained {args.preset}" if args.preset and not args.checkpoint

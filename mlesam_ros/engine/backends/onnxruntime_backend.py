@@ -30,12 +30,18 @@ def cuda_available() -> bool:
 
 
 def _gpu_present() -> bool:
+    """Tell whether the NVIDIA driver lists a GPU, this is a Jetson, or torch sees CUDA.
+
+    The driver is asked first because robots often run a CPU-only torch beside
+    onnxruntime-gpu; torch is only the fallback (e.g. WSL, where /proc has no NVIDIA entry).
+    """
+    gpus = Path("/proc/driver/nvidia/gpus")
+    if (gpus.is_dir() and any(gpus.iterdir())) or Path("/etc/nv_tegra_release").is_file():
+        return True
     try:
         import torch
-    except ImportError:  # the runtime install has no torch: ask the driver instead
-        return Path("/proc/driver/nvidia/gpus").is_dir() and any(
-            Path("/proc/driver/nvidia/gpus").iterdir()
-        )
+    except ImportError:
+        return False
     return torch.cuda.is_available()
 
 
@@ -56,7 +62,7 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, onnx_path: str | Path, device: str = "cpu", threads: int = 0) -> None:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device: onnxruntime runs on 'cpu' or 'cuda', not {device!r}")
-        if device == "cuda" and not cuda_available():
+        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
             raise ValueError(
                 "device: cuda requested but onnxruntime has no CUDAExecutionProvider "
                 "(install onnxruntime-gpu) — use device cpu"
