@@ -69,6 +69,23 @@ def test_optimisation_ladder_adds_one_change_per_step() -> None:
     assert optimisation_ladder("cpu", compile_mode="default")[-1].compile == "default"
 
 
+def test_report_states_each_step_contribution() -> None:
+    from mlesam_ros.engine.bench import BenchReport, LatencyStats
+
+    def row(name: str, p50: float, startup: float | None = 1.0) -> LatencyStats:
+        return LatencyStats(name, 10, p50, p50, p50, p50, 1e3 / p50, startup, 0.5, None)
+
+    report = BenchReport({}, {}, [row("stock eager fp32", 60.0), row("sdpa eager fp32", 45.0),
+                                  row("sdpa eager bf16", 30.0),
+                                  row("sdpa eager bf16 full frame", 40.0, None)])  # fmt: skip
+    lines = report.contributions()
+    assert lines[2] == "  stock eager fp32 → sdpa eager fp32: -15.00 ms (-25.0%)"
+    assert lines[3] == "  sdpa eager fp32 → sdpa eager bf16: -15.00 ms (-33.3%)"
+    assert lines[4] == "  overall: 60.00 → 30.00 ms (x2.00 faster)"
+    assert "step contributions" in report.table()
+    assert BenchReport({}, {}, [row("model", 5.0)]).contributions() == []
+
+
 def test_torch_backend_stock_and_sdpa_give_the_same_labels(checkpoint: Path) -> None:
     images, present = _frame()
     with Segmenter(checkpoint, "torch", attention="stock") as stock, \

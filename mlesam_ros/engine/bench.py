@@ -10,6 +10,7 @@ rung of ``optimisation_ladder`` (stock eager → SDPA → bf16/fp16 → compile 
 
 from __future__ import annotations
 
+import itertools
 import platform
 import time
 from collections.abc import Callable
@@ -59,7 +60,23 @@ class BenchReport:
                 f"{_optional(r.first_frame_s, 8, 2)}{_optional(r.peak_memory_mb, 9, 0)}"
                 for r in self.results]
         context = [f"{key}: {value}" for key, value in {**self.machine, **self.setup}.items()]
-        return "\n".join([*context, "", header, "-" * len(header), *rows])
+        return "\n".join([*context, "", header, "-" * len(header), *rows,
+                          *self.contributions()])  # fmt: skip
+
+    def contributions(self) -> list[str]:
+        """One line per optimisation step: its p50 change from the step before (model rows)."""
+        steps = [r for r in self.results if r.startup_s is not None]
+        if len(steps) < 2:
+            return []
+        lines = ["", "step contributions (model p50):"]
+        for before, after in itertools.pairwise(steps):
+            change = after.p50_ms - before.p50_ms
+            lines.append(f"  {before.name} → {after.name}: {change:+.2f} ms "
+                         f"({100 * change / before.p50_ms:+.1f}%)")  # fmt: skip
+        total = steps[-1].p50_ms / steps[0].p50_ms
+        lines.append(f"  overall: {steps[0].p50_ms:.2f} → {steps[-1].p50_ms:.2f} ms "
+                     f"(x{1 / total:.2f} faster)")  # fmt: skip
+        return lines
 
 
 def measure_latency(
