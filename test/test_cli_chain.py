@@ -26,6 +26,7 @@ def _printed_command(out: str, label: str) -> list[str]:
     return shlex.split(match.group(1))
 
 
+@pytest.mark.slow  # four commands end to end: ~30 s on 2 shared cores
 def test_synth_eval_replay_bench_chain_in_a_fresh_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -107,6 +107,24 @@ def test_one_attention_module_matches_stock_with_and_without_rel_pos() -> None:
                 assert _relative_error(stock(tokens), expected) > 1e-3
 
 
+@pytest.mark.parametrize("window", [14, 0])  # ViT-B's windowed and global blocks
+def test_vit_b_block_sdpa_matches_stock(window: int) -> None:
+    from segment_anything.modeling.image_encoder import Block
+
+    torch.manual_seed(3)
+    vit_b = get_preset("vit_b")
+    block = Block(vit_b.embed_dim, vit_b.num_heads, use_rel_pos=True, window_size=window,
+                  input_size=(16, 16)).eval()  # fmt: skip
+    torch.nn.init.normal_(block.attn.rel_pos_h, std=0.3)
+    torch.nn.init.normal_(block.attn.rel_pos_w, std=0.3)
+    tokens = torch.randn(1, 16, 16, vit_b.embed_dim)  # 16x16 grid: windows of 14 are padded
+    with torch.no_grad():
+        expected = block(tokens)
+        block.attn = FusedAttention(block.attn)
+        got = block(tokens)
+    assert _relative_error(got, expected) <= REL_TOL
+
+
 def test_sdpa_matches_stock_on_sam_weights_loaded_from_a_checkpoint(tmp_path: Path) -> None:
     """A SAM-layout file (``image_encoder.*``) read by the official-checkpoint loader."""
     torch.manual_seed(7)
