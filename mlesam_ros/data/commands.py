@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from shlex import quote
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,8 +75,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"wrote {summary['frames']} frames: bag {summary['bag']}, deliver {summary['deliver']}")
     # The next commands, with the paths just written (eval takes OUT itself, see its --data).
     if not args.no_tree:
-        print(f"evaluate: mlesam eval --data {args.out} --split {args.split}")
+        print(f"evaluate: mlesam eval --data {quote(str(args.out))} --split {args.split}")
     if not args.no_bag:
-        print(f"replay:   mlesam replay --bag {summary['bag']} "
-              f"--out {Path(args.out) / 'replay'}")  # fmt: skip
+        print(f"replay:   mlesam replay --bag {quote(str(summary['bag']))} "
+              f"--out {quote(str(Path(args.out) / 'replay'))}")  # fmt: skip
     return 0
