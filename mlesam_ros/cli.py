@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Bad input (a missing file, a wrong option value, a broken model or bag) is the
         # user's to fix: say what and where in one line instead of a traceback.
         print(f"mlesam {args.command}: error: {one_line(error)}", file=sys.stderr)
-        return 2 if isinstance(error, (FileNotFoundError, ValueError, LookupError)) else 1
+        return 2 if isinstance(error, (FileNotFoundError, ValueError)) else 1
 
 
 def one_line(error: BaseException) -> str:
