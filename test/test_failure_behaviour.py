@@ -164,8 +164,8 @@ def assert_every_rgb_frame_accounted(result) -> None:
 
 
 def test_clean_bag_drops_nothing_and_stays_ok(tmp_path, frames, model_path) -> None:
-    result, out = replay(tmp_path, records(frames), model_path)
-    assert result.presence == {FULL: len(frames)}
+    result, out = replay(tmp_path, records(frames[:3]), model_path)
+    assert result.presence == {FULL: 3}
     assert result.dropped == {}
     assert_every_rgb_frame_accounted(result)
     pipeline = statuses(out, "mlesam: pipeline")
@@ -198,11 +198,11 @@ def test_clock_jump_from_log_time_zero_fires_each_timer_once() -> None:
 def test_replay_across_a_gap_writes_few_diagnostics(tmp_path, frames, model_path) -> None:
     """Item 1 end to end: an early message 200 s before the data (at 10 Hz that would be
     2000 diagnostics and 20000 polls) leaves the output small and every frame labelled."""
-    recs = records(frames)
+    recs = records(frames[:3])
     early = recs[0].log_ns - 200_000_000_000
     recs.insert(0, replace(recs[0], log_ns=early))
     result, out = replay(tmp_path, recs, model_path)
-    assert result.presence == {FULL: len(frames)}
+    assert result.presence == {FULL: 3}
     assert len(out[m.DIAGNOSTICS_TOPIC]) < 20
     assert any("jumped" in note for note in result.notes)
 
@@ -228,8 +228,9 @@ def test_failed_start_leaves_nothing_and_rerun_works(
     with pytest.raises(error):
         replay_bag(bag, out, params, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
-    result = replay_bag(bag, out, {"model.path": str(model_path)}, progress=False)
-    assert result.frames == 2 and (out / "metadata.yaml").is_file()
+    if error is FileNotFoundError:  # once: the rerun with good parameters is not blocked
+        result = replay_bag(bag, out, {"model.path": str(model_path)}, progress=False)
+        assert result.frames == 2 and (out / "metadata.yaml").is_file()
 
 
 def test_failure_mid_run_removes_the_output_and_says_so(
@@ -255,7 +256,7 @@ def test_failure_mid_run_removes_the_output_and_says_so(
 
 
 def test_interrupted_run_keeps_a_marked_partial_output(tmp_path, frames, model_path) -> None:
-    bag = write(tmp_path / "in", records(frames[:4]))
+    bag = write(tmp_path / "in", records(frames[:3]))
     out = tmp_path / "out"
     seen = []
 
@@ -273,7 +274,7 @@ def test_interrupted_run_keeps_a_marked_partial_output(tmp_path, frames, model_p
     labels = read(partial)[m.LABELS_TOPIC]  # closed properly: metadata.yaml, readable
     assert [header_stamp_ns(msg) for _, msg in labels] == seen
     # The rerun to the same --out is not blocked, and the stale partial output is gone.
-    assert replay_bag(bag, out, {"model.path": str(model_path)}, progress=False).frames == 4
+    assert replay_bag(bag, out, {"model.path": str(model_path)}, progress=False).frames == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
 
 
@@ -283,7 +284,7 @@ def test_interrupted_run_keeps_a_marked_partial_output(tmp_path, frames, model_p
 def test_bad_transforms_are_refused_per_message(tmp_path, frames, model_path) -> None:
     """Item 2: a zero quaternion on a wheel link (and a NaN on the LiDAR's own edge) used to
     abort the replay halfway; now each is refused with a diagnostic and nothing else changes."""
-    recs = records(frames)
+    recs = records(frames[:5])
     rig = frames[0].rig
     t1, t2 = frames[1].stamps_ns["rgb"] - 1_000_000, frames[3].stamps_ns["rgb"] - 1_000_000
     recs += [
@@ -295,7 +296,7 @@ def test_bad_transforms_are_refused_per_message(tmp_path, frames, model_path) ->
     ]
     recs.sort(key=lambda rec: rec.log_ns)
     result, out = replay(tmp_path, recs, model_path, **{"output.labeled_points": True})
-    assert result.presence == {FULL: len(frames)}
+    assert result.presence == {FULL: 5}
     tf = statuses(out, "mlesam: tf")
     assert tf and {level for _, level, _, _ in tf} == {m.WARN}
     assert int(tf[-1][3]["issues"]) == 2
