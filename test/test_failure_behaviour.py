@@ -684,3 +684,37 @@ def test_params_file_errors_name_the_problem(tmp_path, body, needles) -> None:
         assert needle in str(caught.value)
     assert "\n" not in str(caught.value)
 
+
+
+# -- item 9: parameter typing (implemented by issue 11's typed parameter spec) ----------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 types and range-checks the parameters; "
+                                       "remove this mark when merging it")
+@pytest.mark.parametrize(
+    ("parameters", "name"),
+    [
+        ({"sync.timeout_s": "abc"}, "sync.timeout_s"),
+        ({"lidar.dilation": -1}, "lidar.dilation"),
+        ({"model.threads": -2}, "model.threads"),
+        ({"lidar.max_range_m": 0.0}, "lidar.max_range_m"),
+        ({"lidar.intensity_max": 0.0}, "lidar.intensity_max"),
+    ],
+)
+def test_bad_parameter_values_fail_at_start_up_naming_the_parameter(parameters, name) -> None:
+    from mlesam_ros.pipeline.config import NodeConfig
+
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+        NodeConfig.from_parameters(parameters)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 types the parameters; remove on merge")
+def test_the_string_false_is_not_true() -> None:
+    from mlesam_ros.pipeline.config import NodeConfig
+
+    try:
+        config = NodeConfig.from_parameters({"sync.strict": "false"})
+    except ValueError as error:  # refusing a string for a bool is as good as reading it
+        assert "sync.strict" in str(error)
+    else:
+        assert config.strict is False

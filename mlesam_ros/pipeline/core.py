@@ -376,7 +376,12 @@ class SegmentationCore:
             stats.processing_ms.append(processing_ms)
             stats.last_present = dict(result.present)
         for listener in self.listeners:
-            listener(result, record)
+            try:
+                listener(result, record)
+            except Exception as error:  # the frame is published: an observer error is no drop
+                with self._lock:
+                    self.stats.callback_errors += 1
+                self._log_once("error", "listener", f"frame listener failed: {error!r}")
         return result
 
     def _latency_ms(self, job: FrameJob, finished_monotonic: float) -> float | None:
