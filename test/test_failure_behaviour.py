@@ -568,6 +568,17 @@ def _compressed_rgb(tmp_path: Path, frames) -> Path:
     return write(tmp_path / "compressed", recs)
 
 
+def _unknown_op(tmp_path: Path) -> Path:
+    """Inputs, outputs and metadata all right, but an operator no runtime knows."""
+    import onnx
+
+    path = tiny_onnx(tmp_path / "unknown_op.onnx")
+    model = onnx.load(str(path))
+    model.graph.node[1].op_type = "NoSuchOperator"
+    onnx.save(model, str(path))
+    return path
+
+
 def _evil_checkpoint(tmp_path: Path) -> Path:
     import torch
 
@@ -602,6 +613,9 @@ CLI_CASES = {
     "onnx-vs-metadata": (lambda tp, bag, fr, model: [
         "--bag", str(bag), "--model", str(tiny_onnx(tp / "two.onnx", modalities_in_graph=2))],
         ["input 'images' has shape", "metadata"]),
+    "onnx-unloadable": (lambda tp, bag, fr, model: [
+        "--bag", str(bag), "--backend", "onnxruntime", "--model", str(_unknown_op(tp))],
+        ["onnxruntime cannot load", "re-export"]),
     "compressed-rgb": (lambda tp, bag, fr, model: ["--bag", str(_compressed_rgb(tp, fr)),
                                                    "--model", str(model)],
                        ["CompressedImage", "topics.rgb"]),

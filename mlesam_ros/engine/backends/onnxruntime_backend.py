@@ -37,7 +37,13 @@ class OnnxRuntimeBackend(Backend):
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else [
             "CPUExecutionProvider"
         ]
-        self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        try:
+            self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        except Exception as error:  # onnxruntime's pybind errors (InvalidGraph, Fail, ...)
+            raise ValueError(
+                f"model: onnxruntime cannot load {onnx_path}: {' '.join(str(error).split())}; "
+                "re-export it with `mlesam export`"
+            ) from error
         self._allocate_host(self.spec)
         self._binding = self._session.io_binding()
         self._device_inputs: list[tuple[ort.OrtValue, np.ndarray]] = []
