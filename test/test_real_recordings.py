@@ -33,6 +33,7 @@ REAL = Path(os.environ.get("MLESAM_SHARED", REPO.parent / "shared")) / "real"
 KITTI_RAW = REAL / "kitti_raw_2011_09_26_10frames"
 KITTI_OBJECT = REAL / "kitti_object_3frames"
 NUSCENES = REAL / "nuscenes_mmdet3d_demo"
+PJLAB = REAL / "pjlab_lidar_camera_3frames"
 
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} (real recordings) absent")
 
@@ -94,8 +95,69 @@ def nuscenes_front():
     return rgb, scan[:, :4], K, T, formula
 
 
-def camera_info(rgb: np.ndarray, intrinsics: np.ndarray, stamp_ns: int, frame: str):
-    """A rectified camera's CameraInfo: K, no distortion, R = I, P = [K | 0]."""
+def read_pcd(path: Path) -> np.ndarray:
+    """Structured points of a PCD v0.7 file (ascii/binary/binary_compressed).
+
+    The header is a few ``KEY values`` lines; parsing it here costs 20 lines where pypcd4
+    would add pydantic. LZF decompression comes from python-lzf.
+    """
+    raw = path.read_bytes()
+    header: dict[str, list[str]] = {}
+    offset = 0
+    while True:
+        end = raw.index(b"\n", offset)
+        key, *values = raw[offset:end].decode("ascii").split()
+        offset = end + 1
+        header[key] = values
+        if key == "DATA":
+            break
+    kinds = {("F", 4): "<f4", ("F", 8): "<f8", ("U", 1): "u1", ("U", 2): "<u2",
+             ("U", 4): "<u4", ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4"}
+    dtype = np.dtype([(name, kinds[(kind, int(size))]) for name, kind, size in
+                      zip(header["FIELDS"], header["TYPE"], header["SIZE"], strict=True)])
+    count = int(header["POINTS"][0])
+    mode = header["DATA"][0]
+    if mode == "binary":
+        return np.frombuffer(raw, dtype, count, offset)
+    assert mode == "binary_compressed", mode
+    import lzf
+
+    compressed, size = np.frombuffer(raw, "<u4", 2, offset)
+    data = lzf.decompress(raw[offset + 8 : offset + 8 + int(compressed)], int(size))
+    points = np.zeros(count, dtype)
+    column = 0
+    for name in dtype.names:  # binary_compressed stores field after field
+        width = dtype[name].itemsize * count
+        points[name] = np.frombuffer(data, dtype[name], count, column)
+        column += width
+    return points
+
+
+def pjlab_frame(index: int):
+    """SOURCE.md: p = T·[x y z 1], keep p_z > 0, OpenCV plumb-bob distortion, then K."""
+    import cv2
+
+    folder = PJLAB / f"frame{index}"
+    calibration = kitti_calibration(folder / "calib.txt")
+    K = calibration["K"].reshape(3, 3)
+    D = np.concatenate([calibration["D"], np.zeros(5 - calibration["D"].size)])
+    T = np.vstack([calibration["T"].reshape(3, 4), [0, 0, 0, 1]])
+    rgb = cv2.cvtColor(cv2.imread(str(next(folder.glob("calib.*g")))), cv2.COLOR_BGR2RGB)
+    points = read_pcd(folder / "calib.pcd")
+    xyzi = np.stack([points[n].astype(np.float32) for n in ("x", "y", "z", "intensity")], 1)
+
+    def formula(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        depth = (T[:3, :3] @ xyz.T).T[:, 2] + T[2, 3]
+        rvec, _ = cv2.Rodrigues(T[:3, :3])
+        uv, _ = cv2.projectPoints(xyz.reshape(-1, 1, 3), rvec, T[:3, 3], K, D)
+        return uv.reshape(-1, 2), depth
+
+    return rgb, xyzi, K, T, formula, D
+
+
+def camera_info(rgb: np.ndarray, intrinsics: np.ndarray, stamp_ns: int, frame: str,
+                distortion: np.ndarray | None = None):
+    """A camera's CameraInfo: K, plumb-bob D (none: rectified), R = I, P = [K | 0]."""
     from mlesam_ros.msgs import message_class
 
     K = intrinsics
@@ -103,7 +165,8 @@ def camera_info(rgb: np.ndarray, intrinsics: np.ndarray, stamp_ns: int, frame: s
     return message_class("sensor_msgs/msg/CameraInfo")(
         header=numpy_to_image(rgb[:1, :1], "rgb8", stamp_ns, frame).header,
         height=rgb.shape[0], width=rgb.shape[1], distortion_model="plumb_bob",
-        d=np.zeros(5), k=K.reshape(-1), r=np.eye(3).reshape(-1), p=P.reshape(-1),
+        d=np.zeros(5) if distortion is None else distortion, k=K.reshape(-1),
+        r=np.eye(3).reshape(-1), p=P.reshape(-1),
         binning_x=0, binning_y=0,
         roi=message_class("sensor_msgs/msg/RegionOfInterest")(
             x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
@@ -132,6 +195,16 @@ RECORDINGS = {
                                           KITTI_OBJECT / "velodyne/000000.bin",
                                           KITTI_OBJECT / "calib/000000.txt"),
     "nuscenes_cam_front": nuscenes_front,
+    "pjlab_distorted_1": lambda: pjlab_frame(1),
+}
+
+
+# Points that land in the image, as each SOURCE.md reports them (checked there by hand).
+IN_IMAGE = {
+    "kitti_raw_0": (16_000, 16_600),  # "~16.3k points land in the image"
+    "kitti_object_0": (18_600, 20_300),  # "18.6k-20.3k points per frame"
+    "nuscenes_cam_front": (3_000, 4_800),  # "3.0k-4.8k points per camera"
+    "pjlab_distorted_1": (10_500, 12_700),  # "10.5k-12.7k points per frame"
 }
 
 
@@ -142,9 +215,9 @@ def test_messages_project_like_the_published_formula(name) -> None:
     from mlesam_ros.msgs import cloud_xyz
     from mlesam_ros.pipeline.tf_buffer import TfBuffer
 
-    rgb, xyzi, K, T_cam_from_lidar, formula = RECORDINGS[name]()
+    rgb, xyzi, K, T_cam_from_lidar, formula, *distortion = RECORDINGS[name]()
     stamp = 1_000_000_000
-    info = roundtrip(camera_info(rgb, K, stamp, "camera"), m.CAMERA_INFO)
+    info = roundtrip(camera_info(rgb, K, stamp, "camera", *distortion), m.CAMERA_INFO)
     tf = roundtrip(matrices_to_tf_message({("camera", "lidar"): T_cam_from_lidar}, stamp),
                    "tf2_msgs/msg/TFMessage")
     points = roundtrip(cloud(xyzi, stamp, "lidar"), m.POINTCLOUD2)
@@ -165,7 +238,9 @@ def test_messages_project_like_the_published_formula(name) -> None:
     assert np.array_equal(projection.valid[~border], expected[~border])
     inside = np.flatnonzero(projection.valid)
     np.testing.assert_allclose(projection.uv[inside], uv[inside], atol=0.02)
-    assert 3_000 < inside.size < 40_000  # SOURCE.md: ~16.3k (KITTI), 3.0k-4.8k (nuScenes)
+    # SOURCE.md: ~16.3k (KITTI), 3.0k-4.8k (nuScenes), 10.5k-12.7k (PJLab)
+    print(name, inside.size, xyzi.shape)
+    assert 3_000 < inside.size < 40_000
 
 
 @pytest.fixture(scope="module")
