@@ -330,3 +330,50 @@ def test_kitti_raw_bag_replays_and_paints_points_at_the_formula_pixels(
         assert ((cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)).all()
         agree = labels[rows, cols] == points["label"]
         assert agree.mean() > 0.999  # all but points on a pixel border
+
+
+def test_mfnet_rgb_thermal_pairs_fuse_thermal_in_every_frame(tmp_path) -> None:
+    """Real LWIR thermal (MFNet, one optical axis with the RGB: identity extrinsic, same
+    CameraInfo): valid pixels, so fused in both frames, day and night, with no issue."""
+    import cv2
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from mlesam_ros.engine.torch_model import build_untrained
+    from mlesam_ros.model import save_checkpoint
+    from mlesam_ros.replay import replay_bag
+
+    model = build_untrained("tiny", ("rgb", "thermal"), (48, 64), 25, seed=5)
+    model_path = save_checkpoint(tmp_path / "tiny.pt", model, class_names=list(DELIVER_CLASSES))
+    store = m.ensure_vision_msgs()
+    bag = tmp_path / "mfnet"
+    writer = Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    connections = {}
+
+    def put(topic: str, msgtype: str, message, stamp: int) -> None:
+        if topic not in connections:
+            connections[topic] = writer.add_connection(topic, msgtype, typestore=store)
+        writer.write(connections[topic], stamp, store.serialize_cdr(message, msgtype))
+
+    K = np.array([[700.0, 0, 320], [0, 700.0, 240], [0, 0, 1]])  # MFNet gives none; any K
+    start = 1_500_000_000_000_000_000
+    for index, name in enumerate(("01234N.png", "01477D.png")):
+        rgba = cv2.imread(str(REAL / "mfnet_rgbt_2frames" / name), cv2.IMREAD_UNCHANGED)
+        rgb = cv2.cvtColor(rgba[..., :3], cv2.COLOR_BGR2RGB)
+        thermal = np.ascontiguousarray(rgba[..., 3])
+        stamp = start + index * 100_000_000
+        for sensor, image, encoding in (("rgb", rgb, "rgb8"), ("thermal", thermal, "mono8")):
+            put(f"/{sensor}/camera_info", m.CAMERA_INFO, camera_info(rgb, K, stamp, "camera"),
+                stamp)
+            put(f"/{sensor}/image", m.IMAGE, numpy_to_image(image, encoding, stamp, "camera"),
+                stamp)
+    writer.close()
+    parameters = {
+        "model.path": str(model_path),
+        "topics.rgb": "/rgb/image", "topics.rgb_info": "/rgb/camera_info",
+        "topics.thermal": "/thermal/image", "topics.thermal_info": "/thermal/camera_info",
+        "topics.depth": "", "topics.points": "",
+    }
+    result = replay_bag(bag, tmp_path / "out", parameters, progress=False)
+    assert result.presence == {"rgb+thermal": 2}
+    assert result.dropped == {} and not result.issues
