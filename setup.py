@@ -76,6 +76,9 @@ setup(
             "ruff==0.17.6",
             "mcap>=1.2",
             "mcap-ros2-support>=0.5",
+            # LZF for binary_compressed PCD in the real-recording tests (pypcd4 would also
+            # pull pydantic for a 20-line header parse).
+            "python-lzf>=0.2.6",
         ],
     },
     zip_safe=True,

@@ -10,6 +10,7 @@ stores everything, so it reloads exactly on its own.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,19 @@ def _read(path: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"MLE-SAM checkpoint {path} not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "GLOBAL" in str(error):  # the safe unpickler met a class or function reference
+            # torch's safe loader met a pickled object other than tensors and plain
+            # containers: possibly code to run, never executed here.
+            raise ValueError(
+                f"MLE-SAM checkpoint {path} refused: not a plain-tensor checkpoint (it pickles "
+                "objects that torch.load(weights_only=True) does not allow); re-save it with "
+                "mlesam_ros.model.save_checkpoint from a trusted source"
+            ) from None
+        raise ValueError(
+            f"MLE-SAM checkpoint {path} is not a readable PyTorch file ({type(error).__name__});"
+            " was it written completely?"
+        ) from error
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise ValueError(
             f"MLE-SAM checkpoint {path} is not a readable PyTorch file ({type(error).__name__});"

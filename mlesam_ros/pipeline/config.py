@@ -220,7 +220,18 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"params file {path} does not exist")
-    document = yaml.safe_load(path.read_text()) or {}
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(
+            f"params file {path}:{where}: not valid YAML ({problem}); check the indentation "
+            "and quoting there"
+        ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"params file {path}: not a text file") from None
     sections = (
         [
             value["ros__parameters"]
@@ -237,7 +248,20 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
         )
     flat: dict[str, Any] = {}
     for section in sections:
-        flat.update(_flatten(section or {}))
+        section = {} if section is None else section
+        if not isinstance(section, Mapping):
+            raise ValueError(
+                f"params file {path}: 'ros__parameters' must hold name: value pairs, got "
+                f"{type(section).__name__}"
+            )
+        flat.update(_flatten(section))
+    for name, value in flat.items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, float) and not np.isfinite(v) for v in values):
+            raise ValueError(
+                f"params file {path}: {name} is {value!r}; give a finite number (.inf and "
+                ".nan are not valid parameter values)"
+            )
     return flat
 
 

@@ -20,7 +20,17 @@ once per kind, counted and reported in the diagnostics, and the frame goes on wi
 
 End-to-end latency = (node clock when the frame left the synchroniser − RGB stamp) + wall
 time from there to the labels being published; live this is "RGB stamp → publish", in replay
-the first part is the waiting in bag time and the second the real processing time.
+the first part is the waiting in bag time and the second the real processing time. A stamp
+more than :data:`MAX_CLOCK_AHEAD_NS` ahead of the node clock or more than
+:data:`MAX_PLAUSIBLE_WAIT_NS` behind it (another clock domain: sim time vs wall time) gives
+no latency sample, only an issue; a smaller lead counts as zero waiting.
+
+Frame accounting: every RGB message either leaves as a labelled frame or is counted once in
+:meth:`SegmentationCore.dropped_frames` under a reason (the synchroniser's reasons, see
+:mod:`mlesam_ros.sync.synchronizer`, plus ``zero_stamp``, ``bad_header``, ``undecodable``,
+``rgb_unusable``, ``inference_error``, ``callback_error`` and ``worker_busy``).
+``/diagnostics`` carries the totals and goes WARN whenever frames were dropped since the
+previous report.
 """
 
 from __future__ import annotations
@@ -42,6 +52,10 @@ from mlesam_ros.pipeline.interface import NodeIO
 from mlesam_ros.pipeline.worker import LatestSlot
 
 _LATENCY_WINDOW = 200  # frames kept for the latency percentiles in diagnostics
+MAX_PLAUSIBLE_WAIT_NS = 60_000_000_000
+"""A frame older than this when it left the synchroniser is on another clock: no latency."""
+MAX_CLOCK_AHEAD_NS = 1_000_000_000
+"""A stamp this far ahead of the node clock is on another clock; less is clock skew (0 s)."""
 
 
 def default_model_path() -> Path:
@@ -75,7 +89,7 @@ class FrameRecord:
 
     stamp_ns: int
     present: dict[str, bool]
-    latency_ms: float
+    latency_ms: float | None  # None: the stamp is on another clock than the node's
     processing_ms: float
     issues: tuple[str, ...]
 
@@ -88,6 +102,8 @@ class PipelineStats:
     skipped: int = 0
     inference_errors: int = 0
     callback_errors: int = 0
+    dropped: collections.Counter = field(default_factory=collections.Counter)
+    latency_unmeasured: int = 0
     issues: collections.Counter = field(default_factory=collections.Counter)
     last_issue: dict[str, str] = field(default_factory=dict)
     last_present: dict[str, bool] = field(default_factory=dict)
@@ -124,6 +140,7 @@ class SegmentationCore:
         self._worker: threading.Thread | None = None
         self._running = False
         self._logged: collections.Counter = collections.Counter()
+        self._dropped_reported = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -214,6 +231,8 @@ class SegmentationCore:
             except Exception as error:
                 with self._lock:
                     self.stats.callback_errors += 1
+                    if bound == ("rgb",) and function.__name__ == "on_sensor":
+                        self.stats.dropped["callback_error"] += 1
                 self._log_once(
                     "error",
                     f"callback {function.__name__}{bound}",
@@ -232,10 +251,20 @@ class SegmentationCore:
         from mlesam_ros.msgs import header_stamp_ns
 
         now = self.io.now_ns()
+        topic = self.config.topics[key]
         try:
             stamp = header_stamp_ns(msg)
         except ValueError as error:
-            self._note(Issue(key, self.config.topics[key], f"{error}; message ignored"))
+            self._note(Issue(key, topic, f"{error}; message ignored"))
+            if key == "rgb":
+                self.count_drop("bad_header")
+            return
+        if stamp <= 0:
+            # An unset stamp (a driver that never fills the header) matches nothing in time;
+            # taking the arrival time instead would pair unrelated messages silently.
+            self._note(Issue(key, topic, "header.stamp is 0 (unset); message ignored"))
+            if key == "rgb":
+                self.count_drop("zero_stamp")
             return
         with self._lock:
             # Poll first: a frame whose timeout has passed is emitted before a newer message
@@ -286,6 +315,7 @@ class SegmentationCore:
         except Exception as error:
             with self._lock:
                 self.stats.inference_errors += 1
+                self.stats.dropped["inference_error"] += 1
             self._log_once(
                 "error", "frame", f"frame {job.stamp_ns} failed: {type(error).__name__}: {error}"
             )
@@ -312,6 +342,7 @@ class SegmentationCore:
                 )
             with self._lock:
                 self.stats.skipped += 1
+                self.stats.dropped["rgb_unusable"] += 1
             return None
         images, present = path.model_input(prepared)
         segmentation = self.segmenter.segment(images, present)
@@ -327,7 +358,7 @@ class SegmentationCore:
         self._publish(result)
         finished = time.monotonic()
         processing_ms = (finished - started) * 1e3
-        latency_ms = (job.ready_ns - job.stamp_ns) / 1e6 + (finished - job.ready_monotonic) * 1e3
+        latency_ms = self._latency_ms(job, finished)
         record = FrameRecord(
             job.stamp_ns,
             dict(result.present),
@@ -338,12 +369,56 @@ class SegmentationCore:
         with self._lock:
             stats = self.stats
             stats.published += 1
-            stats.latencies_ms.append(latency_ms)
+            if latency_ms is None:
+                stats.latency_unmeasured += 1
+            else:
+                stats.latencies_ms.append(latency_ms)
             stats.processing_ms.append(processing_ms)
             stats.last_present = dict(result.present)
         for listener in self.listeners:
-            listener(result, record)
+            try:
+                listener(result, record)
+            except Exception as error:  # the frame is published: an observer error is no drop
+                with self._lock:
+                    self.stats.callback_errors += 1
+                self._log_once("error", "listener", f"frame listener failed: {error!r}")
         return result
+
+    def _latency_ms(self, job: FrameJob, finished_monotonic: float) -> float | None:
+        """Stamp → publish latency, or None when the stamp is on another clock (see module)."""
+        waited_ns = job.ready_ns - job.stamp_ns
+        if waited_ns > MAX_PLAUSIBLE_WAIT_NS or waited_ns < -MAX_CLOCK_AHEAD_NS:
+            self._note(
+                Issue(
+                    "rgb",
+                    self.config.topics["rgb"],
+                    f"header.stamp is {-waited_ns / 1e9:+.1f} s from the node clock; latency "
+                    "not measured (is the camera on another clock? set use_sim_time to match)",
+                )
+            )
+            return None
+        return max(waited_ns, 0) / 1e6 + (finished_monotonic - job.ready_monotonic) * 1e3
+
+    # -- accounting ---------------------------------------------------------------------------
+
+    def count_drop(self, reason: str) -> None:
+        """Count one RGB frame lost before the synchroniser (replay: undecodable messages)."""
+        with self._lock:
+            self.stats.dropped[reason] += 1
+
+    def report_issue(self, sensor: str, topic: str, text: str) -> None:
+        """Record a problem found outside the frame path (a rejected tf, a wrong msg type)."""
+        self._note(Issue(sensor, topic, text))
+
+    def dropped_frames(self) -> dict[str, int]:
+        """RGB frames that were not labelled, by reason (see the module docstring)."""
+        with self._lock:
+            dropped = collections.Counter(self.stats.dropped)
+            if self.sync is not None:
+                dropped.update(self.sync.stats.anchor_dropped)
+            if self._slot.dropped:
+                dropped["worker_busy"] = self._slot.dropped
+        return {reason: count for reason, count in sorted(dropped.items()) if count}
 
     def _lookup(self, target: str, source: str, stamp_ns: int) -> np.ndarray:
         return self.io.lookup_transform(target, source, stamp_ns, self.config.tf_timeout_ns)
@@ -398,12 +473,10 @@ class SegmentationCore:
             issue_counts = dict(stats.issues)
             published, skipped = stats.published, stats.skipped
             errors = stats.inference_errors + stats.callback_errors
-        dropped = (
-            self._slot.dropped
-            + sync_stats.dropped_stale
-            + sync_stats.dropped_overflow
-            + sync_stats.dropped_incomplete
-        )
+            latency_unmeasured = stats.latency_unmeasured
+        dropped_by_reason = self.dropped_frames()
+        dropped = sum(dropped_by_reason.values())
+        newly_dropped, self._dropped_reported = dropped - self._dropped_reported, dropped
         percentiles = (
             np.percentile(latencies, [50, 90, 99]) if latencies.size else (float("nan"),) * 3
         )
@@ -421,14 +494,20 @@ class SegmentationCore:
             "latency_p90_ms": float(percentiles[1]),
             "latency_p99_ms": float(percentiles[2]),
             "processing_mean_ms": float(processing.mean()) if processing.size else float("nan"),
+            "latency_unmeasured": latency_unmeasured,
             "errors": errors,
         }
-        level = m.ERROR if errors else m.OK
-        statuses = [
-            m.diagnostic_status(
-                "mlesam: pipeline", level, "errors, see log" if errors else "ok", pipeline_values
-            )
-        ]
+        pipeline_values.update({f"dropped_{key}": n for key, n in dropped_by_reason.items()})
+        if errors:
+            level, message = m.ERROR, "errors, see log"
+        elif newly_dropped > 0:
+            level = m.WARN
+            message = f"{newly_dropped} frames dropped since the last report (" + ", ".join(
+                f"{key}: {n}" for key, n in dropped_by_reason.items()
+            ) + " in total)"
+        else:
+            level, message = m.OK, "ok"
+        statuses = [m.diagnostic_status("mlesam: pipeline", level, message, pipeline_values)]
         for key in config.enabled_inputs:
             modality = MODALITY_OF_INPUT[key]
             sensor = health.get(key)
@@ -445,11 +524,21 @@ class SegmentationCore:
             }
             if sensor is None or sensor.received == 0:
                 level, message = m.STALE, "no message received"
+                if last_issue.get(key):
+                    message += f"; {last_issue[key]}"
             elif fused:
                 level, message = m.OK, "fused"
             else:
                 level, message = m.WARN, last_issue.get(key) or "not in the last frame"
             statuses.append(m.diagnostic_status(f"mlesam: {key}", level, message, values))
+        for source in sorted(set(issue_counts) - set(config.enabled_inputs)):
+            # Problems outside the sensors (tf, a topic of the wrong type): WARN with the last.
+            values = {"issues": issue_counts[source], "last_issue": last_issue.get(source, "")}
+            statuses.append(
+                m.diagnostic_status(
+                    f"mlesam: {source}", m.WARN, last_issue.get(source, ""), values
+                )
+            )
         return m.diagnostic_array(statuses, self.io.now_ns())
 
     def publish_diagnostics(self) -> None:

@@ -150,6 +150,19 @@ def nearest_resize(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return labels[rows[:, None], cols[None, :]]
 
 
+def _has_valid_pixel(msg: Any, topic: str) -> bool:
+    """Whether an Image holds any finite non-zero pixel (decode errors are left to the caller)."""
+    from mlesam_ros.msgs import image_to_numpy
+
+    try:
+        image = image_to_numpy(msg, topic)
+    except ValueError:
+        return True  # the sensor's own decoder reports the problem with its message
+    if image.dtype.kind == "f":
+        return bool(np.any(np.isfinite(image) & (image != 0)))
+    return bool(np.any(image))
+
+
 def _is_identity(transform: np.ndarray) -> bool:
     return bool(np.allclose(transform, np.eye(4), atol=1e-9))
 
@@ -243,12 +256,48 @@ class FramePath:
             )
         depth_in_rgb = None
         if "depth" in job.messages:
-            depth_in_rgb = self._depth(job, prepared, frame_id, lookup)
+            depth_in_rgb = self._isolated(
+                "depth", job, prepared, lambda: self._depth(job, prepared, frame_id, lookup)
+            )
         if "thermal" in job.messages:
-            self._thermal(job, prepared, frame_id, lookup, depth_in_rgb)
+            self._isolated(
+                "thermal",
+                job,
+                prepared,
+                lambda: self._thermal(job, prepared, frame_id, lookup, depth_in_rgb),
+            )
         if "points" in job.messages:
-            self._points(job, prepared, frame_id, lookup)
+            self._isolated(
+                "points", job, prepared, lambda: self._points(job, prepared, frame_id, lookup)
+            )
         return prepared
+
+    # -- issue-12 guard (per-sensor isolation and validity; keep when rewriting this file) ---
+
+    def _isolated(
+        self, key: str, job: FrameJob, prepared: PreparedFrame, run: Callable[[], Any]
+    ) -> Any:
+        """Run one optional sensor's step; whatever fails leaves only that sensor out.
+
+        An image with no valid pixel (all zero or all NaN: a depth camera that lost its
+        pattern, a thermal camera during its shutter) counts as absent, not as a fused zero.
+        """
+        topic = self.config.topics[key]
+        try:
+            if key in ("depth", "thermal") and not _has_valid_pixel(job.messages[key], topic):
+                prepared.issues.append(
+                    Issue(key, topic, f"no valid pixel (all zero or NaN); {key} treated as absent")
+                )
+                return None
+            return run()
+        except Exception as error:  # anything from an optional sensor must not cost the frame
+            prepared.images.pop(MODALITY_OF_INPUT[key], None)
+            if key == "points":
+                prepared.cloud = None
+            prepared.issues.append(
+                Issue(key, topic, f"{type(error).__name__}: {error}; {key} left out of this frame")
+            )
+            return None
 
     def _camera(self, info: Any, sensor: str, issues: list[Issue], convert) -> CameraModel | None:
         topic = self.config.info_topics[sensor]

@@ -81,7 +81,13 @@ class OnnxRuntimeBackend(Backend):
             providers = [("CUDAExecutionProvider", cuda_options), "CPUExecutionProvider"]
         else:
             providers = ["CPUExecutionProvider"]
-        self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        try:
+            self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        except Exception as error:  # onnxruntime's pybind errors (InvalidGraph, Fail, ...)
+            raise ValueError(
+                f"model: onnxruntime cannot load {onnx_path}: {' '.join(str(error).split())}; "
+                "re-export it with `mlesam export`"
+            ) from error
         if device == "cuda" and "CUDAExecutionProvider" not in self._session.get_providers():
             raise ValueError(
                 "device: onnxruntime could not start its CUDA provider (CUDA/cuDNN libraries "
