@@ -119,7 +119,8 @@ def area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def valid_area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Shrink an encoded sparse modality (0 = no measurement) averaging valid pixels only.
 
-    A model pixel is empty only when none of its working-grid pixels has a measurement;
+    Channel 0 > 0 marks a measurement (the depth and LiDAR encodings put 1..255 there). A
+    model pixel is empty only when none of its working-grid pixels has a measurement;
     otherwise it is the area-weighted mean of the measurements, rounded: an empty pixel never
     pulls a depth or a LiDAR return towards 0. Growing (camera smaller than the model) samples
     the nearest pixel instead, so no value is interpolated with an empty one either way.
@@ -132,8 +133,12 @@ def valid_area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return image
     if not (out_h < height and out_w < width):
         return nearest_sample(image, size)
-    valid = (image.max(axis=2) > 0).astype(np.float32)
-    total = cv2.resize(image.astype(np.float32), (out_w, out_h), interpolation=cv2.INTER_AREA)
-    weight = cv2.resize(valid, (out_w, out_h), interpolation=cv2.INTER_AREA)
-    mean = total / np.maximum(weight, 1e-6)[..., None]
-    return np.where(weight[..., None] > 0, np.rint(np.clip(mean, 0, 255)), 0).astype(np.uint8)
+    # Channel 0 doubles as the weight: a 4th channel of 1/0 resized with the three values.
+    stacked = np.empty((height, width, 4), dtype=np.float32)
+    stacked[..., :3] = image
+    stacked[..., 3] = image[..., 0] > 0
+    total = cv2.resize(stacked, (out_w, out_h), interpolation=cv2.INTER_AREA)
+    weight = total[..., 3:]
+    mean = total[..., :3] / np.maximum(weight, np.float32(1e-6))
+    mean[weight[..., 0] <= 0] = 0
+    return np.rint(np.clip(mean, 0, 255)).astype(np.uint8)
