@@ -527,6 +527,8 @@ class FramePath:
         if T is None:
             return
         direct, thermal_camera = self._sensor_camera("thermal", thermal.shape, T, job, prepared)
+        if "thermal" not in self.used:  # checked and reported, but nothing feeds on it
+            return
         grid = prepared.grid
         if direct:
             warped = thermal if grid is None else area_resize(thermal, grid.size)
@@ -548,8 +550,6 @@ class FramePath:
                 maps = self.cache.get("thermal_map", key, lambda: cv2.convertMaps(
                     *parallax.maps(None), cv2.CV_16SC2))  # fmt: skip
             warped = remap(thermal, maps)
-        if "thermal" not in self.used:
-            return
         # Contrast from the pixels the thermal camera sees, blank elsewhere: the same encoding
         # as training (``mlesam_ros.data.synthetic_dataset.frame_to_images``).
         seen = warped > 0
