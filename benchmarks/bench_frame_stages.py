@@ -45,7 +45,9 @@ def run_tree(tree: Path, args: argparse.Namespace) -> dict:
     command = [sys.executable, "-c", _CHILD, str(BENCH_FILE), str(args.model), str(args.threads),
                str(args.points), str(args.frames), args.outputs, args.sizes,
                str(args.depth_offset)]  # fmt: skip
-    done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    # cwd = the tree: ``python -c`` puts the working directory first on sys.path, which would
+    # otherwise import this checkout's package for the baseline as well.
+    done = subprocess.run(command, env=env, cwd=tree, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
