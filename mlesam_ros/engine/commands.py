@@ -109,6 +109,15 @@ def _register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--json", type=Path, help="also write the report to this file")
+    # The node's frame path stage by stage (mlesam_ros.pipeline.bench.run_stage_bench).
+    parser.add_argument("--stages", action="store_true",
+                        help="time the node's frame path per stage on a synthetic frame")
+    parser.add_argument("--frame", default="1920x1080",
+                        help="--stages: camera size(s) WxH, comma-separated (default 1920x1080)")
+    parser.add_argument("--points", type=int, default=131072,
+                        help="--stages: LiDAR points per sweep (default 131072)")
+    parser.add_argument("--outputs", choices=("all", "labels"), default="all",
+                        help="--stages: every output subscribed, or only /mlesam/labels")
     parser.set_defaults(handler=_run_bench)
 
 
@@ -243,6 +252,10 @@ def _run_bench(args: argparse.Namespace) -> int:
                          f"--backend {args.backend} or --steps")
     with tempfile.TemporaryDirectory(prefix="mlesam-bench-") as tmp:
         model_path, described = _bench_model(args, backend, Path(tmp))
+        if args.stages:
+            from mlesam_ros.pipeline.bench import run_stage_bench
+
+            return run_stage_bench(args, model_path)
         setup: dict[str, object] = {
             "model": described, "modalities": None, "input": None,
             "full_frame_camera": f"{args.camera[1]}x{args.camera[0]} all sensors",
