@@ -43,15 +43,15 @@ def bag_storage(path: str | Path) -> str:
 
 
 class BagPublisher:
-    """Writes each published message to the output bag at the transport's current time."""
+    """Writes each published CDR message to the output bag at the transport's current time."""
 
     def __init__(self, transport: BagTransport, topic: str, msgtype: str) -> None:
         self.transport, self.topic, self.msgtype = transport, topic, msgtype
         self.count = 0
 
-    def publish(self, message: Any) -> None:
-        """Serialise and write ``message``."""
-        self.transport.write(self.topic, self.msgtype, message)
+    def publish(self, data: bytes) -> None:
+        """Write ``data`` (CDR bytes from the core, exactly what the live node publishes)."""
+        self.transport.write_raw(self.topic, self.msgtype, data)
         self.count += 1
 
     def has_subscribers(self) -> bool:
@@ -95,8 +95,11 @@ class BagTransport:
         """Deliver ``topic``'s bag messages to ``callback`` (reliability is moot in a bag)."""
         self.subscriptions[topic].append(callback)
 
-    def create_publisher(self, topic: str, msgtype: str, latched: bool = False) -> BagPublisher:
-        """Create an output topic in the output bag."""
+    def create_publisher(
+        self, topic: str, msgtype: str, latched: bool = False, **qos: Any
+    ) -> BagPublisher:
+        """Create an output topic in the output bag (``~/x`` named as the default node's)."""
+        topic = m.resolve_topic(topic)
         publisher = BagPublisher(self, topic, msgtype)
         self.publishers[topic] = publisher
         return publisher
@@ -112,14 +115,13 @@ class BagTransport:
         return self.tf.lookup(target_frame, source_frame, stamp_ns)
 
     # replay driving ---------------------------------------------------------------------------
-    def write(self, topic: str, msgtype: str, message: Any) -> None:
-        """Serialise ``message`` into the output bag at the current bag time."""
-        store = m.ensure_vision_msgs()
+    def write_raw(self, topic: str, msgtype: str, data: bytes) -> None:
+        """Write CDR ``data`` into the output bag at the current bag time."""
         if topic not in self._connections:
-            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=store)
-        self._writer.write(
-            self._connections[topic], self._now, store.serialize_cdr(message, msgtype)
-        )
+            self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=m.ensure_vision_msgs()
+            )
+        self._writer.write(self._connections[topic], self._now, data)
 
     def advance(self, now_ns: int) -> None:
         """Move the clock to ``now_ns``, firing every timer that falls due on the way."""
@@ -136,12 +138,17 @@ class BagTransport:
             timer.callback()
         self._now = max(self._now, now_ns)
 
-    def deliver(self, topic: str, message: Any) -> None:
-        """Hand one bag message to its subscribers (and tf topics to the tf buffer)."""
+    def deliver(self, topic: str, data: bytes) -> None:
+        """Hand one bag message's CDR bytes to its subscribers (tf topics to the tf buffer).
+
+        Subscribers get the raw bytes, as the live node's raw subscriptions do, so both
+        transports run the core's one decoder (:func:`mlesam_ros.pipeline.messages.decode`).
+        """
         if topic in (TF_TOPIC, TF_STATIC_TOPIC):
+            message = m.decode(data, m.TF_MESSAGE)
             self.tf.add_message(message, static=topic == TF_STATIC_TOPIC)
         for callback in self.subscriptions.get(topic, ()):
-            callback(message)
+            callback(data)
 
 
 @dataclass
@@ -401,17 +408,16 @@ def _run(reader, transport, core, result, progress, groups, tqdm, copy_inputs) -
         for timestamp, batch in _same_time_batches(reader.messages(connections=connections)):
             transport.advance(timestamp)
             for connection, raw in batch:
-                message = reader.deserialize(raw, connection.msgtype)
                 if copy_inputs:
-                    transport.write(connection.topic, connection.msgtype, message)
+                    transport.write_raw(connection.topic, connection.msgtype, raw)
                 if connection.topic == GT_LABELS_TOPIC:
                     if scorer is not None:
-                        scorer.truth(message)
+                        scorer.truth(m.decode(raw, connection.msgtype))
                     continue
                 if connection.topic == rgb_topic:
                     result.rgb_messages += 1
                     bar.update(1)
-                transport.deliver(connection.topic, message)
+                transport.deliver(connection.topic, raw)
         # Let the last frames time out and go through, then report once more.
         transport.advance(transport.now_ns() + config.timeout_ns + config.poll_period_ns)
         core.flush()
