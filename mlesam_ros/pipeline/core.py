@@ -284,7 +284,7 @@ class SegmentationCore:
         at the next ``configure``) and accepted while unconfigured.
         """
         configured = self._configured
-        current = self._values or validate_parameters(self.io.parameters())
+        current = self._values if configured else validate_parameters(self.io.parameters())
         coerced = check_update(changes, current, configured)
         if not configured:
             return
