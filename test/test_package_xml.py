@@ -17,8 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # import name → rosdep key (ROS packages keep their name)
-ROSDEP_KEYS = {"numpy": "python3-numpy", "yaml": "python3-yaml"}
-ROS_PACKAGES = {"rclpy", "rcl_interfaces", "rosidl_runtime_py", "tf2_ros", "ament_index_python",
+# (tf2_ros's Python module ships in the tf2_ros_py package since Humble).
+ROSDEP_KEYS = {"numpy": "python3-numpy", "yaml": "python3-yaml", "tf2_ros": "tf2_ros_py"}
+ROS_PACKAGES = {"rclpy", "rcl_interfaces", "rosidl_runtime_py", "ament_index_python",
                 "launch", "launch_ros"}
 # import name → pip distribution in setup.py
 PIP_DISTRIBUTIONS = {"cv2": "opencv-python-headless", "PIL": "pillow", "yaml": "pyyaml",
@@ -68,6 +69,8 @@ def test_every_import_is_declared() -> None:
     for module, files in _third_party_imports().items():
         if module in ROS_PACKAGES:
             ok = module in exec_depends
+        elif module in ROSDEP_KEYS and ROSDEP_KEYS[module] in exec_depends:
+            ok = True
         else:
             dist = PIP_DISTRIBUTIONS.get(module)
             ok = ROSDEP_KEYS.get(module) in exec_depends or (
