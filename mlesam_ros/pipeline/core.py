@@ -71,13 +71,20 @@ def open_segmenter(config: NodeConfig) -> Any:
     from mlesam_ros.engine.segmenter import Segmenter
 
     path = Path(config.model_path) if config.model_path else default_model_path()
-    return Segmenter(
-        path,
-        config.backend,
-        precision=config.precision,
-        threads=config.threads,
-        rebuild_engine=config.rebuild_engine,
-    )
+    try:
+        return Segmenter(
+            path,
+            config.backend,
+            precision=config.precision,
+            threads=config.threads,
+            rebuild_engine=config.rebuild_engine,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        # Name the parameters: "backend: torch cannot run an onnx file" alone does not say
+        # which setting to change.
+        raise ValueError(
+            f"parameters model.path={str(path)!r}, model.backend={config.backend!r}: {error}"
+        ) from error
 
 
 @dataclass
