@@ -172,6 +172,7 @@ class SegmentationCore:
             self._free_model()
             raise
         self.sync = self._new_synchronizer(config)
+        self.stats = PipelineStats()
         self._configured = True
         m.ensure_vision_msgs()
         self.io.logger.info(
