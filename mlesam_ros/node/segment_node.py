@@ -53,7 +53,7 @@ from tf2_ros import Buffer, TransformException, TransformListener
 from mlesam_ros.msgs import transform_to_matrix
 from mlesam_ros.node.descriptors import descriptor_fields
 from mlesam_ros.node.log import SeverityLogger
-from mlesam_ros.pipeline.config import DEFAULT_PARAMETERS
+from mlesam_ros.pipeline.config import DEFAULT_PARAMETERS, PARAMETERS
 from mlesam_ros.pipeline.core import SegmentationCore
 from mlesam_ros.pipeline.messages import NODE_NAME
 
@@ -194,7 +194,9 @@ class SegmentNode(LifecycleNode):
             try:
                 self.declare_parameter(name, default, _descriptor(name))
             except (InvalidParameterTypeException, InvalidParameterValueException) as error:
-                raise ConfigurationError(f"parameter {name}: {error}") from None
+                raise ConfigurationError(
+                    f"parameter {name}: {error}; allowed: {PARAMETERS[name].allowed()}"
+                ) from None
         self.declare_parameter(
             "autostart",
             True,
