@@ -194,8 +194,9 @@ class SegmentNode(LifecycleNode):
             try:
                 self.declare_parameter(name, default, _descriptor(name))
             except (InvalidParameterTypeException, InvalidParameterValueException) as error:
+                reason = error.args[0] if error.args else error  # args: (text, name)
                 raise ConfigurationError(
-                    f"parameter {name}: {error}; allowed: {PARAMETERS[name].allowed()}"
+                    f"parameter {name}: {reason}; allowed: {PARAMETERS[name].allowed()}"
                 ) from None
         self.declare_parameter(
             "autostart",
