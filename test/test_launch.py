@@ -30,7 +30,12 @@ import numpy as np  # noqa: E402
 from ament_index_python.packages import get_package_share_directory  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.qos import (  # noqa: E402
+    DurabilityPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 from vision_msgs.msg import LabelInfo  # noqa: E402
@@ -168,14 +173,16 @@ class TestLiveNode(unittest.TestCase):
         cls.node.destroy_node()
         rclpy.shutdown()
 
-    def wait_for_labels(self, stamps: list[int], timeout_s: float = 20.0) -> set[int]:
+    def wait_for_labels(self, stamps: list[int], timeout_s: float = 20.0,
+                        source: list | None = None) -> set[int]:
+        source = self.labels if source is None else source
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            got = {stamp_ns(msg.header) for msg in list(self.labels)}
+            got = {stamp_ns(msg.header) for msg in list(source)}
             if set(stamps) <= got:
                 break
             time.sleep(0.2)
-        return {stamp_ns(msg.header) for msg in list(self.labels)}
+        return {stamp_ns(msg.header) for msg in list(source)}
 
     def test_1_drive_labels_diagnostics_and_a_dead_lidar(self) -> None:
         self.assertGreater(self.node.count_publishers("/mlesam/labels"), 0, "node not up")
@@ -264,9 +271,14 @@ class TestLiveNode(unittest.TestCase):
         self.assertEqual(len(self.labels), 0)
         self.assertIn("Transitioning successful", ros2("lifecycle", "set", "/mlesam", "cleanup"))
         self.assertIn("unconfigured", ros2("lifecycle", "get", "/mlesam"))
-        # Unconfigured: a static parameter may be set (it applies at configure).
+        # Unconfigured: a static parameter may be set (it applies at configure). Best-effort
+        # outputs reach only best-effort subscribers (a reliable one is refused by DDS), so
+        # the labels that resume below also prove qos.output reached the publisher.
         self.assertIn("Set parameter successful",
                       ros2("param", "set", "/mlesam", "qos.output", "best_effort"))
+        best_effort = []
+        self.node.create_subscription(Image, "/mlesam/labels", best_effort.append,
+                                      qos_profile_sensor_data)
         self.assertIn("Transitioning successful", ros2("lifecycle", "set", "/mlesam",
                                                        "configure"))
         self.assertIn("Transitioning successful", ros2("lifecycle", "set", "/mlesam",
@@ -274,8 +286,10 @@ class TestLiveNode(unittest.TestCase):
         self.drive.publish_tf()
         self.drive.run(1)
         resumed = self.drive.run(3)
-        got = self.wait_for_labels(resumed)
-        print(f"re-activated: labels for {len(set(resumed) & got)} of {len(resumed)} frames")
+        got = self.wait_for_labels(resumed, source=best_effort)
+        print(f"re-activated: labels for {len(set(resumed) & got)} of {len(resumed)} frames "
+              f"(best-effort subscriber); reliable subscriber got {len(self.labels)}")
         self.assertTrue(set(resumed) <= got)
+        self.assertEqual(len(self.labels), 0)
         info = ros2("topic", "info", "-v", "/mlesam/labels")
         self.assertIn("BEST_EFFORT", info)
