@@ -292,4 +292,6 @@ class TestLiveNode(unittest.TestCase):
         self.assertTrue(set(resumed) <= got)
         self.assertEqual(len(self.labels), 0)
         info = ros2("topic", "info", "-v", "/mlesam/labels")
-        self.assertIn("BEST_EFFORT", info)
+        (publisher,) = [block for block in info.split("Node name: ")[1:]
+                        if block.startswith("mlesam\n") and "Endpoint type: PUBLISHER" in block]
+        self.assertIn("Reliability: BEST_EFFORT", publisher)
