@@ -16,6 +16,7 @@ ends the process with one FATAL line and exit code 1.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -299,6 +300,7 @@ def main(args: list[str] | None = None) -> None:
     """Entry point of ``ros2 run mlesam_ros segment_node``; exit code 1 on a bad configuration."""
     rclpy.init(args=args)
     node = None
+    failed = False
     try:
         node = SegmentNode()
         if node.get_parameter("autostart").value and not node.autostart():
@@ -309,12 +311,15 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ConfigurationError, ParameterException) as error:
-        logger = SeverityLogger(node.get_logger() if node else rclpy.logging.get_logger(NODE_NAME))
-        logger.fatal(f"mlesam: {error}")
+        logger = node.get_logger() if node else rclpy.logging.get_logger(NODE_NAME)
+        SeverityLogger(logger).fatal(f"mlesam: {error}")
+        failed = True
+    finally:
+        # Ctrl-C reaches the node twice under ros2 launch (terminal, then launch): the second
+        # must not interrupt freeing the engine.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    if failed:
         sys.exit(1)
-    if node is not None:
-        node.destroy_node()
-    rclpy.try_shutdown()
