@@ -57,15 +57,15 @@ def bag_storage(path: str | Path) -> str:
 
 
 class BagPublisher:
-    """Writes each published message to the output bag at the transport's current time."""
+    """Writes each published CDR message to the output bag at the transport's current time."""
 
     def __init__(self, transport: BagTransport, topic: str, msgtype: str) -> None:
         self.transport, self.topic, self.msgtype = transport, topic, msgtype
         self.count = 0
 
-    def publish(self, message: Any) -> None:
-        """Serialise and write ``message``."""
-        self.transport.write(self.topic, self.msgtype, message)
+    def publish(self, data: bytes) -> None:
+        """Write ``data`` (CDR bytes from the core, exactly what the live node publishes)."""
+        self.transport.write_raw(self.topic, self.msgtype, data)
         self.count += 1
 
     def has_subscribers(self) -> bool:
@@ -116,8 +116,11 @@ class BagTransport:
         self.subscriptions[topic].append(callback)
         self.subscribed_types[topic] = msgtype
 
-    def create_publisher(self, topic: str, msgtype: str, latched: bool = False) -> BagPublisher:
-        """Create an output topic in the output bag."""
+    def create_publisher(
+        self, topic: str, msgtype: str, latched: bool = False, **qos: Any
+    ) -> BagPublisher:
+        """Create an output topic in the output bag (``~/x`` named as the default node's)."""
+        topic = m.resolve_topic(topic)
         publisher = BagPublisher(self, topic, msgtype)
         self.publishers[topic] = publisher
         return publisher
@@ -133,14 +136,13 @@ class BagTransport:
         return self.tf.lookup(target_frame, source_frame, stamp_ns)
 
     # replay driving ---------------------------------------------------------------------------
-    def write(self, topic: str, msgtype: str, message: Any) -> None:
-        """Serialise ``message`` into the output bag at the current bag time."""
-        store = m.ensure_vision_msgs()
+    def write_raw(self, topic: str, msgtype: str, data: bytes) -> None:
+        """Write CDR ``data`` into the output bag at the current bag time."""
         if topic not in self._connections:
-            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=store)
-        self._writer.write(
-            self._connections[topic], self._now, store.serialize_cdr(message, msgtype)
-        )
+            self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=m.ensure_vision_msgs()
+            )
+        self._writer.write(self._connections[topic], self._now, data)
 
     def advance(self, now_ns: int) -> None:
         """Move the clock to ``now_ns``, firing every timer that falls due on the way.
@@ -181,9 +183,16 @@ class BagTransport:
             self.logger.warning(f"mlesam: {sensor} ({topic}): {text}")
 
     def deliver(self, topic: str, message: Any) -> None:
-        """Hand one bag message to its subscribers (and tf topics to the tf buffer)."""
+        """Hand one bag message to its subscribers (tf topics to the tf buffer too).
+
+        ``message`` is CDR bytes or the message that :func:`mlesam_ros.pipeline.messages.
+        decode` made of them (replay decodes once, up front, to count undecodable records);
+        the core runs the same decoder on the bytes that the live node's raw subscriptions
+        hand it, so both transports share one codec.
+        """
         if topic in (TF_TOPIC, TF_STATIC_TOPIC):
-            for problem in self.tf.add_message(message, static=topic == TF_STATIC_TOPIC):
+            tf_message = m.decode(message, m.TF_MESSAGE)
+            for problem in self.tf.add_message(tf_message, static=topic == TF_STATIC_TOPIC):
                 self.report(topic, problem)
         for callback in self.subscriptions.get(topic, ()):
             callback(message)
@@ -585,7 +594,7 @@ def _run(reader, transport, core, result, progress, groups, tqdm, copy_inputs) -
                     result.rgb_messages += 1
                     bar.update(1)
                 try:
-                    message = reader.deserialize(raw, connection.msgtype)
+                    message = m.decode(raw, connection.msgtype)
                 except Exception as error:  # a corrupt record loses that message only
                     transport.report(
                         connection.topic,
@@ -597,10 +606,10 @@ def _run(reader, transport, core, result, progress, groups, tqdm, copy_inputs) -
                         core.count_drop("undecodable")
                     continue
                 if copy_inputs:
-                    transport.write(connection.topic, connection.msgtype, message)
+                    transport.write_raw(connection.topic, connection.msgtype, raw)
                 if connection.topic == GT_LABELS_TOPIC:
                     if scorer is not None:
-                        scorer.truth(message)
+                        scorer.truth(m.decode(raw, connection.msgtype))
                     continue
                 transport.deliver(connection.topic, message)
         # Let the last frames time out and go through, then report once more.

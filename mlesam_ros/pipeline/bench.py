@@ -25,8 +25,8 @@ from mlesam_ros.pipeline.tf_buffer import TfBuffer
 class _Discard:
     """A publisher with one listener that throws every message away."""
 
-    def publish(self, message: Any) -> None:
-        """Drop ``message``."""
+    def publish(self, data: bytes) -> None:
+        """Drop ``data``."""
 
     def has_subscribers(self) -> bool:
         """Return True, so every optional output is computed."""
@@ -53,7 +53,9 @@ class MemoryTransport:
     def subscribe(self, topic: str, msgtype: str, callback: Callable, reliability: str) -> None:
         """Ignore: the bench hands frames to the core directly."""
 
-    def create_publisher(self, topic: str, msgtype: str, latched: bool = False) -> _Discard:
+    def create_publisher(
+        self, topic: str, msgtype: str, latched: bool = False, **qos: Any
+    ) -> _Discard:
         """Return a publisher that discards."""
         return _Discard()
 
