@@ -95,8 +95,8 @@ def open_segmenter(config: NodeConfig) -> Any:
         )
     except (ValueError, FileNotFoundError) as error:
         # Name the parameters: "backend: torch cannot run an onnx file" alone does not say
-        # which setting to change.
-        raise ValueError(
+        # which setting to change. The type is kept so callers can still tell a missing file.
+        raise type(error)(
             f"parameters model.path={str(path)!r}, model.backend={config.backend!r}: {error}"
         ) from error
 

@@ -231,6 +231,19 @@ class FramePath:
         self.stage_ms: dict[str, float] = {}
         self.stage_cpu_ms: dict[str, float] = {}
 
+    @property
+    def config(self) -> NodeConfig:
+        """The parameters in force; the core swaps them when a run-time parameter changes."""
+        return self._config
+
+    @config.setter
+    def config(self, config: NodeConfig) -> None:
+        # Run-time parameters (overlay alpha, LiDAR scales, dilation) apply from the next frame;
+        # the overlay's blend weight lives in the output maker, so it follows here.
+        self._config = config
+        if hasattr(self, "outputs"):
+            self.outputs.alpha = float(config.overlay_alpha)
+
     # -- 1. decode, register and encode on the model grid -------------------------------------
 
     def prepare(self, job: FrameJob, lookup: Lookup) -> PreparedFrame:
