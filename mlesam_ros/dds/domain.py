@@ -51,12 +51,12 @@ def domain_id_from_env(environ: dict[str, str] | None = None) -> int:
 
 
 def localhost_config(max_participants: int = 32) -> str:
-    """The loopback-only cyclonedds XML (see :data:`LOCALHOST_CONFIG`)."""
+    """Return the loopback-only cyclonedds XML (see :data:`LOCALHOST_CONFIG`)."""
     return LOCALHOST_CONFIG.format(max_participants=int(max_participants))
 
 
 def config_from_env(environ: dict[str, str] | None = None) -> str | None:
-    """The XML to configure the domain with, or None to leave cyclonedds' own defaults.
+    """Return the XML to configure the domain with, or None to leave cyclonedds' own defaults.
 
     ``CYCLONEDDS_URI`` set: None (cyclonedds applies it). ``ROS_LOCALHOST_ONLY=1``: loopback.
     """

@@ -157,7 +157,7 @@ class GraphAnnouncer:
         )  # fmt: skip
 
     def message(self) -> Any:
-        """The current ``ParticipantEntitiesInfo``."""
+        """Return the current ``ParticipantEntitiesInfo``."""
         import numpy as np
 
         from mlesam_ros.msgs import typestore

@@ -155,13 +155,14 @@ class TopicRecorder:
         latched: bool = False,
         depth: int = 10,
         on_message: Callable[[Received], None] | None = None,
+        dds_name: str | None = None,
     ) -> None:
         self.received: list[Received] = []
         self._lock = threading.Condition()
         self._on_message = on_message
         self.reader = RosReader(
             participant, topic, msgtype, self._keep,
-            reliable=reliable, latched=latched, depth=depth,
+            reliable=reliable, latched=latched, depth=depth, dds_name=dds_name,
         )  # fmt: skip
 
     def _keep(self, message: Any) -> None:
@@ -173,7 +174,7 @@ class TopicRecorder:
             self._on_message(item)
 
     def messages(self) -> list[Any]:
-        """The messages received so far."""
+        """Return the messages received so far."""
         with self._lock:
             return [item.message for item in self.received]
 

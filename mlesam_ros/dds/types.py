@@ -27,7 +27,7 @@ skip it, see :mod:`mlesam_ros.dds.endpoints`).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any, ClassVar
 
 # rosbags base type names -> cyclonedds.idl.types names (ROS ``char`` is IDL uint8, ``byte``
@@ -132,7 +132,7 @@ _CARRIER_ATTRIBUTES = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def idl_struct(msgtype: str, carrier: bool = True) -> type:
     """Return the cyclonedds type for ``msgtype`` generated from the typestore definition.
 
