@@ -92,7 +92,7 @@ def test_ros2_dds_names():
         dds_topic_name("labels")
     with pytest.raises(ValueError, match="package/msg/Name"):
         dds_type_name("Image")
-    with pytest.raises(ValueError, match="register its .msg first"):
+    with pytest.raises(ValueError, match=r"register its \.msg first"):
         idl_struct("nope_msgs/msg/Nothing")
 
 
