@@ -24,7 +24,7 @@ pytest.importorskip("cyclonedds")
 
 from mlesam_ros.dds.domain import localhost_config, open_participant
 from mlesam_ros.dds.endpoints import DISCOVERY_TOPIC, PARTICIPANT_INFO, gid
-from mlesam_ros.dds.player import BagPlayer, TopicRecorder
+from mlesam_ros.dds.player import BagPlayer, TopicRecorder, warm_up
 from mlesam_ros.msgs import header_stamp_ns, image_to_numpy
 from mlesam_ros.pipeline import messages as m
 
@@ -108,7 +108,7 @@ def live(tmp_path_factory) -> LiveRun:
         player = BagPlayer(participant, bag, exclude=[THERMAL])  # the thermal camera is dead
         player.wait_for_subscribers([RGB, "/lidar/points", "/depth/image_raw"], timeout_s=90)
         # Warm-up frame (stamped well before the drive): the first inference allocates.
-        warm_stamp = _warm_up(player, bag, labels)
+        warm_stamp = warm_up(player, labels, RGB, "/camera/camera_info")
         assert warm_stamp is not None, "no label for the warm-up frame within 60 s"
         played = player.play()
         run.rgb_stamps = played.stamps(RGB)
@@ -143,31 +143,6 @@ def live(tmp_path_factory) -> LiveRun:
         out.close(), err.close()
         participant.__del__()
     return run
-
-
-def _warm_up(player: BagPlayer, bag: Path, labels: TopicRecorder) -> int | None:
-    """Publish the bag's first frame restamped 10 s early; return its stamp once labelled."""
-    from rosbags.highlevel import AnyReader
-
-    store = m.ensure_vision_msgs()
-    with AnyReader([bag], default_typestore=store) as reader:
-        first = {}
-        for connection, _, raw in reader.messages():
-            if connection.topic in (RGB, "/camera/camera_info") and connection.topic not in first:
-                first[connection.topic] = reader.deserialize(raw, connection.msgtype)
-    rgb = first[RGB]
-    stamp = header_stamp_ns(rgb) - 10_000_000_000
-    for message in first.values():
-        message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-    player.writers["/camera/camera_info"].publish(first["/camera/camera_info"])
-    def labelled() -> bool:
-        return any(header_stamp_ns(msg) == stamp for msg in labels.messages())
-
-    deadline = time.monotonic() + 60
-    while not labelled() and time.monotonic() < deadline:
-        player.writers[RGB].publish(rgb)  # best-effort input: repeat until it gets through
-        wait_until(labelled, 1.0)
-    return stamp if labelled() else None
 
 
 def test_one_label_per_rgb_frame_with_matching_stamps(live):
