@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mlesam_ros.dds.domain import localhost_config, open_participant
+from mlesam_ros.dds.endpoints import delete_participant
 from mlesam_ros.dds.player import BagPlayer, TopicRecorder, warm_up
 from mlesam_ros.msgs import header_stamp_ns
 from mlesam_ros.pipeline import messages as m
@@ -93,7 +94,7 @@ def main() -> int:
     finally:
         node.send_signal(signal.SIGINT)
         node.wait(timeout=30)
-        participant.__del__()
+        delete_participant(participant)
 
     out = folder / "replay_out"
     summary = folder / "replay.json"

@@ -23,7 +23,12 @@ import pytest
 pytest.importorskip("cyclonedds")
 
 from mlesam_ros.dds.domain import localhost_config, open_participant
-from mlesam_ros.dds.endpoints import DISCOVERY_TOPIC, PARTICIPANT_INFO, gid
+from mlesam_ros.dds.endpoints import (
+    DISCOVERY_TOPIC,
+    PARTICIPANT_INFO,
+    delete_participant,
+    gid,
+)
 from mlesam_ros.dds.player import BagPlayer, TopicRecorder, warm_up
 from mlesam_ros.msgs import header_stamp_ns, image_to_numpy
 from mlesam_ros.pipeline import messages as m
@@ -141,7 +146,7 @@ def live(tmp_path_factory) -> LiveRun:
         out.seek(0), err.seek(0)
         run.stdout, run.stderr = out.read(), err.read()
         out.close(), err.close()
-        participant.__del__()
+        delete_participant(participant)
     return run
 
 
@@ -208,4 +213,4 @@ def test_gid_is_guid_padded_to_24_bytes():
         assert len(value) == 24 and value[16:] == bytes(8)
         assert value[:16] == participant.guid.bytes
     finally:
-        participant.__del__()
+        delete_participant(participant)

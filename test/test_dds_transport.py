@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("cyclonedds")
 
 from mlesam_ros.dds.domain import localhost_config, open_participant
-from mlesam_ros.dds.endpoints import RosWriter
+from mlesam_ros.dds.endpoints import RosWriter, delete_participant
 from mlesam_ros.dds.transport import DdsTransport
 from mlesam_ros.msgs import matrices_to_tf_message
 from mlesam_ros.pipeline import messages as m
@@ -25,7 +25,7 @@ def transport():
     peer = open_participant(domain)
     yield io, peer
     io.close()
-    peer.__del__()
+    delete_participant(peer)
 
 
 def test_is_a_node_io(transport):

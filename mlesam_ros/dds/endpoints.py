@@ -23,21 +23,23 @@ PARTICIPANT_INFO = "rmw_dds_common/msg/ParticipantEntitiesInfo"
 
 
 def _topic(participant: Any, dds_name: str, msgtype: str) -> Any:
-    """One cyclonedds Topic per (participant, name); cyclonedds refuses duplicates."""
+    """One cyclonedds Topic per (participant, name), kept on the participant object."""
     from cyclonedds.topic import Topic
 
-    cache = _TOPICS.setdefault(id(participant), {})
+    cache = participant.__dict__.setdefault("_mlesam_topics", {})
     if dds_name not in cache:
         cache[dds_name] = Topic(participant, dds_name, idl_struct(msgtype))
     return cache[dds_name]
 
 
-_TOPICS: dict[int, dict[str, Any]] = {}
+def delete_participant(participant: Any) -> None:
+    """Delete a participant with every reader, writer and topic under it, now.
 
-
-def forget_participant(participant: Any) -> None:
-    """Drop the topic cache of a participant that is being deleted."""
-    _TOPICS.pop(id(participant), None)
+    The entity finaliser is cyclonedds' ``dds_delete``; calling it explicitly makes peers see
+    the node leave at once instead of whenever the garbage collector gets to it.
+    """
+    participant.__dict__.pop("_mlesam_topics", None)
+    participant.__del__()
 
 
 def gid(entity: Any) -> bytes:
@@ -123,8 +125,14 @@ class RosReader:
         )
 
     def _on_data_available(self, reader: Any) -> None:
-        with self._lock:  # listener calls may overlap; one take() at a time keeps order
-            samples = reader.take(N=64)
+        while True:
+            with self._lock:  # listener calls may overlap; one take() at a time keeps order
+                samples = reader.take(N=64)
+            if not samples:
+                return
+            self._deliver(samples)
+
+    def _deliver(self, samples: list[Any]) -> None:
         for sample in samples:
             info = getattr(sample, "sample_info", None)
             if sample is None or info is None or not info.valid_data:
@@ -183,4 +191,11 @@ class GraphAnnouncer:
         self._writer.publish(self.message())
 
 
-__all__ = ["GraphAnnouncer", "RosReader", "RosWriter", "forget_participant", "gid"]
+__all__ = [
+    "DISCOVERY_TOPIC",
+    "GraphAnnouncer",
+    "RosReader",
+    "RosWriter",
+    "delete_participant",
+    "gid",
+]

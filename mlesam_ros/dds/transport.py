@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from mlesam_ros.dds.domain import open_participant, resolve_topic
-from mlesam_ros.dds.endpoints import GraphAnnouncer, RosReader, RosWriter, forget_participant
+from mlesam_ros.dds.endpoints import GraphAnnouncer, RosReader, RosWriter, delete_participant
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.interface import RELIABILITIES
 from mlesam_ros.pipeline.tf_buffer import TfBuffer
@@ -188,11 +188,7 @@ class DdsTransport:
             return
         self._closed = True
         self._timers.stop()
-        forget_participant(self.participant)
-        # The entity finaliser is cyclonedds' dds_delete: the participant and every reader,
-        # writer and topic under it go at once, and peers see the node leave now rather
-        # than whenever the garbage collector gets to it.
-        self.participant.__del__()
+        delete_participant(self.participant)
         self.readers.clear()
         self.publishers.clear()
 

@@ -10,13 +10,13 @@ rmw_cyclonedds_cpp announces, so matching by type name (Humble) and by XTypes ty
 (cyclonedds peers) both work. Nothing is written out per type.
 
 The sample bytes, however, are rosbags' CDR codec (``serialize_cdr``/``deserialize_cdr``),
-the same bytes rosbag2 records and rmw puts on the wire: the generated class overrides
-``IdlStruct.serialize``/``deserialize`` — the two methods ``DataWriter.write`` and
-``DataReader.take`` call — to carry those bytes. Why: cyclonedds-python's own machine
-serialises ``sequence<uint8>`` element by element (a 1080p image: ~250 ms out, ~75 ms in),
-while rosbags hands the block over as one numpy buffer (~1-2 ms); the node core already reads
-rosbags messages (replay), so no field-by-field conversion is needed either. A test checks
-that cyclonedds' own serialiser and rosbags produce identical bytes for these types.
+the same bytes rosbag2 records and rmw puts on the wire. The generated class gets
+:class:`RosCdrSample`'s ``serialize``/``deserialize`` — the two methods ``DataWriter.write``
+and ``DataReader.take`` call — so a sample carries those bytes. Why: cyclonedds-python's own
+machine serialises ``sequence<uint8>`` element by element (a 1080p image: ~250 ms out, ~75 ms
+in, per the feasibility probe), while rosbags handles the block as one numpy buffer; the node
+core already reads rosbags messages (replay), so no field-by-field conversion is needed
+either. A test checks that cyclonedds' own serialiser and rosbags give identical bytes.
 
 Pitfalls this module avoids (from the feasibility probe): keyed types never match ROS 2
 endpoints (no keys here), appendable types are refused as incompatible (default final), a
@@ -72,7 +72,7 @@ def _split(msgtype: str) -> tuple[str, str, str]:
 
 
 class RosCdrSample:
-    """Mixin of every generated type: a sample is the CDR bytes of one ROS message.
+    """What every generated topic type does: a sample is the CDR bytes of one ROS message.
 
     ``DataWriter.write(sample)`` calls ``sample.serialize()`` and ``DataReader.take()`` calls
     ``Type.deserialize(data)``; both go to rosbags' codec here (see the module docstring).
