@@ -70,3 +70,30 @@ def test_graph_lists_every_endpoint_of_the_node(transport):
     assert len(node.writer_gid_seq) == 1
     assert "/mlesam/labels" in io.publishers  # ~/ resolved against the node name
     assert bytes(info.gid.data)[:16] == io.participant.guid.bytes
+
+
+def test_a_vanishing_writer_delivers_no_message(transport):
+    # cyclonedds hands readers an invalid sample when a writer goes away; it must be skipped.
+    from mlesam_ros.msgs import make_header, numpy_to_image
+
+    io, peer = transport
+    received: list = []
+    arrived = threading.Event()
+
+    def on_image(message) -> None:
+        received.append(message)
+        arrived.set()
+
+    io.subscribe("/cam", m.IMAGE, on_image, "reliable")
+    writer = RosWriter(peer, "/cam", m.IMAGE)
+    image = numpy_to_image(np.full((2, 3), 7, np.uint8), "mono8", make_header(11, "cam"))
+    for _ in range(200):  # wait for matching, then send once
+        if writer.has_subscribers():
+            break
+        threading.Event().wait(0.01)
+    writer.publish(image)
+    assert arrived.wait(5)
+    writer.writer.__del__()  # dds_delete: the writer unregisters → invalid sample at the reader
+    threading.Event().wait(0.3)
+    assert len(received) == 1
+    assert received[0].header.stamp.nanosec == 11 and bytes(received[0].data) == bytes([7] * 6)
