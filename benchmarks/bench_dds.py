@@ -12,7 +12,6 @@ prints its per-frame processing time. Needs the ``[dds]`` extra.
 import argparse
 import os
 import platform
-import random
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlesam_ros.dds.domain import localhost_config, open_participant
+from mlesam_ros.dds.domain import localhost_config, open_participant, private_domain_id
 from mlesam_ros.dds.endpoints import delete_participant
 from mlesam_ros.dds.player import BagPlayer, TopicRecorder, warm_up
 from mlesam_ros.msgs import header_stamp_ns
@@ -64,7 +63,7 @@ def main() -> int:
     record(bag, args.frames, args.width, args.height)
     config = folder / "cyclonedds.xml"
     config.write_text(localhost_config())
-    domain = random.SystemRandom().randint(100, 230)
+    domain = private_domain_id()
     env = dict(os.environ, CYCLONEDDS_URI=config.as_uri(), ROS_DOMAIN_ID=str(domain))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     command = [sys.executable, "-m", "mlesam_ros", "node", "--transport", "dds"]

@@ -9,7 +9,6 @@ and the tests below check what the listener saw. Every wait is bounded.
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 
 pytest.importorskip("cyclonedds")
 
-from mlesam_ros.dds.domain import localhost_config, open_participant
+from mlesam_ros.dds.domain import localhost_config, open_participant, private_domain_id
 from mlesam_ros.dds.endpoints import (
     DISCOVERY_TOPIC,
     PARTICIPANT_INFO,
@@ -87,7 +86,7 @@ def live(tmp_path_factory) -> LiveRun:
     record_drive(bag)
     config = folder / "cyclonedds.xml"
     config.write_text(localhost_config())
-    domain = random.SystemRandom().randint(100, 230)  # private: parallel runs do not meet
+    domain = private_domain_id()  # private: parallel runs do not meet
     env = dict(os.environ)
     env.update(
         CYCLONEDDS_URI=config.as_uri(),
@@ -207,7 +206,7 @@ def test_clean_shutdown(live):
 
 
 def test_gid_is_guid_padded_to_24_bytes():
-    participant = open_participant(random.SystemRandom().randint(100, 230), localhost_config())
+    participant = open_participant(private_domain_id(), localhost_config())
     try:
         value = gid(participant)
         assert len(value) == 24 and value[16:] == bytes(8)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import threading
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 
 pytest.importorskip("cyclonedds")
 
-from mlesam_ros.dds.domain import localhost_config, open_participant
+from mlesam_ros.dds.domain import localhost_config, open_participant, private_domain_id
 from mlesam_ros.dds.endpoints import RosWriter, delete_participant
 from mlesam_ros.dds.transport import DdsTransport
 from mlesam_ros.msgs import matrices_to_tf_message
@@ -20,7 +19,7 @@ from mlesam_ros.pipeline.interface import NodeIO
 
 @pytest.fixture
 def transport():
-    domain = random.SystemRandom().randint(100, 230)
+    domain = private_domain_id()
     io = DdsTransport({"topics.rgb": "/cam"}, domain_id=domain, config=localhost_config())
     peer = open_participant(domain)
     yield io, peer

@@ -50,6 +50,17 @@ def domain_id_from_env(environ: dict[str, str] | None = None) -> int:
     return value
 
 
+def private_domain_id() -> int:
+    """Pick a random domain id for a test or benchmark run, so parallel runs do not meet.
+
+    Drawn from 1-101 (ROS 2's recommended range: its ports stay below Linux's ephemeral port
+    range), never 0 (the ROS default) nor 42 (the local ROS 2 verification install's default).
+    """
+    import random
+
+    return random.SystemRandom().choice([i for i in range(1, 102) if i != 42])
+
+
 def localhost_config(max_participants: int = 32) -> str:
     """Return the loopback-only cyclonedds XML (see :data:`LOCALHOST_CONFIG`)."""
     return LOCALHOST_CONFIG.format(max_participants=int(max_participants))
@@ -129,6 +140,7 @@ __all__ = [
     "domain_id_from_env",
     "localhost_config",
     "open_participant",
+    "private_domain_id",
     "reader_qos",
     "resolve_topic",
     "writer_qos",
