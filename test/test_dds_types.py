@@ -152,3 +152,20 @@ def test_qos_matches_the_rclpy_node():
     assert sensor[Policy.Reliability] == Policy.Reliability.BestEffort
     assert sensor[Policy.History] == Policy.History.KeepLast(5)
     assert sensor[Policy.Durability] == Policy.Durability.Volatile
+
+
+def test_node_command_is_registered_and_parses_ros_style_overrides():
+    from mlesam_ros.cli import build_parser
+    from mlesam_ros.dds.commands import parse_overrides
+
+    args = build_parser().parse_args(
+        ["node", "--params", "config/mlesam.yaml", "-p", "diagnostics.period_s:=0.5"]
+    )
+    assert (args.transport, args.name, args.namespace) == ("dds", "mlesam", "/")
+    assert parse_overrides(args.param) == {"diagnostics.period_s": 0.5}
+    assert parse_overrides(["topics.rgb:=/front/image", "output.confidence:=false"]) == {
+        "topics.rgb": "/front/image",
+        "output.confidence": False,
+    }
+    with pytest.raises(ValueError, match="write NAME:=VALUE"):
+        parse_overrides(["sync.timeout_s=0.1"])

@@ -67,15 +67,29 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
     return overrides
 
 
+def _cyclonedds_missing(command: str) -> bool:
+    """Print the install command and return True when the ``[dds]`` extra is missing."""
+    import sys
+
+    from mlesam_ros.dds import require_cyclonedds
+
+    try:
+        require_cyclonedds()
+    except ModuleNotFoundError as error:
+        print(f"mlesam {command}: error: {error}", file=sys.stderr)
+        return True
+    return False
+
+
 def _run_node(args: argparse.Namespace) -> int:
     import logging
     import signal
     import threading
 
-    from mlesam_ros.dds import require_cyclonedds
     from mlesam_ros.pipeline.config import load_params_file
 
-    require_cyclonedds()
+    if _cyclonedds_missing("node"):
+        return 2
     from mlesam_ros.dds.transport import run_node
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -112,9 +126,8 @@ def _run_node(args: argparse.Namespace) -> int:
 
 
 def _run_play(args: argparse.Namespace) -> int:
-    from mlesam_ros.dds import require_cyclonedds
-
-    require_cyclonedds()
+    if _cyclonedds_missing("play"):
+        return 2
     from mlesam_ros.dds.domain import open_participant
     from mlesam_ros.dds.player import BagPlayer
 
