@@ -37,6 +37,11 @@ TORCH_REQUIRES = [
     "onnxscript>=0.5,<0.8",  # needed by torch.onnx's dynamo exporter (mlesam export --exporter)
 ]
 
+# The live node without ROS (`mlesam node --transport dds`). Pinned exactly: the wheel bundles
+# its own libddsc, and mlesam_ros/dds/types.py relies on DataWriter.write/DataReader.take calling
+# IdlStruct.serialize/deserialize, checked against this version by test/test_dds_*.py.
+DDS_REQUIRES = ["cyclonedds==11.0.1"]
+
 setup(
     name=PACKAGE_NAME,
     version=_version(),
@@ -69,8 +74,10 @@ setup(
         # ONNX Runtime's CUDA provider. It ships the same `onnxruntime` module as the CPU wheel
         # in install_requires: see README "Installing" for replacing one with the other.
         "gpu": ["onnxruntime-gpu>=1.20,<1.33"],
+        "dds": DDS_REQUIRES,
         "test": [
             *TORCH_REQUIRES,
+            *DDS_REQUIRES,
             "matplotlib>=3.8",
             "pytest>=8",
             "ruff==0.17.6",

@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlesam_ros.engine.commands",
     "mlesam_ros.train.commands",
     "mlesam_ros.pipeline.commands",
+    "mlesam_ros.dds.commands",
 )
 
 
