@@ -79,8 +79,8 @@ def test_a_vanishing_writer_delivers_no_message(transport):
     received: list = []
     arrived = threading.Event()
 
-    def on_image(message) -> None:
-        received.append(message)
+    def on_image(data) -> None:  # subscribers get CDR bytes, as from rclpy's raw subscriptions
+        received.append(m.decode(data, m.IMAGE))
         arrived.set()
 
     io.subscribe("/cam", m.IMAGE, on_image, "reliable")

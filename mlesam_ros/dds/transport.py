@@ -153,8 +153,10 @@ class DdsTransport:
         reliability: str = "reliable",
         depth: int = 1,
     ) -> RosWriter:
-        """An output with the rclpy node's QoS (``qos.output``/``qos.output_depth``; latched =
-        transient local)."""
+        """Create an output with the rclpy node's QoS (``qos.output``, ``qos.output_depth``).
+
+        ``latched`` makes it transient local, as the rclpy node does for LabelInfo.
+        """
         if reliability not in RELIABILITIES:
             raise ValueError(
                 f"reliability of {topic}: choose from {', '.join(RELIABILITIES)}, "
