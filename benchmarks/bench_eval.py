@@ -10,7 +10,14 @@ Evaluation, three ways on the same pre-rendered frames (so rendering is not time
 All three must give identical confusion matrices (checked). Then the forward pass at batch 1
 with k of M sensors present, with and without skipping absent encoder work.
 
+Times are the process's CPU time (``time.process_time``, one torch thread), which stays
+meaningful on a machine shared with other jobs, where wall time does not.
+
     python benchmarks/bench_eval.py [--checkpoint models/mlesam_demo_tiny.pt] [--frames 40]
+    python benchmarks/bench_eval.py --preset vit_b --size 256 --frames 2   # random weights
+
+``--preset`` times an untrained model of that encoder size instead (RGB, depth, thermal,
+LiDAR), to see the split where the encoder dominates (ViT-B) rather than the decoder (tiny).
 """
 
 from __future__ import annotations
@@ -40,14 +47,14 @@ def no_skipping():
 
 
 def time_forward(model, images, present, repeats: int) -> float:
-    """Median seconds of one forward pass."""
+    """Median CPU seconds of one forward pass."""
     times = []
     with torch.inference_mode():
         model(images, present)  # warm-up
         for _ in range(repeats):
-            start = time.perf_counter()
+            start = time.process_time()
             model(images, present)
-            times.append(time.perf_counter() - start)
+            times.append(time.process_time() - start)
     return statistics.median(times)
 
 
@@ -55,11 +62,21 @@ def main() -> None:
     """Run both benchmarks and print Markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="models/mlesam_demo_tiny.pt")
+    parser.add_argument("--preset", help="time an untrained model of this preset instead")
+    parser.add_argument("--size", type=int, default=256, help="with --preset: square input")
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model, extra = load_checkpoint(args.checkpoint)
+    if args.preset:
+        from mlesam_ros.model import MLESAMConfig, build_mlesam
+
+        config = MLESAMConfig(preset=args.preset, modalities=("rgb", "depth", "thermal", "lidar"),
+                              image_size=(args.size, args.size))  # fmt: skip
+        model, extra = build_mlesam(config).eval(), {}
+        args.checkpoint = f"untrained {args.preset} at {args.size}x{args.size}"
+    else:
+        model, extra = load_checkpoint(args.checkpoint)
     config = model.config
     source = build_eval_dataset("synthetic", None, config.modalities, tuple(config.image_size),
                                 seed=1000, frames=args.frames)  # fmt: skip
@@ -74,14 +91,14 @@ def main() -> None:
     for label, once, static in modes:
         context = no_skipping() if static else contextlib.nullcontext()
         with context:
-            start = time.perf_counter()
+            start = time.process_time()
             result = evaluate(torch_predictor(model), frames, config.modalities, names,
                               progress=False, encode_once=once)  # fmt: skip
-            seconds = time.perf_counter() - start
+            seconds = time.process_time() - start
         matrices.append(np.stack([s.overall.matrix for s in result.subsets]))
         rows.append((label, seconds))
     same = all(np.array_equal(matrices[0], m) for m in matrices[1:])
-    print("| evaluation | seconds | per frame (ms) | speed-up |")
+    print("| evaluation | CPU s | per frame (ms) | speed-up |")
     print("|---|---|---|---|")
     for label, seconds in rows:
         print(f"| {label} | {seconds:.1f} | {1000 * seconds / args.frames:.0f} | "
@@ -90,7 +107,7 @@ def main() -> None:
 
     images = torch.from_numpy(np.stack([frames[0]["images"]]))
     count = config.num_modalities
-    print("| sensors present | skip absent (ms) | encode all (ms) |")
+    print("| sensors present | skip absent (CPU ms) | encode all (CPU ms) |")
     print("|---|---|---|")
     for present_count in sorted({1, 2, count}):
         present = torch.zeros(1, count, dtype=torch.bool)
