@@ -25,15 +25,16 @@ class MLESAM(nn.Module):
     ``{modality: (B, 3, H, W)}``) and ``present`` ``(B, M)`` bool, and returns a dict:
     ``logits`` (B, C, H, W) the fused output, ``mask_logits`` and ``aux_logits`` the two
     pathways (for auxiliary losses), and ``routing_weights`` (B, levels, M) for diagnostics.
-    A modality marked absent has no influence on any output, whatever its pixels hold (NaN
-    included); a sample with nothing present gets finite logits from all-zero features.
+    A modality marked absent has no influence on any output or gradient, whatever its pixels
+    hold (NaN included), and in eager mode costs no encoder work; a sample with nothing present
+    gets finite logits from all-zero features. ``forward`` is ``decode(encode(...))``.
     """
 
     def __init__(self, config: MLESAMConfig, encoder: nn.Module) -> None:
         super().__init__()
         preset = get_preset(config.preset)
         self.config = config
-        # Provenance of the frozen weights ({"file", "fingerprint"}), set by build_mlesam.
+        # Provenance of the frozen weights ({"file", "fingerprint", "digest"}), by build_mlesam.
         self.sam_source: dict[str, object] | None = None
         mean = [PIXEL_MEAN[m] for m in config.modalities]
         std = [PIXEL_STD[m] for m in config.modalities]
