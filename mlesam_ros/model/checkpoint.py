@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from mlesam_ros.model.build import build_mlesam, encoder_fingerprint
+from mlesam_ros.model.build import build_mlesam, encoder_digest, encoder_fingerprint
 from mlesam_ros.model.config import MLESAMConfig
 from mlesam_ros.model.mlesam import MLESAM
 
@@ -75,8 +75,12 @@ def load_checkpoint(
         )
     model = build_mlesam(config, sam_checkpoint if sam_source is not None else None)
     if sam_source is not None:
-        found = encoder_fingerprint(model)
-        if abs(found - sam_source["fingerprint"]) > 1e-6 * max(1.0, abs(found)):
+        if "digest" in sam_source:
+            different = encoder_digest(model) != sam_source["digest"]
+        else:  # checkpoints written before the digest: patch_embed's checksum only
+            found = encoder_fingerprint(model)
+            different = abs(found - sam_source["fingerprint"]) > 1e-6 * max(1.0, abs(found))
+        if different:
             raise ValueError(
                 f"checkpoint {path} was trained on SAM weights {sam_source['file']}, but "
                 f"{sam_checkpoint} holds different encoder weights; pass the original file"

@@ -69,6 +69,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--all-only", action="store_true",
                         help="only the all-modalities combination (skip the protocol)")
+    parser.add_argument("--per-subset", action="store_true",
+                        help="run the whole model once per combination instead of encoding "
+                             "each frame once (same scores, slower; for comparison)")
     parser.add_argument("--out", type=Path, help="write metrics.json and eval.png here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -130,6 +133,7 @@ def run_eval(args: argparse.Namespace) -> int:
     result = evaluate(
         torch_predictor(model, device), dataset, config.modalities, class_names,
         subsets=subsets, batch_size=args.batch_size, progress=not args.no_progress,
+        encode_once=not args.per_subset,
     )  # fmt: skip
     result.source = {"checkpoint": str(checkpoint), "data": data, "split": split,
                      "dataset": args.dataset or ("synthetic" if args.data == "synthetic"
