@@ -40,7 +40,9 @@ def run_path(args: argparse.Namespace, out: Path) -> None:
         except ImportError:  # an older checkout: it always mixed empty pixels in
             pass
         else:
-            grid.valid_area_resize = grid.area_resize
+            grid.valid_area_resize = lambda image, size, modality=None: grid.area_resize(
+                image, size
+            )
     # This checkout's message builder, loaded by path so an older package can use it too.
     bench_file = ROOT / "mlesam_ros" / "pipeline" / "bench.py"
     spec = importlib.util.spec_from_file_location("stage_bench", bench_file)

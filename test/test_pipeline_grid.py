@@ -49,7 +49,7 @@ def _camera_grid_reference(frame, size):
     out = {}
     for slot, modality in enumerate(MODALITIES):
         if modality in SPARSE:
-            out[modality] = valid_area_resize(images[slot], size)
+            out[modality] = valid_area_resize(images[slot], size, modality)
         else:
             out[modality] = resize({"images": images[slot : slot + 1]}, size)["images"][0]
     return out
@@ -84,7 +84,10 @@ def test_model_grid_encodings_match_camera_grid_then_resize(vga) -> None:
         assert difference.mean() <= limit, (modality, difference.mean())
         empty_mismatch = ((got.max(2) > 0) != (want.max(2) > 0)).mean()
         assert empty_mismatch <= 0.02, (modality, empty_mismatch)
-        assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.95, modality
+        # LiDAR keeps one return per model pixel (the one nearest the cell's centre), and the
+        # two grids pick different returns at depth edges: a looser correlation bound.
+        correlation = 0.9 if modality == "lidar" else 0.95
+        assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > correlation, modality
 
 
 def test_small_cameras_get_exactly_the_training_encoding() -> None:
@@ -109,11 +112,11 @@ def test_valid_area_resize_never_mixes_in_empty_pixels() -> None:
     image = np.zeros((4, 4, 3), np.uint8)
     image[0, 0] = (200, 100, 50)  # one return in the top-left 2x2 block
     image[2:, 2:] = 10  # a full block
-    out = valid_area_resize(image, (2, 2))
+    out = valid_area_resize(image, (2, 2), "lidar")
     np.testing.assert_array_equal(out[0, 0], (200, 100, 50))  # not dimmed to a quarter
     np.testing.assert_array_equal(out[1, 1], (10, 10, 10))
     assert not out[0, 1].any() and not out[1, 0].any()  # empty stays empty
-    grown = valid_area_resize(image, (8, 8))  # growing samples, never interpolates
+    grown = valid_area_resize(image, (8, 8), "lidar")  # growing samples, never interpolates
     assert set(np.unique(grown)) <= set(np.unique(image))
 
 

@@ -506,7 +506,9 @@ class FramePath:
             return
         prepared.depth_grid = depth_grid
         if "depth" in self.used:
-            prepared.images["depth"] = valid_area_resize(encode_depth(depth_grid), self.model_size)
+            prepared.images["depth"] = valid_area_resize(
+                encode_depth(depth_grid), self.model_size, "depth"
+            )
 
     def _thermal(
         self, job: FrameJob, prepared: PreparedFrame, rgb_frame: str, lookup: Lookup
@@ -632,7 +634,7 @@ class FramePath:
                 dilation=self.config.lidar_dilation,
                 max_range=self.config.lidar_max_range_m,
             )  # fmt: skip
-            prepared.images["lidar"] = valid_area_resize(image, self.model_size)
+            prepared.images["lidar"] = valid_area_resize(image, self.model_size, "lidar")
         scale = (grid.width / prepared.size[1], grid.height / prepared.size[0])
         prepared.cloud = PaintableCloud(xyz, intensity, msg.header, projection, scale)
 

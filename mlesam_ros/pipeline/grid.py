@@ -116,29 +116,14 @@ def area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (out_w, out_h), interpolation=mode)
 
 
-def valid_area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Shrink an encoded sparse modality (0 = no measurement) averaging valid pixels only.
+def valid_area_resize(image: np.ndarray, size: tuple[int, int], modality: str) -> np.ndarray:
+    """Shrink an encoded sparse modality (0 = no measurement) exactly as training does.
 
-    Channel 0 > 0 marks a measurement (the depth and LiDAR encodings put 1..255 there). A
-    model pixel is empty only when none of its working-grid pixels has a measurement;
-    otherwise it is the area-weighted mean of the measurements, rounded: an empty pixel never
-    pulls a depth or a LiDAR return towards 0. Growing (camera smaller than the model) samples
-    the nearest pixel instead, so no value is interpolated with an empty one either way.
+    Delegates to :func:`mlesam_ros.data.transforms.resize_image`, so the node's model input
+    and the training/evaluation samples go through one resampler: LiDAR (and event) take the
+    valid pixel nearest each footprint's centre, depth averages only its valid pixels. An
+    empty pixel never dims or shortens a return, and no LiDAR value is invented.
     """
-    import cv2
+    from mlesam_ros.data.transforms import resize_image
 
-    out_h, out_w = size
-    height, width = image.shape[:2]
-    if (height, width) == (out_h, out_w):
-        return image
-    if not (out_h < height and out_w < width):
-        return nearest_sample(image, size)
-    # Channel 0 doubles as the weight: a 4th channel of 1/0 resized with the three values.
-    stacked = np.empty((height, width, 4), dtype=np.float32)
-    stacked[..., :3] = image
-    stacked[..., 3] = image[..., 0] > 0
-    total = cv2.resize(stacked, (out_w, out_h), interpolation=cv2.INTER_AREA)
-    weight = total[..., 3:]
-    mean = total[..., :3] / np.maximum(weight, np.float32(1e-6))
-    mean[weight[..., 0] <= 0] = 0
-    return np.rint(np.clip(mean, 0, 255)).astype(np.uint8)
+    return resize_image(image, size, modality)
