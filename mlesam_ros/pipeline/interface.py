@@ -1,9 +1,11 @@
 """The transport interface the node core talks to: the only thing a ROS shell must provide.
 
 The core (:class:`mlesam_ros.pipeline.core.SegmentationCore`) never imports rclpy. It sees a
-:class:`NodeIO` object with six capabilities, implemented twice: by the rclpy node in
-``mlesam_ros/node/`` (live) and by :class:`mlesam_ros.replay.BagTransport` (bag replay, bag
-clock, publications written to an output bag). Anything that satisfies these protocols works.
+:class:`NodeIO` object with six capabilities, implemented three times: by the rclpy lifecycle
+node in ``mlesam_ros/node/`` (live under ROS 2), by :class:`mlesam_ros.dds.transport.
+DdsTransport` (live on DDS without ROS, wire-compatible with ROS 2) and by
+:class:`mlesam_ros.replay.BagTransport` (bag replay, bag clock, publications written to an
+output bag). Anything that satisfies these protocols works.
 
 Contract (what a shell implements)
 ----------------------------------
