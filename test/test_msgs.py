@@ -405,12 +405,19 @@ def test_agrees_with_sensor_msgs_py_when_installed() -> None:
         "sensor_msgs_py.point_cloud2", reason="sensor_msgs_py ships only inside a ROS 2 install"
     )
     points = msgs.labelled_points(RNG.normal(size=(6, 3)).astype(np.float32), np.arange(6))
-    msg = msgs.array_to_pointcloud2(points, 0, "lidar")
+    ours = msgs.array_to_pointcloud2(points, 0, "lidar")
+    # sensor_msgs_py wants rclpy's class: hand it the same CDR bytes the node publishes.
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import PointCloud2
+
+    from mlesam_ros.pipeline import messages
+
+    msg = deserialize_message(messages.encode(ours, messages.POINTCLOUD2), PointCloud2)
     # read_points (structured), not read_points_numpy: Humble's numpy variant refuses clouds
     # whose fields differ in type even when only x, y, z are asked for (the label is uint32).
     theirs = point_cloud2.read_points(msg, field_names=("x", "y", "z"))
     xyz = np.stack([theirs["x"], theirs["y"], theirs["z"]], axis=-1)
-    np.testing.assert_array_equal(xyz, msgs.cloud_xyz(msgs.pointcloud2_to_array(msg)))
+    np.testing.assert_array_equal(xyz, msgs.cloud_xyz(msgs.pointcloud2_to_array(ours)))
 
 
 def test_agrees_with_cv_bridge_when_installed() -> None:
