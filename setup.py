@@ -37,6 +37,13 @@ TORCH_REQUIRES = [
     "onnxscript>=0.5,<0.8",  # needed by torch.onnx's dynamo exporter (mlesam export --exporter)
 ]
 
+# SAM 2's Hiera encoder family (presets hiera_*). PyPI's sam2 1.1.0 is a source distribution
+# whose build imports torch and by default compiles a CUDA extension (not needed here), so it is
+# installed after torch, without build isolation (which would pull a second, multi-GB torch):
+#   SAM2_BUILD_CUDA=0 pip install --no-build-isolation -e '.[sam2]'
+# `make venv` does this. Its runtime needs (hydra-core, iopath) do not constrain torch or numpy.
+SAM2_REQUIRES = ["sam2==1.1.0"]
+
 setup(
     name=PACKAGE_NAME,
     version=_version(),
@@ -64,10 +71,12 @@ setup(
     ],
     extras_require={
         "torch": TORCH_REQUIRES,
+        "sam2": [*TORCH_REQUIRES, *SAM2_REQUIRES],
         "train": [*TORCH_REQUIRES, "matplotlib>=3.8"],
         "trt": ["tensorrt>=10.0"],
         "test": [
             *TORCH_REQUIRES,
+            *SAM2_REQUIRES,
             "matplotlib>=3.8",
             "pytest>=8",
             "ruff==0.17.6",
