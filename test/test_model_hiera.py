@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -272,3 +273,63 @@ def test_sam1_and_sam2_files_are_told_apart(tmp_path: Path, sam2_file) -> None:
         build_mlesam(_hiera_t(), sam_checkpoint=sam1)
     with pytest.raises(ValueError, match=r"not fit preset 'hiera_b\+'.*looks like.*'hiera_t'"):
         build_mlesam(MLESAMConfig(preset="hiera_b+"), sam_checkpoint=path)
+
+
+# --- deployment ---------------------------------------------------------------------------
+
+
+def test_onnx_export_matches_pytorch_for_every_presence_pattern(tmp_path: Path) -> None:
+    from mlesam_ros.engine.onnx_export import export_onnx, presence_patterns
+    from mlesam_ros.engine.torch_model import spec_for_model
+
+    model = _model(modalities=MODALITIES[:2])  # 3 presence patterns keep the test short
+    for name, parameter in model.named_parameters():
+        if ".lora_b_" in name:  # trained-looking experts, so their path is checked too
+            torch.nn.init.normal_(parameter, std=0.05)
+    spec = spec_for_model(model, output="logits")
+    report = export_onnx(model, spec, tmp_path / "tiny_hiera.onnx")
+    assert [r.present for r in report.parity] == presence_patterns(2)
+    for result in report.parity:
+        assert result.max_abs_diff < 1e-3 and result.argmax_agreement >= 0.999, result
+    assert report.ops.ok, report.ops.summary()  # no bicubic Resize: the embedding is baked
+    assert report.path.is_file()
+    # Baking happened on the exported copy only: the model still resizes for other sizes.
+    assert model.backbone.baked_pos_embed is None
+
+
+# --- model-info and the DELIVER config ----------------------------------------------------
+
+
+def test_model_info_hiera_b_plus_four_modalities(capsys: pytest.CaptureFixture[str]) -> None:
+    from sam2.modeling.backbones.hieradet import Hiera
+
+    from mlesam_ros import cli
+
+    assert cli.main(["model-info", "--preset", "hiera_b+", "--modalities", "4"]) == 0
+    out = capsys.readouterr().out
+    # Hiera-B+: stages of 2, 3, 16, 3 blocks at widths 112, 224, 448, 896; the first block of
+    # a stage maps the previous width to the new one. Each block: 4 experts x Q and V x
+    # (A: d_in x 32, B: 32 x d_out).
+    widths = [112] * 2 + [224] * 3 + [448] * 16 + [896] * 3
+    inputs = [112, *widths[:-1]]
+    pairs = zip(inputs, widths, strict=True)
+    expected_lora = 4 * 2 * 32 * sum(d_in + d_out for d_in, d_out in pairs)
+    lora = re.search(r"lora experts\s+([\d,]+)", out)
+    assert int(lora.group(1).replace(",", "")) == expected_lora == 5_304_320
+    # The frozen part is exactly sam2's Hiera as sam2.1_hiera_b+.yaml configures it.
+    stock_trunk = sum(p.numel() for p in Hiera(embed_dim=112, num_heads=2).parameters())
+    encoder = re.search(r"encoder \(SAM, SAM 2\)\s+0\s+([\d,]+)", out)
+    assert int(encoder.group(1).replace(",", "")) == stock_trunk
+    assert "published reference:  ~20.8 M" in out
+
+
+def test_deliver_hiera_config_is_the_papers_setup() -> None:
+    from mlesam_ros.train.config import load_train_config
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_train_config(root / "config" / "train" / "deliver_hiera_b_plus.yaml")
+    model = config.model
+    assert (model.preset, model.lora_rank, model.router_top_k) == ("hiera_b+", 32, 2)
+    assert model.modalities == ("rgb", "depth", "event", "lidar") and model.num_classes == 25
+    assert model.image_size == (1024, 1024) and not model.train_encoder
+    assert config.modality_dropout > 0

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from mlesam_ros.modalities import parse_modalities
+from mlesam_ros.model.presets import PRESETS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +24,7 @@ def _add_model_source(parser: argparse.ArgumentParser) -> None:
                         help="MLE-SAM checkpoint (default: the shipped demo model)")
     parser.add_argument("--sam-checkpoint", type=Path,
                         help="official SAM weights the checkpoint was trained from, if any")
-    parser.add_argument("--preset", choices=("tiny", "vit_b", "vit_l", "vit_h"),
+    parser.add_argument("--preset", choices=tuple(PRESETS),
                         help="instead of a checkpoint: an untrained model of this size "
                              "(for timing and engine builds only; its labels are noise)")
     parser.add_argument("--height", type=int, help="input height (default: the model's)")
