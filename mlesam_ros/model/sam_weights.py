@@ -48,6 +48,7 @@ FAMILY_FILES = {
     "vit": "a SAM checkpoint (segment-anything ViT, e.g. sam_vit_b_01ec64.pth)",
     "hiera": "a SAM 2 checkpoint (sam2 Hiera, e.g. sam2.1_hiera_base_plus.pt)",
 }
+FAMILY_SOURCES = {"vit": "segment-anything", "hiera": "facebookresearch/sam2"}
 FAMILY_PRESETS = {"vit": "vit_b, vit_l, vit_h", "hiera": "hiera_t, hiera_s, hiera_b+, hiera_l"}
 
 
@@ -59,8 +60,8 @@ def read_sam_state_dict(path: str | Path, family: str = "vit") -> dict[str, torc
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"SAM checkpoint {path} not found; download the official weights "
-            "(e.g. sam_vit_b_01ec64.pth from the segment-anything README) and pass that path"
+            f"SAM checkpoint {path} not found; download {FAMILY_FILES[family]} from the "
+            f"{FAMILY_SOURCES[family]} README and pass that path"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
