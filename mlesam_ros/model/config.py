@@ -22,11 +22,12 @@ class MLESAMConfig:
     """What to build: encoder size, modalities, classes, input size and the adapter options.
 
     ``image_size`` is the (H, W) the model is trained and exported at (multiples of 16, the
-    patch size); ``None`` means the preset's native square size. ``pyramid_dim``,
+    ViT patch size, or of 32, Hiera's coarsest stride); ``None`` means the preset's native
+    square size. ``pyramid_dim``,
     ``aux_head_dim`` and ``taps`` default to the preset's values. ``lora_alpha / lora_rank``
     scales the LoRA update. ``router_top_k`` 0 mixes all present modalities; k keeps the k
-    best-scored present ones. ``train_encoder`` unfreezes the ViT (for ``tiny`` without SAM
-    weights); otherwise only LoRA, routers, pyramid and decoders train.
+    best-scored present ones. ``train_encoder`` unfreezes the ViT or Hiera trunk (for
+    ``tiny`` without SAM weights); otherwise only LoRA, routers, pyramid and decoders train.
     """
 
     preset: str = "tiny"
