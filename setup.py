@@ -44,6 +44,11 @@ TORCH_REQUIRES = [
 # `make venv` does this. Its runtime needs (hydra-core, iopath) do not constrain torch or numpy.
 SAM2_REQUIRES = ["sam2==1.1.0"]
 
+# The live node without ROS (`mlesam node --transport dds`). Pinned exactly: the wheel bundles
+# its own libddsc, and mlesam_ros/dds/types.py relies on DataWriter.write/DataReader.take calling
+# IdlStruct.serialize/deserialize, checked against this version by test/test_dds_*.py.
+DDS_REQUIRES = ["cyclonedds==11.0.1"]
+
 setup(
     name=PACKAGE_NAME,
     version=_version(),
@@ -74,14 +79,22 @@ setup(
         "sam2": [*TORCH_REQUIRES, *SAM2_REQUIRES],
         "train": [*TORCH_REQUIRES, "matplotlib>=3.8"],
         "trt": ["tensorrt>=10.0"],
+        # ONNX Runtime's CUDA provider. It ships the same `onnxruntime` module as the CPU wheel
+        # in install_requires: see README "Installing" for replacing one with the other.
+        "gpu": ["onnxruntime-gpu>=1.20,<1.33"],
+        "dds": DDS_REQUIRES,
         "test": [
             *TORCH_REQUIRES,
             *SAM2_REQUIRES,
+            *DDS_REQUIRES,
             "matplotlib>=3.8",
             "pytest>=8",
             "ruff==0.17.6",
             "mcap>=1.2",
             "mcap-ros2-support>=0.5",
+            # LZF for binary_compressed PCD in the real-recording tests (pypcd4 would also
+            # pull pydantic for a 20-line header parse).
+            "python-lzf>=0.2.6",
         ],
     },
     zip_safe=True,

@@ -1,9 +1,16 @@
-"""Launch the MLE-SAM segmentation node, optionally with rviz.
+"""Launch the MLE-SAM segmentation node (a lifecycle node), optionally with rviz.
 
     ros2 launch mlesam_ros segment.launch.py
     ros2 launch mlesam_ros segment.launch.py rgb_topic:=/front/image_raw points_topic:=/os1/points
+    ros2 launch mlesam_ros segment.launch.py namespace:=front fixed_frame:=front_camera_optical
+    ros2 launch mlesam_ros segment.launch.py autostart:=false   # then: ros2 lifecycle set ...
     ros2 launch mlesam_ros segment.launch.py onnx_path:=/opt/models/mlesam.onnx \
         engine_path:=/opt/models/mlesam.engine force_engine_update:=true use_rviz:=false
+
+Outputs are node-relative (``~/labels`` = ``/<namespace>/mlesam/labels``), so two instances
+in two namespaces never collide; ``/diagnostics`` is global. rviz starts only where the
+``rviz2`` package exists (robots running ros-base get one log line instead), with a config
+rendered for this instance's topics and ``fixed_frame``.
 
 With ``force_engine_update:=true`` and an ``onnx_path``, ``mlesam build-engine --force`` runs
 first (a build takes minutes, and engines are tied to the GPU and TensorRT version) and the
@@ -14,20 +21,24 @@ Topic arguments left empty keep the value from ``params_file``; an input is disa
 setting its topic parameter to an empty string in the params file.
 """
 
+import tempfile
 from pathlib import Path
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
     ExecuteProcess,
+    LogInfo,
     OpaqueFunction,
     RegisterEventHandler,
 )
-from launch.conditions import IfCondition
 from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from mlesam_ros.node.rviz_config import instance_topics, render_rviz_config
+from mlesam_ros.pipeline.config import DEFAULT_PARAMETERS, load_params_file
 
 # launch argument → node parameter it overrides when non-empty
 TOPIC_ARGUMENTS = {
@@ -39,6 +50,42 @@ TOPIC_ARGUMENTS = {
     "thermal_info_topic": "topics.thermal_info",
     "points_topic": "topics.points",
 }
+NODE_NAME = "mlesam"
+DEFAULT_FIXED_FRAME = "base_link"
+
+
+def _rviz(value, overrides: dict, share: Path) -> list:
+    """rviz2 with a config for this instance, or one log line where rviz2 is not installed."""
+    if value("use_rviz").lower() != "true":
+        return []
+    try:
+        get_package_share_directory("rviz2")
+    except PackageNotFoundError:
+        return [LogInfo(msg="mlesam: rviz2 is not installed (ros-base?); starting without rviz")]
+    rgb_topic = overrides.get("topics.rgb")
+    if not rgb_topic:
+        try:
+            rgb_topic = load_params_file(value("params_file")).get("topics.rgb")
+        except (OSError, ValueError):
+            rgb_topic = None
+    topics = instance_topics(rgb_topic or DEFAULT_PARAMETERS["topics.rgb"], value("namespace"))
+    rendered = render_rviz_config(
+        share / "config" / "mlesam.rviz", value("fixed_frame") or DEFAULT_FIXED_FRAME, topics
+    )
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="mlesam_", suffix=".rviz", delete=False
+    ) as handle:
+        handle.write(rendered)
+    return [
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            name="mlesam_rviz",
+            namespace=value("namespace"),
+            arguments=["-d", handle.name],
+            parameters=[{"use_sim_time": overrides["use_sim_time"]}],
+        )
+    ]
 
 
 def _nodes(context, *args, **kwargs):
@@ -52,25 +99,19 @@ def _nodes(context, *args, **kwargs):
     if model_path:
         overrides["model.path"] = model_path
     overrides["use_sim_time"] = value("use_sim_time").lower() == "true"
+    overrides["autostart"] = value("autostart").lower() == "true"
 
     share = Path(get_package_share_directory("mlesam_ros"))
     segment_node = Node(
         package="mlesam_ros",
         executable="segment_node",
-        name="mlesam",
+        name=NODE_NAME,
         namespace=value("namespace"),
         output="screen",
         emulate_tty=True,
         parameters=[value("params_file"), overrides],
     )
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        name="mlesam_rviz",
-        arguments=["-d", str(share / "config" / "mlesam.rviz")],
-        parameters=[{"use_sim_time": overrides["use_sim_time"]}],
-        condition=IfCondition(LaunchConfiguration("use_rviz")),
-    )
+    rviz = _rviz(value, overrides, share)
     if value("force_engine_update").lower() == "true" and value("onnx_path"):
         command = ["mlesam", "build-engine", "--onnx", value("onnx_path"), "--fp16", "--force"]
         if value("engine_path"):
@@ -79,12 +120,12 @@ def _nodes(context, *args, **kwargs):
         start_after_build = RegisterEventHandler(
             OnProcessExit(target_action=build, on_exit=[segment_node])
         )
-        return [build, start_after_build, rviz]
-    return [segment_node, rviz]
+        return [build, start_after_build, *rviz]
+    return [segment_node, *rviz]
 
 
 def generate_launch_description() -> LaunchDescription:
-    """Declare the public launch arguments and start the node (and rviz)."""
+    """Declare the public launch arguments and start the node (and rviz where installed)."""
     share = Path(get_package_share_directory("mlesam_ros"))
     arguments = [
         DeclareLaunchArgument(
@@ -92,7 +133,21 @@ def generate_launch_description() -> LaunchDescription:
             default_value=str(share / "config" / "mlesam.yaml"),
             description="YAML with /**: ros__parameters: for the node",
         ),
-        DeclareLaunchArgument("use_rviz", default_value="true", description="start rviz2"),
+        DeclareLaunchArgument(
+            "use_rviz",
+            default_value="true",
+            description="start rviz2 (only where the rviz2 package is installed)",
+        ),
+        DeclareLaunchArgument(
+            "fixed_frame",
+            default_value=DEFAULT_FIXED_FRAME,
+            description="rviz fixed frame; a camera-only rig uses its camera frame",
+        ),
+        DeclareLaunchArgument(
+            "autostart",
+            default_value="true",
+            description="configure+activate at start (false: managed via ros2 lifecycle)",
+        ),
         DeclareLaunchArgument(
             "engine_path",
             default_value="",
@@ -108,7 +163,11 @@ def generate_launch_description() -> LaunchDescription:
             default_value="false",
             description="run `mlesam build-engine --force` on onnx_path before the node",
         ),
-        DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+        DeclareLaunchArgument(
+            "namespace",
+            default_value="",
+            description="node namespace: outputs move to /<namespace>/mlesam/...",
+        ),
         DeclareLaunchArgument(
             "use_sim_time", default_value="false", description="use /clock (bag playback)"
         ),

@@ -8,12 +8,20 @@ was published at. :func:`replay_bag` runs :class:`~mlesam_ros.pipeline.core.Segm
 through it with ``threaded=False`` (each synced frame is processed inside the callback that
 completed it, through the same latest-frame slot), so a replay is deterministic and is the
 node's behaviour under test. With ground truth on ``/mlesam/gt_labels`` it also scores mIoU.
+
+Failure rules (README "Failure behaviour"): parameters, the bag's topics and the model are
+checked before the output bag exists; the output is written to ``<out>.partial/`` and moved
+to ``out`` only when the run completes, so a failed run leaves nothing and an interrupted
+(or killed) one leaves a ``.partial`` folder that says what it is. Bag time never ticks
+timers across a gap longer than :data:`MAX_TIMER_GAP_NS` (a message logged at time 0 before
+``/clock`` arrived would otherwise fire them for every period since 1970).
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +36,12 @@ from mlesam_ros.pipeline.tf_buffer import TfBuffer
 LOG = logging.getLogger("mlesam.replay")
 STORAGES = ("mcap", "sqlite3")
 TF_TOPIC, TF_STATIC_TOPIC = "/tf", "/tf_static"
+MAX_TIMER_GAP_NS = 10_000_000_000
+"""Longest stretch of bag time over which timers tick period by period; longer gaps jump."""
+
+
+class ReplayInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) during a replay; the message says where the partial output is."""
 
 
 def bag_storage(path: str | Path) -> str:
@@ -43,15 +57,15 @@ def bag_storage(path: str | Path) -> str:
 
 
 class BagPublisher:
-    """Writes each published message to the output bag at the transport's current time."""
+    """Writes each published CDR message to the output bag at the transport's current time."""
 
     def __init__(self, transport: BagTransport, topic: str, msgtype: str) -> None:
         self.transport, self.topic, self.msgtype = transport, topic, msgtype
         self.count = 0
 
-    def publish(self, message: Any) -> None:
-        """Serialise and write ``message``."""
-        self.transport.write(self.topic, self.msgtype, message)
+    def publish(self, data: bytes) -> None:
+        """Write ``data`` (CDR bytes from the core, exactly what the live node publishes)."""
+        self.transport.write_raw(self.topic, self.msgtype, data)
         self.count += 1
 
     def has_subscribers(self) -> bool:
@@ -77,8 +91,14 @@ class BagTransport:
         self._now = 0
         self._timers: list[_Timer] = []
         self.subscriptions: dict[str, list[Callable[[Any], None]]] = collections.defaultdict(list)
+        self.subscribed_types: dict[str, str] = {}
         self.publishers: dict[str, BagPublisher] = {}
         self.tf = TfBuffer()
+        self.max_timer_gap_ns = MAX_TIMER_GAP_NS
+        self.clock_jumps = 0
+        # Where transport-level problems (a rejected transform, a wrong message type) go; the
+        # replay points it at the core so they show in /diagnostics.
+        self.on_issue: Callable[[str, str, str], None] | None = None
 
     # NodeIO -----------------------------------------------------------------------------------
     def parameters(self) -> Mapping[str, Any]:
@@ -94,9 +114,13 @@ class BagTransport:
     ) -> None:
         """Deliver ``topic``'s bag messages to ``callback`` (reliability is moot in a bag)."""
         self.subscriptions[topic].append(callback)
+        self.subscribed_types[topic] = msgtype
 
-    def create_publisher(self, topic: str, msgtype: str, latched: bool = False) -> BagPublisher:
-        """Create an output topic in the output bag."""
+    def create_publisher(
+        self, topic: str, msgtype: str, latched: bool = False, **qos: Any
+    ) -> BagPublisher:
+        """Create an output topic in the output bag (``~/x`` named as the default node's)."""
+        topic = m.resolve_topic(topic)
         publisher = BagPublisher(self, topic, msgtype)
         self.publishers[topic] = publisher
         return publisher
@@ -112,18 +136,33 @@ class BagTransport:
         return self.tf.lookup(target_frame, source_frame, stamp_ns)
 
     # replay driving ---------------------------------------------------------------------------
-    def write(self, topic: str, msgtype: str, message: Any) -> None:
-        """Serialise ``message`` into the output bag at the current bag time."""
-        store = m.ensure_vision_msgs()
+    def write_raw(self, topic: str, msgtype: str, data: bytes) -> None:
+        """Write CDR ``data`` into the output bag at the current bag time."""
         if topic not in self._connections:
-            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=store)
-        self._writer.write(
-            self._connections[topic], self._now, store.serialize_cdr(message, msgtype)
-        )
+            self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=m.ensure_vision_msgs()
+            )
+        self._writer.write(self._connections[topic], self._now, data)
 
     def advance(self, now_ns: int) -> None:
-        """Move the clock to ``now_ns``, firing every timer that falls due on the way."""
+        """Move the clock to ``now_ns``, firing every timer that falls due on the way.
+
+        Across a gap longer than ``max_timer_gap_ns`` the clock jumps: each timer fires once
+        at ``now_ns`` instead of once per period of the gap (a live node's timers do not
+        catch up either when ``/clock`` jumps).
+        """
         now_ns = int(now_ns)
+        if self._timers and now_ns - self._now > self.max_timer_gap_ns:
+            self.clock_jumps += 1
+            if self.clock_jumps == 1:
+                self.logger.warning(
+                    f"mlesam: bag time jumps {(now_ns - self._now) / 1e9:.1f} s (from "
+                    f"{self._now} ns to {now_ns} ns); timers fire once after the gap instead "
+                    "of for every period in it"
+                )
+            self._now = now_ns
+            for timer in self._timers:
+                timer.due_ns = now_ns
         for timer in self._timers:
             if timer.due_ns is None:
                 timer.due_ns = max(now_ns, self._now) + timer.period_ns
@@ -136,10 +175,25 @@ class BagTransport:
             timer.callback()
         self._now = max(self._now, now_ns)
 
+    def report(self, topic: str, text: str, sensor: str = "tf") -> None:
+        """Hand a transport-level problem to ``on_issue`` (or the log when nothing listens)."""
+        if self.on_issue is not None:
+            self.on_issue(sensor, topic, text)
+        else:
+            self.logger.warning(f"mlesam: {sensor} ({topic}): {text}")
+
     def deliver(self, topic: str, message: Any) -> None:
-        """Hand one bag message to its subscribers (and tf topics to the tf buffer)."""
+        """Hand one bag message to its subscribers (tf topics to the tf buffer too).
+
+        ``message`` is CDR bytes or the message that :func:`mlesam_ros.pipeline.messages.
+        decode` made of them (replay decodes once, up front, to count undecodable records);
+        the core runs the same decoder on the bytes that the live node's raw subscriptions
+        hand it, so both transports share one codec.
+        """
         if topic in (TF_TOPIC, TF_STATIC_TOPIC):
-            self.tf.add_message(message, static=topic == TF_STATIC_TOPIC)
+            tf_message = m.decode(message, m.TF_MESSAGE)
+            for problem in self.tf.add_message(tf_message, static=topic == TF_STATIC_TOPIC):
+                self.report(topic, problem)
         for callback in self.subscriptions.get(topic, ()):
             callback(message)
 
@@ -158,6 +212,7 @@ class ReplayResult:
     confusion: dict[str, Any] = field(default_factory=dict)
     published: dict[str, int] = field(default_factory=dict)
     issues: collections.Counter = field(default_factory=collections.Counter)
+    dropped: dict[str, int] = field(default_factory=dict)
     backend: str = ""
     model: str = ""
     notes: list[str] = field(default_factory=list)
@@ -192,6 +247,7 @@ class ReplayResult:
             "miou": miou,
             "published": self.published,
             "issues": dict(self.issues.most_common()),
+            "dropped_frames": dict(sorted(self.dropped.items())),
             "notes": self.notes,
         }
 
@@ -217,6 +273,11 @@ class ReplayResult:
                 f"  {group:<32} {'n/a' if v is None else f'{100 * v:.1f}%'}"
                 for group, v in data["miou"].items()
             ]
+        if data["dropped_frames"]:
+            lines.append(
+                "dropped RGB frames (reason: count): "
+                + ", ".join(f"{key}: {count}" for key, count in data["dropped_frames"].items())
+            )
         if data["issues"]:
             lines.append(
                 "issues (sensor: count): "
@@ -283,6 +344,105 @@ class _Scorer:
                 return
 
 
+class PartialOutput:
+    """The output bag, opened at the first write inside ``<out>.partial/`` and moved on success.
+
+    Opening lazily means nothing exists on disk until parameters, topics and the model have
+    passed (the first publication is the latched LabelInfo at the end of configure). A
+    rosbags ``Writer`` names its storage file after its folder, so the bag is written to
+    ``<out>.partial/<out.name>/`` and that folder is renamed to ``out``: the files inside
+    keep their final names.
+    """
+
+    def __init__(self, out: Path, storage: str, logger: Any = LOG) -> None:
+        self.out, self.storage, self.logger = out, storage, logger
+        self.partial = out.with_name(out.name + ".partial")
+        self._writer: Any = None
+
+    @property
+    def opened(self) -> bool:
+        """Whether anything has been written to disk yet."""
+        return self._writer is not None
+
+    def _open(self) -> Any:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        if self.partial.exists():
+            self.logger.warning(
+                f"mlesam: removing {self.partial}, the partial output of an earlier "
+                "interrupted replay to the same --out"
+            )
+            shutil.rmtree(self.partial)
+        self.partial.mkdir(parents=True)
+        plugin = StoragePlugin.MCAP if self.storage == "mcap" else StoragePlugin.SQLITE3
+        writer = Writer(self.partial / self.out.name, version=9, storage_plugin=plugin)
+        writer.open()
+        self._writer = writer
+        return writer
+
+    def add_connection(self, *args: Any, **kwargs: Any) -> Any:
+        """``Writer.add_connection``, opening the bag first if needed."""
+        return (self._writer or self._open()).add_connection(*args, **kwargs)
+
+    def write(self, *args: Any) -> None:
+        """``Writer.write``."""
+        self._writer.write(*args)
+
+    def finish(self) -> None:
+        """Close the bag (writes ``metadata.yaml``) and move it to ``out``."""
+        writer = self._writer or self._open()
+        writer.close()
+        (self.partial / self.out.name).rename(self.out)
+        self.partial.rmdir()
+
+    def abandon(self, keep: bool) -> str:
+        """Close after a failure; keep (``keep``) or remove what was written. Says which."""
+        if self._writer is None:
+            return "no output written"
+        try:
+            self._writer.close()
+        except Exception as error:  # the close of a broken bag must not hide the first error
+            self.logger.warning(f"mlesam: closing the partial output failed: {error}")
+        if keep:
+            return f"partial output kept in {self.partial / self.out.name}"
+        shutil.rmtree(self.partial, ignore_errors=True)
+        return f"partial output {self.partial} removed"
+
+
+def check_input_topics(reader: Any, config: Any, bag: Path) -> None:
+    """Fail before any output exists when the RGB topic (the anchor) is absent or not raw."""
+    types = {c.topic: c.msgtype for c in reader.connections}
+    rgb_topic = config.topics["rgb"]
+    listing = ", ".join(f"{topic} ({msgtype})" for topic, msgtype in sorted(types.items()))
+    if rgb_topic not in types:
+        raise ValueError(
+            f"topics.rgb: {rgb_topic} is not in bag {bag}; its topics are: "
+            f"{listing or 'none'}. Set topics.rgb in --params to the camera's image topic"
+        )
+    if types[rgb_topic] != m.IMAGE:
+        raise ValueError(
+            f"topics.rgb: {rgb_topic} carries {types[rgb_topic]}, but the node reads "
+            f"{m.IMAGE}; decompress it first (ros2 run image_transport republish compressed "
+            "raw) or point topics.rgb at a raw image topic"
+        )
+
+
+def _open_reader(bag: Path, store: Any) -> Any:
+    """Open ``bag`` with rosbags; a truncated or foreign file becomes one ``ValueError``."""
+    from rosbags.highlevel import AnyReader
+
+    reader = AnyReader([bag], default_typestore=store)
+    try:
+        reader.open()
+    except Exception as error:  # rosbags raises its own error types, struct and OS errors
+        raise ValueError(
+            f"bag {bag} cannot be read ({type(error).__name__}: {error}); the recording is "
+            "truncated or not a rosbag2 (repair a truncated mcap with `mcap recover` or "
+            "`ros2 bag reindex`)"
+        ) from None
+    return reader
+
+
 def replay_bag(
     bag: str | Path,
     out: str | Path,
@@ -305,11 +465,13 @@ def replay_bag(
     every published :class:`~mlesam_ros.pipeline.frame.FrameResult` (the demo renders them).
     ``copy_inputs`` also writes the inputs the node read (sensors, CameraInfo, tf, ground
     truth) into ``out``, so the output bag alone plays back in rviz or Foxglove.
+
+    Raises ``ValueError``/``FileNotFoundError`` before creating anything when the bag, the
+    parameters or the model are unusable; :class:`ReplayInterrupted` on Ctrl-C.
     """
-    from rosbags.highlevel import AnyReader
-    from rosbags.rosbag2 import StoragePlugin, Writer
     from tqdm import tqdm
 
+    from mlesam_ros.pipeline.config import NodeConfig
     from mlesam_ros.pipeline.core import SegmentationCore
 
     bag, out = Path(bag), Path(out)
@@ -322,24 +484,34 @@ def replay_bag(
         raise ValueError(f"storage: choose from {', '.join(STORAGES)}, got {storage!r}")
     store = m.ensure_vision_msgs()
     result = ReplayResult(bag=bag, out=out)
-    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-    with AnyReader([bag], default_typestore=store) as reader:
-        writer = Writer(out, version=9, storage_plugin=plugin)
-        writer.open()
+    reader = _open_reader(bag, store)
+    output = PartialOutput(out, storage, logger)
+    try:
+        # Fail fast: parameters and the bag's topics before the model, all before any output.
+        check_input_topics(reader, NodeConfig.from_parameters(parameters or {}), bag)
+        transport = BagTransport(output, parameters or {}, logger)
+        start = reader.start_time if reader.connections else 0
+        transport.advance(start)
+        core = SegmentationCore(transport, threaded=False, segmenter=segmenter)
+        core.configure()
+        transport.on_issue = core.report_issue
+        if on_frame is not None:
+            core.listeners.append(on_frame)
         try:
-            transport = BagTransport(writer, parameters or {}, logger)
-            start = reader.start_time if reader.connections else 0
-            transport.advance(start)
-            core = SegmentationCore(transport, threaded=False, segmenter=segmenter)
-            core.configure()
-            if on_frame is not None:
-                core.listeners.append(on_frame)
-            try:
-                _run(reader, transport, core, result, progress, groups, tqdm, copy_inputs)
-            finally:
-                core.cleanup()
+            _run(reader, transport, core, result, progress, groups, tqdm, copy_inputs)
         finally:
-            writer.close()
+            core.cleanup()
+        output.finish()
+    except KeyboardInterrupt:
+        raise ReplayInterrupted(output.abandon(keep=True)) from None
+    except BaseException as error:
+        what = output.abandon(keep=False)
+        if output.opened:
+            error.add_note(what)
+            logger.error(f"mlesam: replay failed: {what}")
+        raise
+    finally:
+        reader.close()
     return result
 
 
@@ -388,29 +560,57 @@ def _run(reader, transport, core, result, progress, groups, tqdm, copy_inputs) -
         combo = combo_name(record.present)
         result.frames += 1
         result.presence[combo] += 1
-        result.latencies_ms.append(record.latency_ms)
+        if record.latency_ms is not None:
+            result.latencies_ms.append(record.latency_ms)
         result.processing_ms.append(record.processing_ms)
         if scorer is not None:
             extra = [] if groups is None else list(groups(record))
             scorer.prediction(record.stamp_ns, frame_result.labels.copy(), [combo, *extra])
 
     core.listeners.append(on_frame)
+    sensor_of_topic = {topic: key for key, topic in config.topics.items() if topic}
     wanted = set(transport.subscriptions) | {TF_TOPIC, TF_STATIC_TOPIC, GT_LABELS_TOPIC}
-    connections = [c for c in reader.connections if c.topic in wanted]
+    connections = []
+    for connection in reader.connections:
+        if connection.topic not in wanted:
+            continue
+        expected = transport.subscribed_types.get(connection.topic)
+        if expected is not None and connection.msgtype != expected:
+            # A live subscription of another type never connects; say so instead of silence.
+            transport.report(
+                connection.topic,
+                f"carries {connection.msgtype}, expected {expected}; its "
+                f"{connection.msgcount} messages are left out",
+                sensor_of_topic.get(connection.topic, "input"),
+            )
+            continue
+        connections.append(connection)
     try:
         for timestamp, batch in _same_time_batches(reader.messages(connections=connections)):
             transport.advance(timestamp)
             for connection, raw in batch:
-                message = reader.deserialize(raw, connection.msgtype)
-                if copy_inputs:
-                    transport.write(connection.topic, connection.msgtype, message)
-                if connection.topic == GT_LABELS_TOPIC:
-                    if scorer is not None:
-                        scorer.truth(message)
-                    continue
-                if connection.topic == rgb_topic:
+                is_rgb = connection.topic == rgb_topic
+                if is_rgb:
                     result.rgb_messages += 1
                     bar.update(1)
+                try:
+                    message = m.decode(raw, connection.msgtype)
+                except Exception as error:  # a corrupt record loses that message only
+                    transport.report(
+                        connection.topic,
+                        f"undecodable {connection.msgtype} ({type(error).__name__}); "
+                        "message ignored",
+                        sensor_of_topic.get(connection.topic, "input"),
+                    )
+                    if is_rgb:
+                        core.count_drop("undecodable")
+                    continue
+                if copy_inputs:
+                    transport.write_raw(connection.topic, connection.msgtype, raw)
+                if connection.topic == GT_LABELS_TOPIC:
+                    if scorer is not None:
+                        scorer.truth(m.decode(raw, connection.msgtype))
+                    continue
                 transport.deliver(connection.topic, message)
         # Let the last frames time out and go through, then report once more.
         transport.advance(transport.now_ns() + config.timeout_ns + config.poll_period_ns)
@@ -420,3 +620,9 @@ def _run(reader, transport, core, result, progress, groups, tqdm, copy_inputs) -
         bar.close()
     result.published = {topic: pub.count for topic, pub in transport.publishers.items()}
     result.issues = collections.Counter(core.stats.issues)
+    result.dropped = core.dropped_frames()
+    if transport.clock_jumps:
+        result.notes.append(
+            f"bag time jumped {transport.clock_jumps}x by more than "
+            f"{transport.max_timer_gap_ns / 1e9:.0f} s; timers did not tick through the gaps"
+        )

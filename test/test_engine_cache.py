@@ -46,10 +46,15 @@ class FakeBuilder:
 
 
 def _write_onnx(path: Path, doc: str = "v1") -> Path:
+    # Inputs and outputs as SPEC promises (read_spec checks the graph against its metadata).
+    height, width = SPEC.input_size
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["images"], ["logits"])], "g",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1])])
+        [helper.make_node("ReduceMean", ["images"], ["confidence"], axes=[1, 2], keepdims=0),
+         helper.make_node("Cast", ["confidence"], ["labels"], to=TensorProto.INT32)], "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, list(SPEC.images_shape)),
+         helper.make_tensor_value_info("present", TensorProto.BOOL, [1, 2])],
+        [helper.make_tensor_value_info("labels", TensorProto.INT32, [1, height, width]),
+         helper.make_tensor_value_info("confidence", TensorProto.FLOAT, [1, height, width])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.doc_string = doc
     for key, value in SPEC.to_metadata_props().items():

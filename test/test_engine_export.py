@@ -130,3 +130,29 @@ def test_failed_check_keeps_no_file_at_out(model, tmp_path: Path, monkeypatch) -
 def test_missing_onnx_error_names_export_command(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="mlesam export --out"):
         read_spec(tmp_path / "nope.onnx")
+
+
+def test_export_with_sdpa_attention_matches_stock_sam_attention(model, logits_export) -> None:
+    """The graph is exported from the fused (SDPA) attention, lowered to TensorRT-parsable ops,
+    and ONNX Runtime reproduces segment-anything's stock attention in PyTorch."""
+    import copy
+
+    from mlesam_ros.model.attention import attention_impl, set_attention_impl
+
+    path, report = logits_export
+    assert attention_impl(model) == "sdpa"  # what export_onnx exported
+    assert report.ops.ok, report.ops.summary()
+    assert all(result.ok for result in report.parity)
+    proto = onnx.load(str(path))
+    op_types = {node.op_type for node in proto.graph.node}
+    assert "Softmax" in op_types and "MatMul" in op_types
+    assert not any(node.domain not in ("", "ai.onnx") for node in proto.graph.node)
+    stock = copy.deepcopy(model)
+    set_attention_impl(stock, "stock")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    images, present = example_inputs(read_spec(path), (True, True, False), seed=11)
+    (got,) = session.run(None, {"images": images, "present": present})
+    with torch.no_grad():
+        ref = stock(torch.from_numpy(images), torch.from_numpy(present))["logits"].numpy()
+    assert np.abs(got - ref).max() < 1e-3
+    assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.999

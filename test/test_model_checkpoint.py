@@ -212,3 +212,25 @@ def test_bad_mlesam_checkpoints_are_rejected(tmp_path: Path, sam_file) -> None:
     torch.save(payload, path)
     with pytest.raises(ValueError, match=r"does not match its own config.*mask_tokens"):
         load_checkpoint(path)
+
+
+def test_digest_spots_a_sam_file_differing_beyond_patch_embed(tmp_path: Path, sam_file) -> None:
+    sam_path, sam = sam_file
+    model = build_mlesam(_config(), sam_checkpoint=sam_path).eval()
+    path = save_checkpoint(tmp_path / "model.pt", model)
+    assert len(model.sam_source["digest"]) == 64
+    # Same patch embedding (the old fingerprint), different last block.
+    state = {k: v.clone() for k, v in sam.state_dict().items()}
+    last = max(int(k.split(".")[2]) for k in state if k.startswith("image_encoder.blocks."))
+    state[f"image_encoder.blocks.{last}.mlp.lin2.weight"] += 0.01
+    other = tmp_path / "finetuned_sam.pth"
+    torch.save(state, other)
+    with pytest.raises(ValueError, match="holds different encoder weights"):
+        load_checkpoint(path, sam_checkpoint=other)
+    # A checkpoint written before the digest existed still loads (patch_embed checksum).
+    payload = torch.load(path, weights_only=True)
+    del payload["sam_source"]["digest"]
+    old = tmp_path / "old_format.pt"
+    torch.save(payload, old)
+    loaded, _ = load_checkpoint(old, sam_checkpoint=other)
+    assert loaded.sam_source["fingerprint"] == pytest.approx(model.sam_source["fingerprint"])

@@ -150,6 +150,17 @@ def test_absent_modality_has_exactly_zero_influence(fusion: str) -> None:
     assert torch.equal(moved[1], reference["logits"][1])
 
 
+def test_nothing_present_gives_finite_output_independent_of_pixels() -> None:
+    model = _model()
+    nobody = torch.zeros(2, len(MODALITIES), dtype=torch.bool)
+    with torch.no_grad():
+        first = model(_images(2), nobody)
+        second = model(torch.full((2, len(MODALITIES), 3, *SIZE), float("nan")), nobody)
+    assert torch.isfinite(first["logits"]).all()
+    assert torch.equal(first["logits"], second["logits"])
+    assert torch.equal(first["routing_weights"], torch.zeros(2, 4, len(MODALITIES)))
+
+
 def test_only_adapters_and_heads_train_and_get_gradients() -> None:
     model = _model().train()
     present = torch.tensor([[True, False, True], [True, True, True]])

@@ -161,3 +161,41 @@ def test_modalities_argument_accepts_names_or_a_count(capsys) -> None:
         modalities_argument("6")
     assert cli.main(["model-info", "--preset", "tiny", "--modalities", "0"]) == 2
     assert "--modalities: a count must be" in capsys.readouterr().err
+
+
+def test_subset_dropout_draws_every_subset_size_equally_often() -> None:
+    import itertools
+    from math import comb
+
+    generator = torch.Generator().manual_seed(0)
+    draws = 60000
+    dropped = random_presence(draws, 4, 0.8, generator=generator, mode="subset")
+    assert dropped.any(dim=1).all()
+    rows = [tuple(r) for r in dropped.tolist()]
+    for size in range(1, 5):
+        for subset in itertools.combinations(range(4), size):
+            mask = tuple(i in subset for i in range(4))
+            expected = 0.8 / (4 * comb(4, size)) + (0.2 if size == 4 else 0.0)
+            frequency = rows.count(mask) / draws
+            # ~4 standard errors of a binomial frequency.
+            assert abs(frequency - expected) < 4 * (expected / draws) ** 0.5, (mask, frequency)
+    # Independent dropout at p = 0.3 (the old default) trains each single sensor ~2 % of the
+    # time; the balanced scheme above gives each 5 %.
+    independent = random_presence(draws, 4, 0.3, generator=generator)
+    singles = (independent.sum(dim=1) == 1).float().mean() / 4
+    assert singles < 0.025
+
+
+def test_subset_dropout_only_keeps_present_modalities() -> None:
+    generator = torch.Generator().manual_seed(1)
+    present = torch.rand(2000, 4, generator=generator) > 0.4
+    present[:, 0] |= ~present.any(dim=1)
+    present[:5] = False  # nothing present stays nothing present
+    dropped = modality_dropout(present, 1.0, generator=generator, mode="subset")
+    assert not (dropped & ~present).any()
+    assert dropped[5:].any(dim=1).all() and not dropped[:5].any()
+    # With one present modality nothing can be dropped; with three, all sizes 1..3 occur.
+    three = present.sum(dim=1) == 3
+    assert set(dropped[three].sum(dim=1).tolist()) == {1, 2, 3}
+    with pytest.raises(ValueError, match="mode: unknown 'balanced'"):
+        modality_dropout(present, 0.5, mode="balanced")

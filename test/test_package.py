@@ -107,5 +107,6 @@ def test_package_xml_is_ament_python_format_3() -> None:
     assert root.findtext("version") == mlesam_ros.__version__
     assert root.find("export/build_type").text == "ament_python"
     exec_depends = {element.text for element in root.findall("exec_depend")}
-    assert {"rclpy", "sensor_msgs", "vision_msgs", "tf2_ros", "launch_ros"} <= exec_depends
+    # tf2_ros's Python module ships in tf2_ros_py since Humble (see test_package_xml.py).
+    assert {"rclpy", "sensor_msgs", "vision_msgs", "tf2_ros_py", "launch_ros"} <= exec_depends
     assert (ROOT / "resource" / "mlesam_ros").is_file()

@@ -49,12 +49,21 @@ def test_params_file_forms_and_errors(tmp_path) -> None:
     ({"topics.rgbb": "/x"}, "unknown topics.rgbb"),
     ({"qos.rgb": "best-effort"}, "qos.rgb: choose best_effort or reliable"),
     ({"topics.rgb": ""}, "topics.rgb: the RGB image is required"),
-    ({"sync.timeout_s": 0.0}, "sync.timeout_s: must be >= 1e-06"),
+    ({"sync.timeout_s": 0.0}, r"sync.timeout_s: must be in \[1e-06, 60.0\]"),
     ({"output.overlay_alpha": 1.5}, "overlay_alpha: must be in"),
     ({"extrinsics.source": "urdf"}, "extrinsics.source: choose tf or config"),
     ({"extrinsics.rgb_from_points": [0.0, 1.0]}, r"rgb_from_points: expected \[x, y, z"),
     ({"model.backend": "tflite"}, "model.backend: choose from auto"),
     ({"model.modalities": "rgb,sonar"}, "unknown sonar"),
+    ({"sync.timeout_s": "abc"}, r"sync\.timeout_s: expected a number in \[1e-06, 60.0\], got 'a"),
+    ({"lidar.dilation": -1}, r"lidar\.dilation: must be in \[0, 50\], got -1"),
+    ({"model.threads": -2}, r"model\.threads: must be in \[0, 1024\]"),
+    ({"lidar.max_range_m": 0.0}, r"lidar\.max_range_m: must be > 0"),
+    ({"lidar.intensity_max": -1.0}, r"lidar\.intensity_max: must be > 0"),
+    ({"sync.strict": "yes"}, r"sync\.strict: expected true or false, got 'yes'"),
+    ({"lidar.dilation": 1.5}, r"lidar\.dilation: expected an integer"),
+    ({"model.precision": "fp8"}, r"model\.precision: choose from '', fp16"),
+    ({"qos.output_depth": 0}, r"qos\.output_depth: must be in \[1, 100\]"),
 ])
 def test_bad_parameters_name_the_parameter(overrides, message) -> None:
     with pytest.raises(ValueError, match=message):
@@ -99,3 +108,27 @@ def test_latest_slot_keeps_only_the_newest() -> None:
     assert slot.dropped == 2
     slot.close()
     assert slot.take(timeout_s=10) is None  # returns at once once closed
+
+
+def test_text_booleans_and_numbers_read_as_what_they_say() -> None:
+    config = NodeConfig.from_parameters({"sync.strict": "false", "output.confidence": "False",
+                                         "output.labels_color": "true", "sync.timeout_s": "0.2",
+                                         "lidar.dilation": "3"})
+    assert config.strict is False and config.confidence is False and config.labels_color
+    assert config.timeout_ns == 200_000_000 and config.lidar_dilation == 3
+
+
+def test_parameter_spec_choices_match_the_engine() -> None:
+    from mlesam_ros.engine.segmenter import BACKENDS
+    from mlesam_ros.pipeline.config import PARAMETERS
+
+    assert PARAMETERS["model.backend"].choices == BACKENDS
+
+
+def test_yaml_comments_are_the_spec_descriptions() -> None:
+    """config/mlesam.yaml documents each parameter with the spec's own description."""
+    from mlesam_ros.pipeline.config import PARAMETERS
+
+    text = CONFIG.read_text()
+    for name, spec in PARAMETERS.items():
+        assert f"# {spec.description}" in text, name

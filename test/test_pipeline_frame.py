@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from mlesam_ros.data.synthetic_dataset import frame_to_images
+from mlesam_ros.data.transforms import resize
 from mlesam_ros.pipeline.bench import MemoryTransport, synthetic_job
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.core import SegmentationCore
 from mlesam_ros.pipeline.frame import FramePath, nearest_resize
+from mlesam_ros.pipeline.grid import valid_area_resize
 
 MODALITIES = ("rgb", "depth", "thermal", "lidar")
 
@@ -56,13 +58,26 @@ def test_prepared_images_match_the_training_encoding(job_and_tf) -> None:
     frame = SyntheticDrive(seed=4, rig=default_rig(width=80, height=60)).frame(0)
     expected, present = frame_to_images(frame, MODALITIES)
     assert present.all()
+    # The 60x80 camera is 2x the model input, so the node encodes on the camera's own grid
+    # and shrinks: dense modalities like training's resize, sparse ones over valid pixels.
+    shrunk = resize({"images": expected}, (30, 40))["images"]
     for slot, modality in enumerate(MODALITIES):
         got = prepared.images[modality]
+        assert got.shape == (30, 40, 3) and got.dtype == np.uint8
         if modality == "thermal":
             # Same warp and contrast; float rounding of the warp may move a count by one step.
-            assert np.abs(got.astype(int) - expected[slot].astype(int)).max() <= 1
+            assert np.abs(got.astype(int) - shrunk[slot].astype(int)).max() <= 1
+        elif modality in ("depth", "lidar"):
+            np.testing.assert_array_equal(got, valid_area_resize(expected[slot], (30, 40)))
+            # Where a 2x2 block is all valid or all empty that is training's resize (up to
+            # OpenCV's fixed-point rounding of uint8 averages).
+            blocks = (expected[slot].max(2) > 0).reshape(30, 2, 40, 2).mean(axis=(1, 3))
+            uniform = (blocks == 0) | (blocks == 1)
+            assert uniform.mean() > 0.5
+            difference = got[uniform].astype(int) - shrunk[slot][uniform].astype(int)
+            assert np.abs(difference).max() <= 1
         else:
-            np.testing.assert_array_equal(got, expected[slot], err_msg=modality)
+            np.testing.assert_array_equal(got, shrunk[slot], err_msg=modality)
     images, present = path.model_input(prepared)
     assert images.shape == (1, 4, 3, 30, 40) and images.dtype == np.uint8
     assert present.tolist() == [[True] * 4]

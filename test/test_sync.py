@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -209,3 +211,39 @@ def test_configuration_errors() -> None:
         SyncConfig(members=(MemberConfig("rgb", 1),), timeout_ns=1)
     with pytest.raises(ValueError, match="slop_ns must be >= 0"):
         MemberConfig("depth", -1)
+
+
+def test_every_anchor_is_emitted_or_dropped_by_a_named_reason() -> None:
+    """Issue 12: a random mix of duplicates, stamps going back, floods and a bag loop; every
+    RGB message offered is either emitted or counted once in ``anchor_dropped``."""
+    rng = np.random.default_rng(7)
+    for strict in (False, True):
+        sync = make_sync(strict=strict, max_pending=3)
+        offered, emitted, now, stamp = 0, [], 0, 10_000 * MS
+        for step in range(400):
+            now += int(rng.integers(0, 40)) * MS
+            kind = rng.random()
+            if step == 200:
+                stamp_in = stamp = 1_000 * MS  # a bag loop: far back
+            elif kind < 0.1:
+                stamp_in = stamp  # duplicate
+            elif kind < 0.2:
+                stamp_in = stamp - int(rng.integers(1, 200)) * MS  # back, within jump bound
+            else:
+                stamp_in = stamp = stamp + PERIOD
+            offered += 1
+            emitted += sync.add("rgb", stamp_in, None, now)
+            if rng.random() < 0.5:  # the LiDAR matches only sometimes; floods build queues
+                emitted += sync.add("lidar", stamp_in, None, now)
+                emitted += sync.add("depth", stamp_in + MS, None, now)
+                emitted += sync.add("thermal", stamp_in + 5 * MS, None, now)
+        emitted += sync.poll(now + 10_000 * MS)
+        dropped = sync.stats.anchor_dropped
+        assert len(emitted) + sum(dropped.values()) == offered, (strict, dict(dropped))
+        assert dropped["duplicate_stamp"] > 0 and dropped["stale_stamp"] > 0
+        assert set(dropped) <= {"duplicate_stamp", "stale_stamp", "superseded",
+                                "queue_overflow", "incomplete_strict", "clock_reset"}
+        assert (dropped["incomplete_strict"] > 0) == strict
+        stamps = [frame.stamp_ns for frame in emitted]
+        steps_back = [b for a, b in itertools.pairwise(stamps) if b <= a]
+        assert len(steps_back) == 1 and steps_back[0] >= 1_000 * MS  # only the bag loop

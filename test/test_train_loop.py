@@ -50,7 +50,11 @@ def test_loss_decreases_within_a_few_steps(tmp_path: Path) -> None:
 
 
 def test_checkpoint_reload_gives_identical_logits(tmp_path: Path) -> None:
-    result = train(_config(max_steps=2), tmp_path / "run", progress=False)
+    config = _config(max_steps=2)
+    config.normalization, config.modality_dropout_mode = "dataset", "subset"
+    result = train(config, tmp_path / "run", progress=False)
+    # Statistics measured on the training frames, not the fixed defaults, and reloaded.
+    assert result.model.pixel_mean.flatten()[3:].tolist() != [127.5] * 3
     images, present = _sample_batch()
     with torch.no_grad():
         expected = result.model(images, present)["logits"]
@@ -60,6 +64,7 @@ def test_checkpoint_reload_gives_identical_logits(tmp_path: Path) -> None:
             torch.testing.assert_close(model(images, present)["logits"], expected,
                                        rtol=0, atol=0)
         assert extra["step"] == 2 and len(extra["class_names"]) == 25
+        assert torch.equal(model.pixel_std, result.model.pixel_std)
     assert "optimizer" not in torch.load(tmp_path / "run" / "model.pt", weights_only=True)["extra"]
     sizes = {name: (tmp_path / "run" / name).stat().st_size for name in ("model.pt", "last.pt")}
     assert sizes["model.pt"] < sizes["last.pt"]  # no optimiser state in the shipped file
@@ -112,6 +117,44 @@ def test_shipped_configs_load() -> None:
     without = load_train_config(root / "demo_tiny_no_dropout.yaml")
     assert with_dropout.modality_dropout > 0 and without.modality_dropout == 0
     assert with_dropout.model.train_encoder and with_dropout.model.num_classes == 25
+    assert with_dropout.modality_dropout_mode == "subset"  # all sensor subsets trained
+    assert with_dropout.normalization == "dataset"
     with_dropout.modality_dropout = without.modality_dropout = 0.0
+    with_dropout.modality_dropout_mode = without.modality_dropout_mode = "independent"
     with_dropout.description = without.description = ""
     assert with_dropout == without  # the comparison differs in dropout only
+    deliver = load_train_config(root / "deliver_vit_b.yaml")
+    assert deliver.model.router_top_k == 2 and deliver.modality_dropout_mode == "subset"
+    assert deliver.gradient_checkpointing and deliver.normalization == "dataset"
+
+
+def test_modality_statistics_use_present_images_only() -> None:
+    from mlesam_ros.train.trainer import modality_statistics
+
+    images = torch.zeros(3, 2, 3, 4, 4)
+    images[:, 0] = torch.tensor([10.0, 20.0, 30.0])[:, None, None]
+    images[0, 1], images[1, 1] = 100.0, 200.0
+    images[2, 1] = float("nan")  # absent: must not count
+    samples = [{"images": images[i], "present": torch.tensor([True, i < 2])} for i in range(3)]
+    mean, std = modality_statistics(samples, 2)
+    torch.testing.assert_close(mean, torch.tensor([[10.0, 20.0, 30.0], [150.0] * 3]))
+    torch.testing.assert_close(std, torch.tensor([[1.0] * 3, [50.0] * 3]))  # floored at 1
+
+
+def test_no_weight_decay_on_embeddings_norms_and_biases() -> None:
+    from mlesam_ros.model import build_mlesam
+    from mlesam_ros.train.optim import build_optimizer
+
+    config = _config()
+    model = build_mlesam(config.model)
+    optimizer = build_optimizer(model, config.optim)
+    decayed = {id(p) for p in optimizer.param_groups[0]["params"]}
+    assert optimizer.param_groups[1]["weight_decay"] == 0.0
+    names = {name: id(p) for name, p in model.named_parameters()}
+    for name in ("backbone.encoder.pos_embed", "backbone.encoder.blocks.0.attn.rel_pos_h",
+                 "mask_decoder.mask_tokens.weight", "mask_decoder.iou_token.weight",
+                 "mask_decoder.prompt_tokens", "backbone.encoder.blocks.0.norm1.weight"):
+        assert names[name] not in decayed, name
+    for name in ("backbone.encoder.blocks.0.attn.qkv.lora_a_q",
+                 "backbone.encoder.blocks.0.mlp.lin1.weight"):
+        assert names[name] in decayed, name

@@ -130,3 +130,72 @@ def test_report_table_json_and_plot(tmp_path) -> None:
     assert np.array(data["all_modalities"]["confusion_matrix"]).sum() == result.full.overall.total
     path = write_plot(result, tmp_path / "eval.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_miou_conventions_on_a_hand_computed_example() -> None:
+    # 4 classes; class 3 never occurs (neither target nor prediction).
+    target = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    prediction = np.array([0, 0, 1, 1, 1, 2, 0, 2])
+    matrix = ConfusionMatrix(4)
+    matrix.update(prediction, target)
+    # IoU: class 0: TP 2, FP 1, FN 1 -> 2/4; class 1: TP 2, FP 1 -> 2/3; class 2: TP 2, FN 1
+    # -> 2/3; class 3: 0/0.
+    present = (2 / 4 + 2 / 3 + 2 / 3) / 3
+    deliver = (2 / 4 + 2 / 3 + 2 / 3 + 0.0) / 4
+    assert matrix.miou() == pytest.approx(present)
+    assert matrix.miou("present") == pytest.approx(present)
+    assert matrix.miou("all") == pytest.approx(deliver)
+    summary = matrix.summary()
+    assert summary["miou"] == pytest.approx(present, abs=1e-6)
+    assert summary["miou_all_classes"] == pytest.approx(deliver, abs=1e-6)
+    assert np.isnan(ConfusionMatrix(3).miou("all"))
+    with pytest.raises(ValueError, match="convention"):
+        matrix.miou("deliver")
+
+
+class _SplitPredictor:
+    """A predictor with encode/decode whose output depends on every present modality."""
+
+    def __init__(self) -> None:
+        self.encoded = 0
+
+    def __call__(self, images: np.ndarray, present: np.ndarray) -> np.ndarray:
+        labels, _ = self.decode(self.encode(images, present), present)
+        return labels
+
+    def encode(self, images: np.ndarray, present: np.ndarray) -> np.ndarray:
+        self.encoded += 1
+        return np.where(present[:, :, None, None, None], images, 0.0).mean(axis=2)
+
+    def decode(self, encoded: np.ndarray, present: np.ndarray):
+        masked = np.where(present[:, :, None, None], encoded, 0.0)
+        labels = (masked.sum(axis=1) // 64).astype(np.int64) % 4
+        weights = present[:, None, :] / np.maximum(present.sum(axis=1), 1)[:, None, None]
+        return labels, np.repeat(weights, 2, axis=1)
+
+
+def test_encode_once_evaluation_equals_per_subset_evaluation() -> None:
+    frames = _Frames(count=6)
+    once, per_subset = _SplitPredictor(), _SplitPredictor()
+    fast = evaluate(once, frames, MODALITIES, NAMES, batch_size=4, progress=False)
+    slow = evaluate(per_subset, frames, MODALITIES, NAMES, batch_size=4, progress=False,
+                    encode_once=False)  # fmt: skip
+    assert once.encoded == 2 and per_subset.encoded == 2 * 15  # 2 batches
+    for a, b in zip(fast.subsets, slow.subsets, strict=True):
+        np.testing.assert_array_equal(a.overall.matrix, b.overall.matrix)
+        assert a.overall.total > 0
+        for condition in a.per_condition:
+            np.testing.assert_array_equal(a.per_condition[condition].matrix,
+                                          b.per_condition[condition].matrix)  # fmt: skip
+    # Routing statistics: uniform weights over the present modalities, spread 0.
+    full = fast.full.routing["sun"]
+    assert full.count == 3  # frames 0, 2, 4
+    np.testing.assert_allclose(full.mean_weights, 0.25)
+    np.testing.assert_allclose(full.mean_spread, 0.0)
+    # Night frame 1 lacks thermal (1/3 each for the others); frames 3 and 5 have all four.
+    night = fast.full.routing["night"].mean_weights[0]
+    np.testing.assert_allclose(night, [(1 / 3 + 0.5) / 3] * 2 + [0.5 / 3, (1 / 3 + 0.5) / 3])
+    assert not slow.full.routing  # a plain call gives no weights
+    data = fast.to_dict()
+    assert data["combinations"][0]["routing"]["sun"]["mean_weights"][0] == [0.25] * 4
+    assert "miou_all_classes" in data["combinations"][0]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from shlex import quote
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,4 +73,10 @@ def _run(args: argparse.Namespace) -> int:
         split=args.split, write_tree=not args.no_tree, write_bag=not args.no_bag,
     )  # fmt: skip
     print(f"wrote {summary['frames']} frames: bag {summary['bag']}, deliver {summary['deliver']}")
+    # The next commands, with the paths just written (eval takes OUT itself, see its --data).
+    if not args.no_tree:
+        print(f"evaluate: mlesam eval --data {quote(str(args.out))} --split {args.split}")
+    if not args.no_bag:
+        print(f"replay:   mlesam replay --bag {quote(str(summary['bag']))} "
+              f"--out {quote(str(Path(args.out) / 'replay'))}")  # fmt: skip
     return 0

@@ -30,18 +30,136 @@ def _check(sample: Sample) -> tuple[int, int]:
     return images.shape[1], images.shape[2]
 
 
-def resize(sample: Sample, size: tuple[int, int]) -> Sample:
-    """Resize to ``size`` (H, W): images bilinear (area when shrinking), labels nearest."""
+# How each modality may be resampled. Point-like modalities (LiDAR returns, event pixels) take
+# one real measurement per output pixel: blending them with empty (0) pixels would invent
+# depths and polarities that were never measured. Depth images with holes average only their
+# valid pixels. Dense images (RGB, thermal) keep area/bilinear interpolation.
+SPARSE_MODALITIES: frozenset[str] = frozenset({"lidar", "event"})
+HOLED_MODALITIES: frozenset[str] = frozenset({"depth"})
+
+
+def resample_mode(modality: str | None) -> str:
+    """``"sparse"``, ``"holes"`` or ``"dense"``: how ``resize`` treats this modality."""
+    if modality in SPARSE_MODALITIES:
+        return "sparse"
+    if modality in HOLED_MODALITIES:
+        return "holes"
+    return "dense"
+
+
+def _window_bounds(out: int, full: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source index range [start, stop) covered by each output pixel (at least one pixel)."""
+    edges = np.arange(out + 1) * full / out
+    start = np.minimum(np.floor(edges[:-1]).astype(np.int64), full - 1)
+    stop = np.maximum(np.ceil(edges[1:]).astype(np.int64), start + 1)
+    return start, np.minimum(stop, full)
+
+
+def resize_sparse(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an (H, W, C) image whose 0 pixels mean "no measurement", inventing no values.
+
+    Each output pixel takes the valid (non-zero) input pixel of its footprint that lies
+    nearest the footprint's centre, all channels from that one pixel, or 0 when the footprint
+    holds none. Enlarging is plain nearest neighbour. Written by hand because cv2 and torch
+    offer no resampling that ignores invalid pixels; the window gather is vectorised.
+    """
+    height, width = image.shape[:2]
+    out_h, out_w = int(size[0]), int(size[1])
+    row_start, row_stop = _window_bounds(out_h, height)
+    col_start, col_stop = _window_bounds(out_w, width)
+    k_rows = int((row_stop - row_start).max())
+    k_cols = int((col_stop - col_start).max())
+    rows = row_start[:, None] + np.arange(k_rows)[None, :]  # (out_h, k_rows)
+    cols = col_start[:, None] + np.arange(k_cols)[None, :]  # (out_w, k_cols)
+    row_inside = rows < row_stop[:, None]
+    col_inside = cols < col_stop[:, None]
+    rows, cols = np.minimum(rows, height - 1), np.minimum(cols, width - 1)
+    # Squared distance of each candidate from its footprint centre (in source pixels).
+    row_centre = (row_start + row_stop)[:, None] / 2.0
+    col_centre = (col_start + col_stop)[:, None] / 2.0
+    row_dist = (rows + 0.5 - row_centre) ** 2
+    col_dist = (cols + 0.5 - col_centre) ** 2
+    window = image[rows[:, :, None, None], cols[None, None, :, :]]  # (oh, kr, ow, kc, C)
+    valid = window.reshape((*window.shape[:4], -1)).any(axis=-1)
+    valid &= row_inside[:, :, None, None] & col_inside[None, None, :, :]
+    distance = row_dist[:, :, None, None] + col_dist[None, None, :, :]
+    distance = np.where(valid, distance, np.inf)
+    # (oh, ow, kr * kc) candidates per output pixel; argmin picks the nearest valid one.
+    distance = distance.transpose(0, 2, 1, 3).reshape(out_h, out_w, -1)
+    window = window.transpose(0, 2, 1, 3, 4).reshape(out_h, out_w, k_rows * k_cols, -1)
+    best = distance.argmin(axis=-1)
+    picked = np.take_along_axis(window, best[:, :, None, None], axis=2)[:, :, 0]
+    found = np.isfinite(np.take_along_axis(distance, best[:, :, None], axis=2))
+    return np.where(found, picked, 0).astype(image.dtype).reshape(out_h, out_w, *image.shape[2:])
+
+
+def resize_with_holes(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an (H, W, C) image with 0 = hole: a masked average of its valid pixels.
+
+    Holes never pull values towards 0; an output pixel is a hole only where its footprint
+    holds no valid pixel (shrinking) or its nearest source pixel is a hole (enlarging).
+    """
     import cv2
 
+    height, width = image.shape[:2]
+    out_h, out_w = int(size[0]), int(size[1])
+    shrink = out_h < height and out_w < width
+    mode = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    valid = image.reshape(height, width, -1).any(axis=-1).astype(np.float32)
+    values = image.astype(np.float32) * valid.reshape(height, width, *([1] * (image.ndim - 2)))
+    summed = cv2.resize(values, (out_w, out_h), interpolation=mode)
+    weight = cv2.resize(valid, (out_w, out_h), interpolation=mode)
+    if summed.ndim == 2 and image.ndim == 3:
+        summed = summed[:, :, None]
+    if shrink:
+        keep = weight > 1e-6
+    else:
+        keep = resize_sparse(valid[:, :, None], (out_h, out_w))[:, :, 0] > 0
+    weight = weight.reshape(out_h, out_w, *([1] * (image.ndim - 2)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        averaged = summed / np.maximum(weight, 1e-6)
+    keep = keep.reshape(out_h, out_w, *([1] * (image.ndim - 2)))
+    result = np.where(keep, np.clip(np.rint(averaged), 1, 255), 0)
+    return result.astype(image.dtype)
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int], modality: str | None = None):
+    """Resize one (H, W, C) modality image to ``size`` (H, W) the way its modality needs."""
+    import cv2
+
+    height, width = image.shape[:2]
+    out_h, out_w = int(size[0]), int(size[1])
+    if (out_h, out_w) == (height, width):
+        return image
+    mode = resample_mode(modality)
+    if mode == "sparse":
+        return resize_sparse(image, (out_h, out_w))
+    if mode == "holes":
+        return resize_with_holes(image, (out_h, out_w))
+    shrink = out_h < height and out_w < width
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(image, (out_w, out_h), interpolation=interpolation)
+
+
+def resize(
+    sample: Sample, size: tuple[int, int], modalities: Sequence[str] | None = None
+) -> Sample:
+    """Resize to ``size`` (H, W); labels nearest, images by modality (``resize_image``).
+
+    ``modalities`` names the images' modalities in order; without it every image is treated
+    as dense (bilinear, area when shrinking).
+    """
     height, width = _check(sample)
     out_h, out_w = int(size[0]), int(size[1])
     if (out_h, out_w) == (height, width):
         return sample
-    shrink = out_h < height and out_w < width
-    mode = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    images = np.stack([cv2.resize(image, (out_w, out_h), interpolation=mode)
-                       for image in sample["images"]])  # fmt: skip
+    names = list(modalities) if modalities is not None else [None] * len(sample["images"])
+    if len(names) != len(sample["images"]):
+        raise ValueError(
+            f"modalities: {len(names)} names for {len(sample['images'])} images"
+        )
+    images = np.stack([resize_image(image, (out_h, out_w), name)
+                       for image, name in zip(sample["images"], names, strict=True)])  # fmt: skip
     result = dict(sample, images=images)
     if sample.get("labels") is not None:
         labels = sample["labels"]
@@ -78,27 +196,34 @@ def hflip(sample: Sample) -> Sample:
 
 
 class Resize:
-    """Resize every sample to a fixed (H, W)."""
+    """Resize every sample to a fixed (H, W) (``modalities``: see ``resize``)."""
 
-    def __init__(self, size: tuple[int, int]) -> None:
+    def __init__(self, size: tuple[int, int], modalities: Sequence[str] | None = None) -> None:
         self.size = (int(size[0]), int(size[1]))
+        self.modalities = modalities
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         """Apply the resize (``rng`` unused; kept for a uniform transform signature)."""
-        return resize(sample, self.size)
+        return resize(sample, self.size, self.modalities)
 
 
 class RandomScale:
     """Resize by a random factor in ``scale_range`` (same for all modalities)."""
 
-    def __init__(self, scale_range: tuple[float, float] = (0.75, 1.5)) -> None:
+    def __init__(
+        self,
+        scale_range: tuple[float, float] = (0.75, 1.5),
+        modalities: Sequence[str] | None = None,
+    ) -> None:
         self.scale_range = scale_range
+        self.modalities = modalities
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         """Draw a scale and resize."""
         height, width = _check(sample)
         scale = rng.uniform(*self.scale_range)
-        return resize(sample, (max(1, round(height * scale)), max(1, round(width * scale))))
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        return resize(sample, size, self.modalities)
 
 
 class RandomCrop:
@@ -139,14 +264,20 @@ class Compose:
         return sample
 
 
-def train_transforms(size: tuple[int, int], scale_range=(0.75, 1.5)) -> Compose:
-    """Return the usual training augmentation: random scale, crop to ``size``, flip."""
-    return Compose([RandomScale(scale_range), RandomCrop(size), RandomHorizontalFlip()])
+def train_transforms(
+    size: tuple[int, int], scale_range=(0.75, 1.5), modalities: Sequence[str] | None = None
+) -> Compose:
+    """Return the usual training augmentation: random scale, crop to ``size``, flip.
+
+    Give ``modalities`` so sparse ones (LiDAR, event, depth holes) resize without blending.
+    """
+    return Compose([RandomScale(scale_range, modalities), RandomCrop(size),
+                    RandomHorizontalFlip()])  # fmt: skip
 
 
-def eval_transforms(size: tuple[int, int]) -> Compose:
-    """Return evaluation preprocessing: a plain resize to ``size``."""
-    return Compose([Resize(size)])
+def eval_transforms(size: tuple[int, int], modalities: Sequence[str] | None = None) -> Compose:
+    """Return evaluation preprocessing: a plain resize to ``size`` (by modality, see above)."""
+    return Compose([Resize(size, modalities)])
 
 
 def to_model_input(sample: Sample) -> Sample:

@@ -1,13 +1,16 @@
 """Latency measurement for ``mlesam bench``: warm-up, N timed runs, percentiles, machine info.
 
 ``measure_latency`` times any zero-argument step, so each path through the system is one
-step function: ``model_only_step`` today; the full frame path (conversion, projection,
-preprocessing, inference, postprocessing) becomes another step built from the pipeline and
-passed to ``measure_latency`` the same way, adding one row to the report.
+step function: ``model_only_step`` (inference on a fixed frame) and the pipeline's
+``full_frame_step`` (conversion, projection, preprocessing, inference, postprocessing).
+``time_configuration`` adds what a deployment trade needs besides latency: start-up time
+(loading), the first frame (where ``torch.compile`` compiles) and peak GPU memory, for each
+rung of ``optimisation_ladder`` (stock eager → SDPA → bf16/fp16 → compile → CUDA graphs).
 """
 
 from __future__ import annotations
 
+import itertools
 import platform
 import time
 from collections.abc import Callable
@@ -29,6 +32,9 @@ class LatencyStats:
     p99_ms: float
     mean_ms: float
     fps: float
+    startup_s: float | None = None  # load (and engine build) time, before the first frame
+    first_frame_s: float | None = None  # the first frame alone: torch.compile compiles here
+    peak_memory_mb: float | None = None  # CUDA memory torch allocated at most (torch/tensorrt)
 
 
 @dataclass
@@ -46,11 +52,31 @@ class BenchReport:
 
     def table(self) -> str:
         """Format a fixed-width table for the terminal."""
-        header = f"{'path':<14}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'fps':>9}"
-        rows = [f"{r.name:<14}{r.p50_ms:>10.2f}{r.p90_ms:>10.2f}{r.p99_ms:>10.2f}"
-                f"{r.mean_ms:>10.2f}{r.fps:>9.2f}" for r in self.results]
+        width = max([14, *(len(r.name) + 2 for r in self.results)])
+        header = (f"{'path':<{width}}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'mean ms':>10}"
+                  f"{'fps':>9}{'start s':>9}{'1st s':>8}{'peak MB':>9}")
+        rows = [f"{r.name:<{width}}{r.p50_ms:>10.2f}{r.p90_ms:>10.2f}{r.p99_ms:>10.2f}"
+                f"{r.mean_ms:>10.2f}{r.fps:>9.2f}{_optional(r.startup_s, 9, 2)}"
+                f"{_optional(r.first_frame_s, 8, 2)}{_optional(r.peak_memory_mb, 9, 0)}"
+                for r in self.results]
         context = [f"{key}: {value}" for key, value in {**self.machine, **self.setup}.items()]
-        return "\n".join([*context, "", header, "-" * len(header), *rows])
+        return "\n".join([*context, "", header, "-" * len(header), *rows,
+                          *self.contributions()])  # fmt: skip
+
+    def contributions(self) -> list[str]:
+        """One line per optimisation step: its p50 change from the step before (model rows)."""
+        steps = [r for r in self.results if r.startup_s is not None]
+        if len(steps) < 2:
+            return []
+        lines = ["", "step contributions (model p50):"]
+        for before, after in itertools.pairwise(steps):
+            change = after.p50_ms - before.p50_ms
+            lines.append(f"  {before.name} → {after.name}: {change:+.2f} ms "
+                         f"({100 * change / before.p50_ms:+.1f}%)")  # fmt: skip
+        total = steps[-1].p50_ms / steps[0].p50_ms
+        lines.append(f"  overall: {steps[0].p50_ms:.2f} → {steps[-1].p50_ms:.2f} ms "
+                     f"(x{1 / total:.2f} faster)")  # fmt: skip
+        return lines
 
 
 def measure_latency(
@@ -73,6 +99,119 @@ def measure_latency(
                         float(samples.mean() * 1e3), iterations / total)
 
 
+def _optional(value: float | None, width: int, digits: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One way to run the torch backend: a rung of the optimisation ladder."""
+
+    label: str
+    attention: str = "sdpa"
+    precision: str | None = "fp32"
+    compile: str = "none"
+
+
+def optimisation_ladder(device: str, reduced_precision: str | None = None,
+                        compile_mode: str = "none") -> list[Configuration]:
+    """Stock eager fp32 → SDPA → bf16/fp16 → compile → CUDA graphs; each adds one change.
+
+    On the CPU autocast and CUDA graphs do not apply, so the ladder stops after SDPA (plus a
+    compiled rung when ``compile_mode`` asks for it).
+    """
+    steps = [Configuration("stock eager fp32", "stock", "fp32"),
+             Configuration("sdpa eager fp32", "sdpa", "fp32")]  # fmt: skip
+    if device != "cuda":
+        if compile_mode != "none":
+            steps.append(Configuration(f"sdpa fp32 compile {compile_mode}", "sdpa", "fp32",
+                                       compile_mode))  # fmt: skip
+        return steps
+    low = reduced_precision or "bf16"
+    return [*steps,
+            Configuration(f"sdpa eager {low}", "sdpa", low),
+            Configuration(f"sdpa {low} compile", "sdpa", low, "default"),
+            Configuration(f"sdpa {low} compile+cudagraphs", "sdpa", low, "reduce-overhead")]
+
+
+def time_configuration(
+    open_segmenter: Callable[[], Segmenter],
+    name: str,
+    warmup: int,
+    iterations: int,
+    full_frame_camera: tuple[int, int] | None = None,
+) -> list[LatencyStats]:
+    """Open a segmenter, time start-up, the first frame, then the model (and full frame) rows."""
+    import dataclasses
+
+    reset_peak_memory()
+    started = time.perf_counter()
+    segmenter = open_segmenter()
+    startup = time.perf_counter() - started
+    try:
+        step = model_only_step(segmenter)
+        tick = time.perf_counter()
+        step()
+        first = time.perf_counter() - tick
+        stats = measure_latency(name, step, max(warmup - 1, 0), iterations)
+        rows = [dataclasses.replace(stats, startup_s=startup, first_frame_s=first,
+                                    peak_memory_mb=peak_memory_mb(segmenter.device))]
+        if full_frame_camera is not None:
+            from mlesam_ros.pipeline.bench import full_frame_step
+
+            frame = measure_latency(f"{name} full frame", full_frame_step(
+                segmenter, full_frame_camera), warmup, iterations)  # fmt: skip
+            rows.append(dataclasses.replace(frame, peak_memory_mb=peak_memory_mb(
+                segmenter.device)))  # fmt: skip
+    finally:
+        segmenter.close()
+    return rows
+
+
+def reset_peak_memory() -> None:
+    """Start a new CUDA peak-memory window (no-op without torch or CUDA)."""
+    torch = _cuda_torch()
+    if torch is not None:
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory_mb(device: str) -> float | None:
+    """CUDA memory torch allocated at most since ``reset_peak_memory``; None on the CPU.
+
+    Covers the torch backend and TensorRT's torch-allocated I/O buffers; ONNX Runtime's CUDA
+    arena is its own and is not counted.
+    """
+    torch = _cuda_torch()
+    if device != "cuda" or torch is None:
+        return None
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def _cuda_torch():
+    import sys
+
+    torch = sys.modules.get("torch")  # never import torch just to ask
+    return torch if torch is not None and torch.cuda.is_available() else None
+
+
+def cuda_visible() -> bool:
+    """Whether torch or onnxruntime can use an NVIDIA GPU here."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return True
+    except ImportError:
+        pass
+    try:
+        from mlesam_ros.engine.backends.onnxruntime_backend import cuda_available
+    except ImportError:
+        return False
+    return cuda_available()
+
+
 def model_only_step(segmenter: Segmenter, seed: int = 0) -> Callable[[], object]:
     """One inference on a fixed random frame with every modality present."""
     rng = np.random.default_rng(seed)
@@ -87,7 +226,38 @@ def machine_info() -> dict[str, object]:
     info: dict[str, object] = {"cpu": _cpu_model(), "cpu_cores": _cpu_count(),
                                "gpu": _gpu_name(), "python": platform.python_version(),
                                "os": platform.platform(terse=True)}
+    info.update(_versions())
     return info
+
+
+def _versions() -> dict[str, object]:
+    """torch/CUDA/driver and onnxruntime versions, for a table someone can reproduce."""
+    versions: dict[str, object] = {}
+    try:
+        import torch
+
+        versions["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            versions["cuda"] = torch.version.cuda
+            versions["cudnn"] = torch.backends.cudnn.version()
+            versions["gpu_driver"] = _driver_version()
+    except ImportError:
+        pass
+    try:
+        import onnxruntime
+
+        versions["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    return versions
+
+
+def _driver_version() -> str:
+    try:
+        with open("/proc/driver/nvidia/version") as stream:
+            return stream.readline().strip()
+    except OSError:
+        return "unknown"
 
 
 def _cpu_model() -> str:

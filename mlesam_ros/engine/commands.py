@@ -8,8 +8,12 @@ import logging
 import tempfile
 from pathlib import Path
 
+from mlesam_ros.engine import COMPILE_MODES
 from mlesam_ros.modalities import parse_modalities
 from mlesam_ros.model.presets import PRESETS
+
+# Modalities of an untrained --preset model, in order; `--modalities N` takes the first N.
+DEFAULT_MODALITIES = ("rgb", "depth", "thermal", "lidar")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,9 +33,9 @@ def _add_model_source(parser: argparse.ArgumentParser) -> None:
                              "(for timing and engine builds only; its labels are noise)")
     parser.add_argument("--height", type=int, help="input height (default: the model's)")
     parser.add_argument("--width", type=int, help="input width (default: the model's)")
-    parser.add_argument("--modalities", type=parse_modalities,
-                        help="comma-separated, e.g. rgb,depth,thermal,lidar "
-                             "(with --preset; must match a checkpoint's)")
+    parser.add_argument("--modalities", type=_modalities,
+                        help="comma-separated, e.g. rgb,depth,thermal,lidar, or a count "
+                             "(4 = those four) (with --preset; must match a checkpoint's)")
     parser.add_argument("--num-classes", type=int, default=25, help="with --preset (default 25)")
 
 
@@ -71,22 +75,74 @@ def _register_build_engine(subparsers: argparse._SubParsersAction) -> None:
 
 def _register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "bench", help="measure inference latency (p50/p90/p99) and frames/s",
-        description="Warm up, then time N frames. Without --model an untrained --preset model "
-                    "is built (and exported for onnxruntime/tensorrt) in a temporary folder.")
+        "bench", help="measure inference latency (p50/p90/p99), start-up and peak memory",
+        description="Warm up, then time N frames, model only and the node's full frame path. "
+                    "Default: the shipped demo model (its ONNX with onnxruntime, its checkpoint "
+                    "with torch). --preset times an untrained model of a size with no trained "
+                    "weights (built, and exported for onnxruntime/tensorrt, in a temporary "
+                    "folder). --steps times each optimisation in turn (torch): stock eager → "
+                    "SDPA attention → bf16/fp16 → torch.compile → CUDA graphs.")
     parser.add_argument("--model", type=Path, help="engine, ONNX or checkpoint to time")
     parser.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"),
                         default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: a GPU when the backend can use one. cuda on a machine "
+                             "without a GPU says so and exits 0")
     _add_model_source(parser)
-    parser.set_defaults(preset="tiny")
+    parser.add_argument("--size", type=int, metavar="N", help="square input N x N "
+                        "(same as --height N --width N)")
     parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"),
-                        help="tensorrt engine / torch autocast precision")
-    parser.add_argument("--compile", action="store_true", help="torch backend: torch.compile")
+                        help="tensorrt engine precision (default fp16) / torch autocast "
+                             "(default bf16 where the GPU has it, else fp16; fp32 on CPU)")
+    parser.add_argument("--compile", nargs="?", const="default", default="none",
+                        choices=COMPILE_MODES, metavar="MODE",
+                        help="torch backend: torch.compile, optionally with a mode: "
+                             + ", ".join(COMPILE_MODES[1:]) + " (default mode: default)")
+    parser.add_argument("--attention", choices=("sdpa", "stock"), default="sdpa",
+                        help="torch backend: fused SDPA (default) or segment-anything's own")
+    parser.add_argument("--steps", action="store_true",
+                        help="torch: one row per optimisation step (stock eager, SDPA, "
+                             "bf16/fp16, compile, CUDA graphs on a GPU)")
+    parser.add_argument("--camera", type=_camera_size, default=(480, 640), metavar="WxH",
+                        help="camera resolution of the full frame path (default 640x480; "
+                             "1920x1080 for 1080p)")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--json", type=Path, help="also write the report to this file")
+    # The node's frame path stage by stage (mlesam_ros.pipeline.bench.run_stage_bench).
+    parser.add_argument("--stages", action="store_true",
+                        help="time the node's frame path per stage on a synthetic frame")
+    parser.add_argument("--frame", default="1920x1080",
+                        help="--stages: camera size(s) WxH, comma-separated (default 1920x1080)")
+    parser.add_argument("--points", type=int, default=131072,
+                        help="--stages: LiDAR points per sweep (default 131072)")
+    parser.add_argument("--outputs", choices=("all", "labels"), default="all",
+                        help="--stages: every output subscribed, or only /mlesam/labels")
     parser.set_defaults(handler=_run_bench)
+
+
+def _camera_size(text: str) -> tuple[int, int]:
+    """``WxH`` → (H, W)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT such as 1920x1080, got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise argparse.ArgumentTypeError(f"camera size must be positive, got {text!r}")
+    return (height, width)
+
+
+def _modalities(text: str) -> tuple[str, ...]:
+    """Parse a comma-separated list, or a count N: the first N of rgb,depth,thermal,lidar."""
+    if text.strip().isdigit():
+        count = int(text)
+        if not 1 <= count <= len(DEFAULT_MODALITIES):
+            raise argparse.ArgumentTypeError(
+                f"a modality count must be 1..{len(DEFAULT_MODALITIES)}, got {count}")
+        return DEFAULT_MODALITIES[:count]
+    return parse_modalities(text)
 
 
 def _load_for_export(args: argparse.Namespace, **spec_options: str):
@@ -101,7 +157,7 @@ def _load_for_export(args: argparse.Namespace, **spec_options: str):
 
     size = _size(args)
     if args.preset and not args.checkpoint:
-        modalities = args.modalities or ("rgb", "depth", "thermal", "lidar")
+        modalities = args.modalities or DEFAULT_MODALITIES
         model = build_untrained(args.preset, modalities, size, args.num_classes)
         return model, spec_for_model(model, **spec_options)
     checkpoint = args.checkpoint or resolve_default_checkpoint()
@@ -118,6 +174,11 @@ def _load_for_export(args: argparse.Namespace, **spec_options: str):
 
 
 def _size(args: argparse.Namespace) -> tuple[int, int] | None:
+    square = getattr(args, "size", None)
+    if square is not None:
+        if args.height is not None or args.width is not None:
+            raise ValueError("size: give --size N or --height/--width, not both")
+        return (square, square)
     if args.height is None and args.width is None:
         return None
     if args.height is None or args.width is None:
@@ -173,38 +234,59 @@ def _import_tensorrt_builder():
 def _run_bench(args: argparse.Namespace) -> int:
     from mlesam_ros.engine.bench import (
         BenchReport,
+        cuda_visible,
         machine_info,
-        measure_latency,
-        model_only_step,
+        optimisation_ladder,
+        time_configuration,
     )
     from mlesam_ros.engine.segmenter import Segmenter
 
+    if args.device == "cuda" and not cuda_visible():
+        print("bench: --device cuda, but no CUDA GPU is visible here (torch.cuda.is_available() "
+              "is False and onnxruntime has no usable CUDA provider); nothing measured. Run it "
+              "on a machine with an NVIDIA GPU, or use --device cpu.")
+        return 0
+    device = None if args.device == "auto" else args.device
+    backend = "torch" if args.steps else _bench_backend(args.backend, device)
+    if args.steps and args.backend not in ("auto", "torch"):
+        raise ValueError("steps: the optimisation steps are torch configurations; drop "
+                         f"--backend {args.backend} or --steps")
     with tempfile.TemporaryDirectory(prefix="mlesam-bench-") as tmp:
-        model_path = args.model or _bench_artefact(args, Path(tmp))
-        segmenter = Segmenter(model_path, args.backend, precision=args.precision,
-                              compile=args.compile, threads=args.threads,
-                              sam_checkpoint=args.sam_checkpoint)
-        try:
-            report = BenchReport(
-                setup={"model": str(args.model or f"untrained {args.preset}"),
-                       "backend": segmenter.backend, "device": segmenter.device,
-                       "precision": args.precision or "default", "compile": args.compile,
-                       "modalities": ",".join(segmenter.modalities),
-                       "input": "x".join(str(v) for v in segmenter.input_size),
-                       "warmup": args.warmup, "iterations": args.iters},
-                machine=machine_info(),
-            )
-            report.results.append(measure_latency(
-                "model", model_only_step(segmenter), args.warmup, args.iters))
-            # The node's whole frame path on a synthetic VGA frame (decode, register, project,
-            # encode, resize, infer, upsample, overlay, painted points, messages).
-            from mlesam_ros.pipeline.bench import full_frame_step
+        model_path, described = _bench_model(args, backend, Path(tmp))
+        if args.stages:
+            from mlesam_ros.pipeline.bench import run_stage_bench
 
-            report.setup["full_frame_camera"] = "640x480 rgb+depth+thermal+lidar"
-            report.results.append(measure_latency(
-                "full frame", full_frame_step(segmenter), args.warmup, args.iters))
-        finally:
-            segmenter.close()
+            return run_stage_bench(args, model_path)
+        setup: dict[str, object] = {
+            "model": described, "modalities": None, "input": None,
+            "full_frame_camera": f"{args.camera[1]}x{args.camera[0]} all sensors",
+            "warmup": args.warmup, "iterations": args.iters}
+        if args.steps:
+            configurations = _ladder(args, device, optimisation_ladder)
+        else:
+            configurations = [(None, args.attention, args.precision, args.compile)]
+        report = BenchReport(setup=setup, machine=machine_info())
+        for index, (label, attention, precision, compile_mode) in enumerate(configurations):
+            # The full frame path once, with the last (most optimised) configuration.
+            camera = args.camera if index == len(configurations) - 1 else None
+
+            def open_segmenter(attention=attention, precision=precision,
+                               compile_mode=compile_mode) -> Segmenter:
+                segmenter = Segmenter(model_path, backend, device=device, precision=precision,
+                                      compile=compile_mode, threads=args.threads,
+                                      sam_checkpoint=args.sam_checkpoint, attention=attention)
+                setup.update({"backend": segmenter.backend, "device": segmenter.device,
+                              "modalities": ",".join(segmenter.modalities),
+                              "input": "x".join(str(v) for v in segmenter.input_size)})
+                return segmenter
+
+            rows = time_configuration(open_segmenter, label or "model", args.warmup,
+                                      args.iters, camera)
+            if label is None:
+                setup["precision"] = args.precision or "default"
+                if setup["backend"] == "torch":
+                    setup.update({"compile": args.compile, "attention": args.attention})
+            report.results.extend(rows)
     print(report.table())
     text = json.dumps(report.to_dict(), indent=2)
     print(text)
@@ -213,12 +295,64 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_artefact(args: argparse.Namespace, folder: Path) -> Path:
-    """Write an untrained preset model as a checkpoint (torch) or ONNX (other backends)."""
+def _bench_backend(backend: str, device: str | None) -> str:
+    """Resolve ``auto`` against --device, so the artefact built for timing suits the backend.
+
+    On ``cuda`` without TensorRT or ONNX Runtime's CUDA provider, torch runs the checkpoint;
+    on ``cpu`` ONNX Runtime (the fastest CPU backend) runs the ONNX file.
+    """
+    from mlesam_ros.engine.segmenter import resolve_backend
+
+    if backend != "auto" or device is None:
+        return backend
+    if device == "cpu":
+        return "onnxruntime"
+    name, found = resolve_backend("onnx", "auto")
+    return name if found == "cuda" else "torch"
+
+
+def _ladder(args: argparse.Namespace, device: str | None, optimisation_ladder) -> list[tuple]:
+    """(label, attention, precision, compile) per optimisation step on the chosen device."""
+    import torch
+
+    on_cuda = device == "cuda" or (device is None and torch.cuda.is_available())
+    reduced = args.precision if args.precision in ("fp16", "bf16") else None
+    if on_cuda and reduced is None:
+        reduced = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    steps = optimisation_ladder("cuda" if on_cuda else "cpu", reduced, args.compile)
+    return [(step.label, step.attention, step.precision, step.compile) for step in steps]
+
+
+def _bench_model(args: argparse.Namespace, backend: str, folder: Path) -> tuple[Path, str]:
+    """(artefact to time, how to describe it): --model, a built one, or the shipped model."""
+    from mlesam_ros.engine import resolve_default_checkpoint
+
+    customised = args.preset or args.checkpoint or _size(args) or args.modalities
+    if args.model is not None:
+        if customised:
+            raise ValueError("model: --model is timed as it is; --checkpoint, --preset, --size "
+                             "and --modalities build a model instead: give one or the other")
+        return args.model, str(args.model)
+    if customised:
+        path = _bench_artefact(args, backend, folder)
+        what = (f"untrained {args.preset}" if args.preset and not args.checkpoint
+                else str(args.checkpoint or f"shipped {resolve_default_checkpoint().name}"))
+        return path, what
+    checkpoint = resolve_default_checkpoint()
+    shipped_onnx = checkpoint.with_suffix(".onnx")
+    if backend != "torch" and shipped_onnx.is_file():
+        return shipped_onnx, f"shipped {shipped_onnx}"
+    if backend == "torch":
+        return checkpoint, f"shipped {checkpoint}"
+    return _bench_artefact(args, backend, folder), f"shipped {checkpoint} (exported)"
+
+
+def _bench_artefact(args: argparse.Namespace, backend: str, folder: Path) -> Path:
+    """Write the chosen model as a checkpoint (torch) or ONNX (other backends)."""
     from mlesam_ros.engine.onnx_export import export_onnx
 
     model, spec = _load_for_export(args)
-    if args.backend == "torch":
+    if backend == "torch":
         from mlesam_ros.model import save_checkpoint
 
         return save_checkpoint(folder / "bench.pt", model, class_names=list(spec.class_names))

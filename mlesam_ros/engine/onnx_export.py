@@ -18,6 +18,7 @@ parity check below), while the unfolded TorchScript graph matches to 1e-5.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import warnings
@@ -248,12 +249,81 @@ def verify_onnx(
 
 
 def read_spec(onnx_path: str | Path) -> ModelSpec:
-    """Read the ``ModelSpec`` stored in an exported ONNX file (weights are not loaded)."""
+    """Read the ``ModelSpec`` stored in an exported ONNX file and check the graph against it.
+
+    Weights are not loaded. Any mismatch (input names, shapes, dtypes, outputs) raises one
+    ``ValueError`` here, at load, instead of failing on every frame later.
+    """
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise FileNotFoundError(
             f"{onnx_path} does not exist; create it with `mlesam export --out {onnx_path}`"
         )
-    proto = onnx.load(str(onnx_path), load_external_data=False)
+    try:
+        proto = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as error:  # protobuf DecodeError, truncated files, foreign formats
+        raise ValueError(
+            f"model: {onnx_path} is not a readable ONNX file ({type(error).__name__}); "
+            "re-export it with `mlesam export`"
+        ) from None
     props = {prop.key: prop.value for prop in proto.metadata_props}
-    return ModelSpec.from_metadata_props(props, source=str(onnx_path))
+    try:
+        spec = ModelSpec.from_metadata_props(props, source=str(onnx_path))
+    except (TypeError, json.JSONDecodeError) as error:
+        raise ValueError(f"model: {onnx_path} has unreadable mlesam metadata ({error})") from None
+    check_graph(proto, spec, str(onnx_path))
+    return spec
+
+
+_ONNX_DTYPES = {"float32": 1, "uint8": 2, "int32": 6, "int64": 7, "bool": 9}
+
+
+def check_graph(proto: onnx.ModelProto, spec: ModelSpec, source: str = "model") -> None:
+    """Raise ``ValueError`` when the graph's inputs/outputs disagree with ``spec``.
+
+    Symbolic dimensions are accepted (they are checked by the runtime); static ones must equal
+    what the spec promises, so a graph exported for another size or modality set is refused.
+    """
+    height, width = spec.input_size
+    expected_inputs = {
+        "images": (spec.images_shape, ("float32",)),
+        "present": ((1, len(spec.modalities)), (spec.present_dtype,)),
+    }
+    if spec.output == "logits":
+        expected_outputs = {"logits": ((1, spec.num_classes, height, width), ("float32",))}
+    else:
+        expected_outputs = {
+            "labels": ((1, height, width), (spec.label_dtype, "int64")),
+            "confidence": ((1, height, width), ("float32",)),
+        }
+    initialisers = {init.name for init in proto.graph.initializer}
+    for kind, values, expected in (
+        ("input", [v for v in proto.graph.input if v.name not in initialisers], expected_inputs),
+        ("output", list(proto.graph.output), expected_outputs),
+    ):
+        found = {value.name: value for value in values}
+        if set(found) != set(expected):
+            raise ValueError(
+                f"model: {source} has graph {kind}s {sorted(found)} but its metadata (and the "
+                f"node) need {sorted(expected)}; re-export it with `mlesam export`"
+            )
+        for name, (shape, dtypes) in expected.items():
+            tensor = found[name].type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+            if len(dims) != len(shape) or any(
+                d is not None and d != want for d, want in zip(dims, shape, strict=True)
+            ):
+                shown = ["?" if d is None else d for d in dims]
+                raise ValueError(
+                    f"model: {source} {kind} '{name}' has shape {shown}, but its metadata "
+                    f"(modalities {','.join(spec.modalities)}, input_size {height}x{width}, "
+                    f"{spec.num_classes} classes) needs {list(shape)}; re-export it with "
+                    "`mlesam export`"
+                )
+            allowed = {_ONNX_DTYPES[d] for d in dtypes}
+            if tensor.elem_type not in allowed:
+                raise ValueError(
+                    f"model: {source} {kind} '{name}' has ONNX element type "
+                    f"{onnx.TensorProto.DataType.Name(tensor.elem_type)}, its metadata says "
+                    f"{'/'.join(dtypes)}; re-export it with `mlesam export`"
+                )

@@ -117,8 +117,11 @@ class Segmenter:
     """A loaded model behind one of the backends; ``segment`` is allocation-free on the hot path.
 
     ``precision`` means the engine precision for tensorrt (default fp16), the autocast dtype for
-    torch on CUDA (fp32, fp16, bf16; default fp32) and is ignored by onnxruntime (the ONNX
-    file is fp32). ``sam_checkpoint`` is only for torch with a SAM-initialised checkpoint.
+    torch (fp32, fp16, bf16; default bf16 on GPUs that support it, else fp16 on CUDA, fp32 on
+    the CPU) and is ignored by onnxruntime (the ONNX file is fp32). ``compile`` (torch only):
+    ``True`` or a ``torch.compile`` mode (see ``backends.torch_backend``). ``attention`` (torch
+    only): ``sdpa`` (fused, default) or ``stock`` (segment-anything's code, for parity checks).
+    ``sam_checkpoint`` is only for torch with a SAM-initialised checkpoint.
     """
 
     def __init__(
@@ -128,11 +131,12 @@ class Segmenter:
         *,
         device: str | None = None,
         precision: str | None = None,
-        compile: bool = False,
+        compile: bool | str = False,
         threads: int = 0,
         workspace_mb: int = 4096,
         rebuild_engine: bool = True,
         sam_checkpoint: str | Path | None = None,
+        attention: str = "sdpa",
     ) -> None:
         path = Path(model)
         kind = artefact_kind(path)
@@ -145,13 +149,14 @@ class Segmenter:
         device = device or auto_device
         LOG.info("loading %s with backend %s on %s", path, name, device)
         self._backend = self._open(name, path, device, precision, compile, threads,
-                                   workspace_mb, rebuild_engine, sam_checkpoint)
+                                   workspace_mb, rebuild_engine, sam_checkpoint, attention)
         self.artefact = path
 
     @staticmethod
     def _open(
-        name: str, path: Path, device: str, precision: str | None, compile: bool,
+        name: str, path: Path, device: str, precision: str | None, compile: bool | str,
         threads: int, workspace_mb: int, rebuild_engine: bool, sam_checkpoint: str | Path | None,
+        attention: str,
     ) -> Backend:
         if name == "tensorrt":
             try:
@@ -170,8 +175,8 @@ class Segmenter:
             return OnnxRuntimeBackend(path, device=device, threads=threads)
         from mlesam_ros.engine.backends.torch_backend import TorchBackend
 
-        return TorchBackend(path, device=device, precision=precision or "fp32", compile=compile,
-                            sam_checkpoint=sam_checkpoint)
+        return TorchBackend(path, device=device, precision=precision, compile=compile,
+                            sam_checkpoint=sam_checkpoint, attention=attention)
 
     @property
     def spec(self) -> ModelSpec:

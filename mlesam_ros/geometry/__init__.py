@@ -13,13 +13,17 @@ from mlesam_ros.geometry.lidar_image import (
     dilation_targets,
     encode_channel,
     lidar_image,
+    projection_image,
 )
 from mlesam_ros.geometry.projection import LidarProjection, project_lidar
 from mlesam_ros.geometry.registration import (
+    ParallaxMap,
     crop_resize,
     homography_at_depth,
     register_depth,
     register_image,
+    registration_map,
+    remap,
 )
 from mlesam_ros.geometry.transforms import (
     check_transform,
@@ -37,6 +41,7 @@ __all__ = [
     "DISTORTION_MODELS",
     "CameraModel",
     "LidarProjection",
+    "ParallaxMap",
     "check_transform",
     "crop_resize",
     "decode_channel",
@@ -48,8 +53,11 @@ __all__ = [
     "make_transform",
     "matrix_to_quaternion",
     "project_lidar",
+    "projection_image",
     "quaternion_to_matrix",
     "register_depth",
     "register_image",
+    "registration_map",
+    "remap",
     "transform_points",
 ]

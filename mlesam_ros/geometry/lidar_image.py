@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlesam_ros.geometry.camera import CameraModel
-from mlesam_ros.geometry.projection import project_lidar
+from mlesam_ros.geometry.projection import LidarProjection, project_lidar
 from mlesam_ros.geometry.transforms import transform_points
 
 DEFAULT_MAX_RANGE_M = 80.0
@@ -97,6 +97,27 @@ def lidar_image(
     """
     points = np.asarray(points, dtype=np.float32)
     projection = project_lidar(points, T_camera_from_lidar, camera, min_depth=min_depth)
+    return projection_image(
+        projection, points, intensity, max_range=max_range, intensity_max=intensity_max,
+        height_range=height_range, T_ground_from_lidar=T_ground_from_lidar, dilation=dilation,
+    )  # fmt: skip
+
+
+def projection_image(
+    projection: LidarProjection,
+    points: np.ndarray,
+    intensity: np.ndarray | None,
+    *,
+    max_range: float = DEFAULT_MAX_RANGE_M,
+    intensity_max: float = DEFAULT_INTENSITY_MAX,
+    height_range: tuple[float, float] = DEFAULT_HEIGHT_RANGE_M,
+    T_ground_from_lidar: np.ndarray | None = None,  # noqa: N803
+    dilation: int = 0,
+) -> np.ndarray:
+    """Render :func:`lidar_image` from a projection already made.
+
+    The node reuses its projection for the labelled points instead of projecting twice.
+    """
     winners = projection.point_index
     height_frame = (
         points[winners]
@@ -113,15 +134,49 @@ def lidar_image(
             )
         channels[:, 1] = encode_channel(intensity[winners], 0.0, intensity_max)
     channels[:, 2] = encode_channel(height_frame[:, 2], *height_range)
-    image = np.zeros((camera.height * camera.width, 3), dtype=np.uint8)
+    height, width = projection.height, projection.width
+    image = np.zeros((height * width, 3), dtype=np.uint8)
     image[projection.pixel_index] = channels
+    image = image.reshape(height, width, 3)
     if dilation > 0:
-        targets, sources = dilation_targets(
-            projection.pixel_index,
-            projection.depth[winners],
-            camera.height,
-            camera.width,
-            dilation,
-        )
-        image[targets] = channels[sources]
-    return image.reshape(camera.height, camera.width, 3)
+        depth = np.zeros(height * width, dtype=np.float32)
+        depth[projection.pixel_index] = projection.depth[winners]
+        image = dilate_nearest(image, depth.reshape(height, width), dilation)
+    return image
+
+
+def dilate_nearest(image: np.ndarray, depth: np.ndarray, radius: int) -> np.ndarray:
+    """Fill empty pixels (``depth`` 0) from the nearest return within ``radius`` (a square).
+
+    The dense form of :func:`dilation_targets`, for images where returns are not rare: one
+    min filter (``cv2.erode``) finds each empty pixel's nearest neighbouring depth, then each
+    of the (2r+1)^2 - 1 shifts hands its channels to the pixels whose minimum it holds (the
+    first shift in row-major order on an exact depth tie). Pixels with a return keep it.
+    """
+    import cv2
+
+    height, width = depth.shape
+    filled = depth > 0
+    nearest_depth = np.where(filled, depth, np.inf).astype(np.float32)
+    size = 2 * radius + 1
+    window_min = cv2.erode(nearest_depth, np.ones((size, size), np.uint8),
+                           borderType=cv2.BORDER_CONSTANT, borderValue=float("inf"))  # fmt: skip
+    todo = ~filled & np.isfinite(window_min)
+    if not todo.any():
+        return image
+    padded_depth = np.pad(nearest_depth, radius, constant_values=np.inf)
+    # The three channels packed in one int32 per pixel: one select per shift, not three.
+    packed = np.zeros((height + 2 * radius, width + 2 * radius, 4), dtype=np.uint8)
+    packed[radius : radius + height, radius : radius + width, :3] = image
+    packed = packed.view(np.int32)[..., 0]
+    out = packed[radius : radius + height, radius : radius + width].copy()
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dy == 0 and dx == 0:
+                continue
+            rows = slice(radius + dy, radius + dy + height)
+            cols = slice(radius + dx, radius + dx + width)
+            hit = todo & (padded_depth[rows, cols] == window_min)
+            np.copyto(out, packed[rows, cols], where=hit)
+            todo &= ~hit
+    return np.ascontiguousarray(out[..., None].view(np.uint8)[..., :3])

@@ -10,6 +10,8 @@ for undistorted cameras, and :func:`crop_resize` covers configured crop-and-scal
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mlesam_ros.geometry.camera import CameraModel
@@ -22,11 +24,15 @@ def register_depth(
     depth_camera: CameraModel,
     rgb_camera: CameraModel,
     T_rgb_from_depth: np.ndarray,  # noqa: N803 (frame-naming convention, see transforms)
+    stride: int = 1,
 ) -> np.ndarray:
     """Reproject a depth image (metres, NaN/0 invalid) into the RGB camera.
 
     Returns ``(H, W)`` float32 depth along the RGB camera's z axis, NaN where no depth pixel
-    landed; where several land on one pixel the nearest wins.
+    landed; where several land on one pixel the nearest wins (a z-buffer, never an average,
+    so no depth is invented between a foreground edge and the background behind it).
+    ``stride`` reprojects every ``stride``-th pixel of each row and column only: enough when
+    ``rgb_camera`` is a grid much coarser than the depth image (the node's model grid).
     """
     depth_m = np.asarray(depth_m, dtype=np.float32)
     if depth_m.shape != depth_camera.size:
@@ -34,24 +40,110 @@ def register_depth(
             f"depth image: shape {depth_m.shape} does not match its camera "
             f"{depth_camera.size} (height, width)"
         )
-    valid = np.isfinite(depth_m) & (depth_m > 0)
-    points = depth_camera.pixel_rays[valid] * depth_m[valid, None].astype(np.float64)
+    if stride < 1:
+        raise ValueError(f"stride: must be >= 1, got {stride}")
+    sampled = depth_m[::stride, ::stride]
+    valid = np.isfinite(sampled) & (sampled > 0)
+    rays = depth_camera.pixel_rays[::stride, ::stride]
+    points = rays[valid] * sampled[valid, None].astype(np.float64)
     projection = project_lidar(points, T_rgb_from_depth, rgb_camera, min_depth=1e-3)
     image = projection.scatter(projection.depth, np.nan)
     return image.astype(np.float32)
 
 
-def _remap(image: np.ndarray, map_uv: np.ndarray, interpolation: str) -> np.ndarray:
-    import cv2
+def registration_map(
+    source_camera: CameraModel,
+    rgb_camera: CameraModel,
+    T_rgb_from_source: np.ndarray,  # noqa: N803 (frame-naming convention, see transforms)
+    rgb_depth_m: np.ndarray | None = None,
+    plane_depth_m: float = float("inf"),
+) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.remap`` tables ``(map_x, map_y)`` (float32, ``rgb_camera.size``) into the source.
 
-    flags = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR}
-    if interpolation not in flags:
-        raise ValueError(f"interpolation: choose 'nearest' or 'linear', got '{interpolation}'")
-    map_x = np.ascontiguousarray(map_uv[..., 0], dtype=np.float32)
-    map_y = np.ascontiguousarray(map_uv[..., 1], dtype=np.float32)
-    return cv2.remap(
-        image, map_x, map_y, flags[interpolation], borderMode=cv2.BORDER_CONSTANT, borderValue=0
-    )
+    Each RGB pixel's ray meets the scene at ``rgb_depth_m`` where known (NaN/0 unknown), else at
+    a plane at ``plane_depth_m``; the tables hold where that point lands in the source image,
+    -1 where it cannot be seen. Without ``rgb_depth_m`` the tables depend on the calibration
+    only: compute them once per calibration (the node caches them).
+    """
+    T_source_from_rgb = invert_transform(check_transform(T_rgb_from_source, "T_rgb_from_source"))
+    rays = rgb_camera.pixel_rays.reshape(-1, 3)
+    depth = np.full(rays.shape[0], float(plane_depth_m))
+    if rgb_depth_m is not None:
+        rgb_depth = np.asarray(rgb_depth_m, dtype=np.float64).reshape(-1)
+        if rgb_depth.size != rays.shape[0]:
+            raise ValueError(
+                f"rgb_depth_m: shape {np.shape(rgb_depth_m)} does not match the RGB camera "
+                f"{rgb_camera.size}"
+            )
+        known = np.isfinite(rgb_depth) & (rgb_depth > 0)
+        depth[known] = rgb_depth[known]
+    R, t = T_source_from_rgb[:3, :3], T_source_from_rgb[:3, 3]
+    finite = np.isfinite(depth)
+    # A point at infinity only rotates; finite depths also translate.
+    points = rays @ R.T + np.where(finite[:, None], t / np.where(finite, depth, 1)[:, None], 0)
+    map_uv = np.full((rays.shape[0], 2), -1.0)
+    in_front = points[:, 2] > 1e-9
+    if source_camera.is_distorted:
+        slope = np.hypot(points[:, 0], points[:, 1]) / np.where(in_front, points[:, 2], 1)
+        in_front &= slope <= source_camera.max_ray_slope * 1.25
+    map_uv[in_front] = source_camera.project(points[in_front])
+    map_uv = map_uv.reshape(*rgb_camera.size, 2)
+    return (np.ascontiguousarray(map_uv[..., 0], dtype=np.float32),
+            np.ascontiguousarray(map_uv[..., 1], dtype=np.float32))  # fmt: skip
+
+
+class ParallaxMap:
+    """:func:`registration_map` split into a per-calibration part and a cheap per-frame part.
+
+    With a depth image in the RGB frame the tables change every frame (parallax), but the
+    rotated pixel rays do not: they are computed once here, so each frame costs a few float32
+    operations per pixel. Matches :func:`registration_map` to float32 rounding (< 1e-3 px)
+    for an undistorted source camera; a distorted one falls back to it.
+    """
+
+    def __init__(
+        self,
+        source_camera: CameraModel,
+        rgb_camera: CameraModel,
+        T_rgb_from_source: np.ndarray,  # noqa: N803 (frame-naming convention, see transforms)
+    ) -> None:
+        self.source_camera, self.rgb_camera = source_camera, rgb_camera
+        self.T_rgb_from_source = check_transform(T_rgb_from_source, "T_rgb_from_source")
+        T_source_from_rgb = invert_transform(self.T_rgb_from_source)
+        rotated = rgb_camera.pixel_rays.reshape(-1, 3) @ T_source_from_rgb[:3, :3].T
+        self.rays = [np.ascontiguousarray(rotated[:, axis], dtype=np.float32) for axis in range(3)]
+        self.t = T_source_from_rgb[:3, 3].astype(np.float32)
+
+    def maps(self, rgb_depth_m: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(map_x, map_y)`` for this frame's depth (m, NaN/0 unknown = at infinity)."""
+        if self.source_camera.is_distorted:
+            return registration_map(self.source_camera, self.rgb_camera, self.T_rgb_from_source,
+                                    rgb_depth_m)  # fmt: skip
+        shape = self.rgb_camera.size
+        rx, ry, rz = self.rays
+        if rgb_depth_m is None:
+            x, y, z = rx, ry, rz
+        else:
+            depth = np.asarray(rgb_depth_m, dtype=np.float32).reshape(-1)
+            if depth.size != rz.size:
+                raise ValueError(
+                    f"rgb_depth_m: shape {np.shape(rgb_depth_m)} does not match the RGB camera "
+                    f"{shape}"
+                )
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inverse = np.where(np.isfinite(depth) & (depth > 0), 1.0 / depth, 0.0)
+            inverse = inverse.astype(np.float32, copy=False)
+            x, y, z = (r + np.float32(t) * inverse for r, t in zip(self.rays, self.t, strict=True))
+        K = self.source_camera.K
+        in_front = z > 1e-9
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inverse_z = np.where(in_front, 1.0 / z, 0.0).astype(np.float32)
+            xn, yn = x * inverse_z, y * inverse_z
+        map_x = np.float32(K[0, 0]) * xn + np.float32(K[0, 1]) * yn + np.float32(K[0, 2])
+        map_y = np.float32(K[1, 1]) * yn + np.float32(K[1, 2])
+        map_x[~in_front] = -1.0
+        map_y[~in_front] = -1.0
+        return map_x.reshape(shape), map_y.reshape(shape)
 
 
 def register_image(
@@ -75,29 +167,26 @@ def register_image(
             f"source image: shape {image.shape[:2]} does not match its camera "
             f"{source_camera.size} (height, width)"
         )
-    T_source_from_rgb = invert_transform(check_transform(T_rgb_from_source, "T_rgb_from_source"))
-    rays = rgb_camera.pixel_rays.reshape(-1, 3)
-    depth = np.full(rays.shape[0], float(plane_depth_m))
-    if rgb_depth_m is not None:
-        rgb_depth = np.asarray(rgb_depth_m, dtype=np.float64).reshape(-1)
-        if rgb_depth.size != rays.shape[0]:
-            raise ValueError(
-                f"rgb_depth_m: shape {np.shape(rgb_depth_m)} does not match the RGB camera "
-                f"{rgb_camera.size}"
-            )
-        known = np.isfinite(rgb_depth) & (rgb_depth > 0)
-        depth[known] = rgb_depth[known]
-    R, t = T_source_from_rgb[:3, :3], T_source_from_rgb[:3, 3]
-    finite = np.isfinite(depth)
-    # A point at infinity only rotates; finite depths also translate.
-    points = rays @ R.T + np.where(finite[:, None], t / np.where(finite, depth, 1)[:, None], 0)
-    map_uv = np.full((rays.shape[0], 2), -1.0)
-    in_front = points[:, 2] > 1e-9
-    if source_camera.is_distorted:
-        slope = np.hypot(points[:, 0], points[:, 1]) / np.where(in_front, points[:, 2], 1)
-        in_front &= slope <= source_camera.max_ray_slope * 1.25
-    map_uv[in_front] = source_camera.project(points[in_front])
-    return _remap(image, map_uv.reshape(*rgb_camera.size, 2), interpolation)
+    map_x, map_y = registration_map(
+        source_camera, rgb_camera, T_rgb_from_source, rgb_depth_m, plane_depth_m
+    )
+    return remap(image, (map_x, map_y), interpolation)
+
+
+def remap(image: np.ndarray, maps: tuple[np.ndarray, Any], interpolation: str = "linear") -> Any:
+    """Apply ``cv2.remap`` with a 0 border.
+
+    ``maps`` as from :func:`registration_map` or ``cv2.convertMaps`` (fixed point, faster).
+    """
+    import cv2
+
+    flags = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR}
+    if interpolation not in flags:
+        raise ValueError(f"interpolation: choose 'nearest' or 'linear', got '{interpolation}'")
+    return cv2.remap(
+        image, maps[0], maps[1], flags[interpolation], borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 
 def homography_at_depth(

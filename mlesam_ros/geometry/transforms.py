@@ -63,8 +63,10 @@ def make_transform(rotation: np.ndarray | None = None, translation=(0.0, 0.0, 0.
 def check_transform(transform: np.ndarray, name: str = "transform") -> np.ndarray:
     """Validate a 4x4 rigid transform (finite, orthonormal rotation) and return it as float64."""
     T = np.asarray(transform, dtype=np.float64)
-    if T.shape != (4, 4) or not np.isfinite(T).all():
-        raise ValueError(f"{name}: expected a finite 4x4 matrix, got shape {T.shape}")
+    if T.shape != (4, 4):
+        raise ValueError(f"{name}: expected a 4x4 matrix, got shape {T.shape}")
+    if not np.isfinite(T).all():
+        raise ValueError(f"{name}: has NaN or inf entries; fix the extrinsic (tf or config)")
     R = T[:3, :3]
     if not np.allclose(R @ R.T, np.eye(3), atol=1e-5) or np.linalg.det(R) < 0:
         raise ValueError(f"{name}: the 3x3 block is not a rotation (R @ R.T != I or det < 0)")

@@ -6,9 +6,11 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from segment_anything.modeling import ImageEncoderViT
 from torch import nn
 
+from mlesam_ros.model.attention import use_fused_attention
 from mlesam_ros.model.lora import inject_lora
 from mlesam_ros.model.presets import SAMPreset
 
@@ -51,7 +53,9 @@ class LoRABackbone(nn.Module):
 
     Input is one modality-major batch ``(M * B, 3, H, W)`` of normalised images. The encoder's
     own modules run in order; iterating ``blocks`` here (instead of ``encoder.forward``) gives
-    the intermediate taps and the position-embedding resize for other input sizes.
+    the intermediate taps and the position-embedding resize for other input sizes. Attention
+    runs through SDPA (``model.attention.FusedAttention``, same parameters and results);
+    ``set_attention_impl(model, "stock")`` switches back to segment-anything's code.
     """
 
     def __init__(
@@ -63,18 +67,34 @@ class LoRABackbone(nn.Module):
         lora_alpha: float,
     ) -> None:
         super().__init__()
+        use_fused_attention(encoder)
         inject_lora(encoder, num_experts, lora_rank, lora_alpha)
         self.encoder = encoder
         self.taps = tuple(taps)
+        # Recompute each block's activations in the backward pass instead of storing them
+        # (ViT-B at 1024 x 4 modalities); set by training, off for inference and export.
+        self.gradient_checkpointing = False
 
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Return the tapped blocks' outputs, each ``(M * B, embed_dim, H / 16, W / 16)``."""
+    def forward(
+        self, images: torch.Tensor, expert_ids: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Return the tapped blocks' outputs, each ``(N, embed_dim, H / 16, W / 16)``.
+
+        ``images`` is modality-major ``(M * B, 3, H, W)``, or with ``expert_ids`` (N,) any
+        N images, each run with the LoRA expert of its modality index.
+        """
         x = self.encoder.patch_embed(images)
         if self.encoder.pos_embed is not None:
             x = x + resize_pos_embed(self.encoder.pos_embed, (x.shape[1], x.shape[2]))
         taps = []
+        checkpointing = self.gradient_checkpointing and torch.is_grad_enabled()
         for index, block in enumerate(self.encoder.blocks):
-            x = block(x)
+            if checkpointing:
+                x = torch.utils.checkpoint.checkpoint(
+                    _run_block, block, x, expert_ids, use_reentrant=False
+                )
+            else:
+                x = _run_block(block, x, expert_ids)
             if index in self.taps:
                 taps.append(x.permute(0, 3, 1, 2))
         return taps
@@ -97,3 +117,18 @@ class LoRABackbone(nn.Module):
     def neck(self, features: torch.Tensor) -> torch.Tensor:
         """Apply SAM's neck: (N, embed_dim, h, w) block features → (N, 256, h, w) embedding."""
         return self.encoder.neck(features)
+
+
+def _run_block(block: nn.Module, x: torch.Tensor, expert_ids: torch.Tensor | None) -> torch.Tensor:
+    """Run one ViT block with its LoRA experts picked per sample (``None``: equal blocks).
+
+    The ids are set around the call, inside what gradient checkpointing recomputes.
+    """
+    qkv = getattr(getattr(block, "attn", None), "qkv", None)
+    if expert_ids is None or qkv is None or not hasattr(qkv, "expert_ids"):
+        return block(x)
+    qkv.expert_ids = expert_ids
+    try:
+        return block(x)
+    finally:
+        qkv.expert_ids = None

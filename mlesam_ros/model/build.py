@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+
+import torch
 
 from mlesam_ros.model.backbone import build_image_encoder
 from mlesam_ros.model.config import MLESAMConfig
@@ -17,11 +20,38 @@ from mlesam_ros.model.sam_weights import (
 
 
 def encoder_fingerprint(model: MLESAM) -> float:
-    """Checksum the frozen encoder cheaply, to spot a different SAM file at reload."""
+    """Checksum of ``patch_embed`` only: the format 1 fingerprint, kept for old checkpoints."""
     backbone = model.backbone
     encoder = backbone.trunk if isinstance(backbone, HieraLoRABackbone) else backbone.encoder
     weight = encoder.patch_embed.proj.weight
     return float(weight.detach().double().abs().sum())
+
+
+def encoder_digest(model: MLESAM) -> str:
+    """SHA-256 of several frozen encoder tensors spread over its depth, to spot another file.
+
+    Patch embedding, position embedding, the first, middle and last blocks' attention and MLP
+    weights, and the neck: a fine-tuned or different SAM differs in at least one of them.
+    For Hiera the frozen trunk only (SAM 2's FPN neck trains with the pyramid).
+    """
+    backbone = model.backbone
+    hiera = isinstance(backbone, HieraLoRABackbone)
+    encoder = backbone.trunk if hiera else backbone.encoder
+    blocks = encoder.blocks
+    picked: list[torch.Tensor] = [encoder.patch_embed.proj.weight]
+    if encoder.pos_embed is not None:
+        picked.append(encoder.pos_embed)
+    for block in (blocks[0], blocks[len(blocks) // 2], blocks[-1]):
+        qkv = block.attn.qkv
+        mlp = block.mlp.layers if hiera else (block.mlp.lin1, block.mlp.lin2)
+        picked += [getattr(qkv, "base", qkv).weight, block.attn.proj.weight,
+                   mlp[0].weight, mlp[1].weight]  # fmt: skip
+    if not hiera:
+        picked.append(encoder.neck[0].weight)
+    digest = hashlib.sha256()
+    for tensor in picked:
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def build_mlesam(config: MLESAMConfig, sam_checkpoint: str | Path | None = None) -> MLESAM:
@@ -49,5 +79,6 @@ def build_mlesam(config: MLESAMConfig, sam_checkpoint: str | Path | None = None)
         model.sam_source = {
             "file": Path(sam_checkpoint).name,
             "fingerprint": encoder_fingerprint(model),
+            "digest": encoder_digest(model),
         }
     return model

@@ -10,12 +10,13 @@ stores everything, so it reloads exactly on its own.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mlesam_ros.model.build import build_mlesam, encoder_fingerprint
+from mlesam_ros.model.build import build_mlesam, encoder_digest, encoder_fingerprint
 from mlesam_ros.model.config import MLESAMConfig
 from mlesam_ros.model.mlesam import MLESAM
 
@@ -74,8 +75,12 @@ def load_checkpoint(
         )
     model = build_mlesam(config, sam_checkpoint if sam_source is not None else None)
     if sam_source is not None:
-        found = encoder_fingerprint(model)
-        if abs(found - sam_source["fingerprint"]) > 1e-6 * max(1.0, abs(found)):
+        if "digest" in sam_source:
+            different = encoder_digest(model) != sam_source["digest"]
+        else:  # checkpoints written before the digest: patch_embed's checksum only
+            found = encoder_fingerprint(model)
+            different = abs(found - sam_source["fingerprint"]) > 1e-6 * max(1.0, abs(found))
+        if different:
             raise ValueError(
                 f"checkpoint {path} was trained on SAM weights {sam_source['file']}, but "
                 f"{sam_checkpoint} holds different encoder weights; pass the original file"
@@ -92,6 +97,19 @@ def _read(path: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"MLE-SAM checkpoint {path} not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "GLOBAL" in str(error):  # the safe unpickler met a class or function reference
+            # torch's safe loader met a pickled object other than tensors and plain
+            # containers: possibly code to run, never executed here.
+            raise ValueError(
+                f"MLE-SAM checkpoint {path} refused: not a plain-tensor checkpoint (it pickles "
+                "objects that torch.load(weights_only=True) does not allow); re-save it with "
+                "mlesam_ros.model.save_checkpoint from a trusted source"
+            ) from None
+        raise ValueError(
+            f"MLE-SAM checkpoint {path} is not a readable PyTorch file ({type(error).__name__});"
+            " was it written completely?"
+        ) from error
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise ValueError(
             f"MLE-SAM checkpoint {path} is not a readable PyTorch file ({type(error).__name__});"

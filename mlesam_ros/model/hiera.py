@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
+from mlesam_ros.model.backbone import _run_block
 from mlesam_ros.model.lora import LoRAQKV
 from mlesam_ros.model.presets import SAMPreset
 
@@ -77,6 +79,8 @@ class HieraLoRABackbone(nn.Module):
             block.attn.qkv = LoRAQKV(block.attn.qkv, num_experts, lora_rank, lora_alpha)
         self.trunk = trunk
         self.register_buffer("baked_pos_embed", None, persistent=False)
+        # As LoRABackbone: recompute block activations in backward (set by training).
+        self.gradient_checkpointing = False
 
     @property
     def stage_dims(self) -> tuple[int, ...]:
@@ -90,13 +94,25 @@ class HieraLoRABackbone(nn.Module):
             return baked
         return self.trunk._get_pos_embed(grid)
 
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Stage outputs ``(M * B, C_s, H / s, W / s)`` for s = 4, 8, 16, 32."""
+    def forward(
+        self, images: torch.Tensor, expert_ids: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Stage outputs ``(N, C_s, H / s, W / s)`` for s = 4, 8, 16, 32.
+
+        ``images`` is modality-major ``(M * B, 3, H, W)``, or with ``expert_ids`` (N,) any
+        N images, each run with the LoRA expert of its modality index.
+        """
         x = self.trunk.patch_embed(images)
         x = x + self.position_embedding((x.shape[1], x.shape[2]))
         outputs = []
+        checkpointing = self.gradient_checkpointing and torch.is_grad_enabled()
         for index, block in enumerate(self.trunk.blocks):
-            x = block(x)
+            if checkpointing:
+                x = torch.utils.checkpoint.checkpoint(
+                    _run_block, block, x, expert_ids, use_reentrant=False
+                )
+            else:
+                x = _run_block(block, x, expert_ids)
             if index in self.trunk.stage_ends:
                 outputs.append(x.permute(0, 3, 1, 2))
         return outputs

@@ -42,6 +42,9 @@ class LoRAQKV(nn.Module):
         self.lora_b_q = nn.Parameter(torch.zeros(num_experts, rank, dim_out, **factory))
         self.lora_a_v = nn.Parameter(torch.empty(num_experts, dim, rank, **factory))
         self.lora_b_v = nn.Parameter(torch.zeros(num_experts, rank, dim_out, **factory))
+        # Per-sample expert index (N,) for a batch that is not M equal modality blocks (the
+        # torch path skipping absent modalities); None = modality-major equal blocks.
+        self.expert_ids: torch.Tensor | None = None
         for a in (self.lora_a_q, self.lora_a_v):
             # The nn.Linear / peft default for the down-projection, per expert.
             bound = 1.0 / math.sqrt(dim)
@@ -51,9 +54,16 @@ class LoRAQKV(nn.Module):
         """``x``: (M * N, ..., dim), modality-major; returns (M * N, ..., 3 * dim_out)."""
         qkv = self.base(x)
         dim = x.shape[-1]
-        tokens = x.reshape(self.num_experts, -1, dim)
-        delta_q = torch.matmul(torch.matmul(tokens, self.lora_a_q), self.lora_b_q)
-        delta_v = torch.matmul(torch.matmul(tokens, self.lora_a_v), self.lora_b_v)
+        a_q, b_q, a_v, b_v = self.lora_a_q, self.lora_b_q, self.lora_a_v, self.lora_b_v
+        if self.expert_ids is None:
+            tokens = x.reshape(self.num_experts, -1, dim)
+        else:
+            # One block per sample (a sample's windows are contiguous), each with its expert.
+            tokens = x.reshape(self.expert_ids.shape[0], -1, dim)
+            ids = self.expert_ids
+            a_q, b_q, a_v, b_v = a_q[ids], b_q[ids], a_v[ids], b_v[ids]
+        delta_q = torch.matmul(torch.matmul(tokens, a_q), b_q)
+        delta_v = torch.matmul(torch.matmul(tokens, a_v), b_v)
         q, k, v = qkv.split(self.dim_out, dim=-1)
         q = q + (self.scale * delta_q).reshape(q.shape)
         v = v + (self.scale * delta_v).reshape(v.shape)

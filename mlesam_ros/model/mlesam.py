@@ -26,8 +26,9 @@ class MLESAM(nn.Module):
     ``{modality: (B, 3, H, W)}``) and ``present`` ``(B, M)`` bool, and returns a dict:
     ``logits`` (B, C, H, W) the fused output, ``mask_logits`` and ``aux_logits`` the two
     pathways (for auxiliary losses), and ``routing_weights`` (B, levels, M) for diagnostics.
-    A modality marked absent has no influence on any output, whatever its pixels hold (NaN
-    included); a sample with nothing present gets finite logits from all-zero features.
+    A modality marked absent has no influence on any output or gradient, whatever its pixels
+    hold (NaN included), and in eager mode costs no encoder work; a sample with nothing present
+    gets finite logits from all-zero features. ``forward`` is ``decode(encode(...))``.
     """
 
     def __init__(self, config: MLESAMConfig, encoder: nn.Module) -> None:
@@ -35,7 +36,7 @@ class MLESAM(nn.Module):
         super().__init__()
         preset = get_preset(config.preset)
         self.config = config
-        # Provenance of the frozen weights ({"file", "fingerprint"}), set by build_mlesam.
+        # Provenance of the frozen weights ({"file", "fingerprint", "digest"}), by build_mlesam.
         self.sam_source: dict[str, object] | None = None
         mean = [PIXEL_MEAN[m] for m in config.modalities]
         std = [PIXEL_STD[m] for m in config.modalities]
@@ -109,18 +110,69 @@ class MLESAM(nn.Module):
             present = torch.ones(images.shape[:2], dtype=torch.bool, device=images.device)
         return images, present.to(torch.bool)
 
-    def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Set the per-modality input statistics, (M, 3) each in 0..255 units.
+
+        They are buffers, so checkpoints and exported graphs carry them with the weights.
+        """
+        shape = (self.config.num_modalities, 3)
+        mean, std = torch.as_tensor(mean), torch.as_tensor(std)
+        if tuple(mean.shape) != shape or tuple(std.shape) != shape:
+            raise ValueError(f"normalisation: mean and std must be {shape}, got "
+                             f"{tuple(mean.shape)} and {tuple(std.shape)}")  # fmt: skip
+        if not torch.isfinite(mean).all() or not (std > 0).all():
+            raise ValueError("normalisation: mean must be finite and std > 0")
+        self.pixel_mean.copy_(mean.reshape(self.pixel_mean.shape))
+        self.pixel_std.copy_(std.reshape(self.pixel_std.shape))
+
+    def encode(
+        self, images: torch.Tensor, present: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
         """Per-modality encoder taps, each (B, M, C, h, w), from raw images.
 
         ViT: four (embed_dim, H/16, W/16) block outputs; Hiera: the stage outputs at strides
         4, 8, 16 and 32.
+
+        With ``present`` (B, M), absent images are replaced by zeros before the encoder, so
+        NaN or inf in a dead sensor's pixels cannot reach a gradient (0 x NaN), and in eager
+        mode the encoder skips them altogether (their taps are zeros; fusion ignores them).
+        Traced/exported graphs always run every image, so their shapes stay static.
         """
         batch, modalities, _, height, width = images.shape
         normalised = (images - self.pixel_mean) / self.pixel_std
+        if present is not None:
+            keep = present.reshape(batch, modalities, 1, 1, 1)
+            normalised = torch.where(keep, normalised, torch.zeros_like(normalised))
         # Modality-major batch: each LoRA expert's samples form one contiguous block.
         flat = normalised.transpose(0, 1).reshape(modalities * batch, 3, height, width)
+        if present is not None and _eager():
+            rows = present.transpose(0, 1).reshape(-1)
+            if not bool(rows.all()):
+                taps = self._encode_rows(flat, rows, batch)
+                return [t.reshape(modalities, batch, *t.shape[1:]).transpose(0, 1) for t in taps]
         taps = self.backbone(flat)
         return [tap.reshape(modalities, batch, *tap.shape[1:]).transpose(0, 1) for tap in taps]
+
+    def _encode_rows(
+        self, flat: torch.Tensor, rows: torch.Tensor, batch: int
+    ) -> list[torch.Tensor]:
+        """Encode only the ``rows`` of a modality-major batch; the others' taps are zero."""
+        index = rows.nonzero().squeeze(1)
+        preset = get_preset(self.config.preset)
+        strides = (4, 8, 16, 32) if preset.family == "hiera" else (preset.patch_size,) * 4
+        height, width = flat.shape[-2:]
+        shapes = [
+            (flat.shape[0], dim, height // stride, width // stride)
+            for dim, stride in zip(preset.stage_dims, strides, strict=True)
+        ]
+        if index.numel() == 0:
+            return [flat.new_zeros(shape) for shape in shapes]
+        partial = self.backbone(flat[index], expert_ids=index // batch)
+        taps = []
+        for tap, shape in zip(partial, shapes, strict=True):
+            full = tap.new_zeros(shape)
+            taps.append(full.index_copy(0, index, tap))
+        return taps
 
     def forward(
         self,
@@ -129,9 +181,18 @@ class MLESAM(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Segment one batch; see the class docstring for inputs and outputs."""
         images, present = self.stack_inputs(images, present)
-        size = images.shape[-2:]
+        return self.decode(self.encode(images, present), present, images.shape[-2:])
+
+    def decode(
+        self, taps: list[torch.Tensor], present: torch.Tensor, size: tuple[int, int]
+    ) -> dict[str, torch.Tensor]:
+        """Fuse encoder ``taps`` over ``present`` and decode to ``size`` (H, W).
+
+        Split from ``forward`` because an absent modality's taps are never used: evaluation
+        encodes each frame once and decodes it for every modality subset.
+        """
         fused, weights = [], []
-        for fusion, tap in zip(self.fusions, self.encode(images), strict=True):
+        for fusion, tap in zip(self.fusions, taps, strict=True):
             features, level_weights = fusion(tap, present)
             fused.append(features)
             weights.append(level_weights)
@@ -151,3 +212,14 @@ class MLESAM(nn.Module):
             "aux_logits": aux_logits,
             "routing_weights": torch.stack(weights, dim=1),
         }
+
+
+def _eager() -> bool:
+    """Tell whether the model runs eagerly (not traced, exported or compiled: static shapes)."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+        return False
+    compiler = getattr(torch, "compiler", None)
+    for check in ("is_compiling", "is_exporting"):
+        if compiler is not None and getattr(compiler, check, lambda: False)():
+            return False
+    return True

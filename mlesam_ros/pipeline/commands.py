@@ -58,10 +58,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run_replay(args: argparse.Namespace) -> int:
     import json
     import logging
+    import signal
 
     from mlesam_ros.pipeline.config import load_params_file
     from mlesam_ros.replay import replay_bag
 
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # `timeout`/`kill` end a replay like Ctrl-C: output kept
+
+    signal.signal(signal.SIGTERM, stop)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     parameters = load_params_file(args.params) if args.params else {}
     if args.backend:

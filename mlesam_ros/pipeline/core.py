@@ -20,7 +20,17 @@ once per kind, counted and reported in the diagnostics, and the frame goes on wi
 
 End-to-end latency = (node clock when the frame left the synchroniser − RGB stamp) + wall
 time from there to the labels being published; live this is "RGB stamp → publish", in replay
-the first part is the waiting in bag time and the second the real processing time.
+the first part is the waiting in bag time and the second the real processing time. A stamp
+more than :data:`MAX_CLOCK_AHEAD_NS` ahead of the node clock or more than
+:data:`MAX_PLAUSIBLE_WAIT_NS` behind it (another clock domain: sim time vs wall time) gives
+no latency sample, only an issue; a smaller lead counts as zero waiting.
+
+Frame accounting: every RGB message either leaves as a labelled frame or is counted once in
+:meth:`SegmentationCore.dropped_frames` under a reason (the synchroniser's reasons, see
+:mod:`mlesam_ros.sync.synchronizer`, plus ``zero_stamp``, ``bad_header``, ``undecodable``,
+``rgb_unusable``, ``inference_error``, ``callback_error`` and ``worker_busy``).
+``/diagnostics`` carries the totals and goes WARN whenever frames were dropped since the
+previous report.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,12 +46,27 @@ from typing import Any
 import numpy as np
 
 from mlesam_ros.pipeline import messages as m
-from mlesam_ros.pipeline.config import SENSOR_INPUTS, NodeConfig
+from mlesam_ros.pipeline.config import (
+    SENSOR_INPUTS,
+    NodeConfig,
+    check_update,
+    validate_parameters,
+)
 from mlesam_ros.pipeline.frame import MODALITY_OF_INPUT, FrameJob, FramePath, FrameResult, Issue
 from mlesam_ros.pipeline.interface import NodeIO
 from mlesam_ros.pipeline.worker import LatestSlot
 
 _LATENCY_WINDOW = 200  # frames kept for the latency percentiles in diagnostics
+MAX_PLAUSIBLE_WAIT_NS = 60_000_000_000
+"""A frame older than this when it left the synchroniser is on another clock: no latency."""
+MAX_CLOCK_AHEAD_NS = 1_000_000_000
+"""A stamp this far ahead of the node clock is on another clock; less is clock skew (0 s)."""
+# Outputs switched by output.<name> at run time: relative topic and message type.
+_OPTIONAL_OUTPUTS = {
+    "labels_color": (m.LABELS_COLOR_OUT, m.IMAGE),
+    "confidence": (m.CONFIDENCE_OUT, m.IMAGE),
+    "labeled_points": (m.LABELED_POINTS_OUT, m.POINTCLOUD2),
+}
 
 
 def default_model_path() -> Path:
@@ -60,13 +85,20 @@ def open_segmenter(config: NodeConfig) -> Any:
     from mlesam_ros.engine.segmenter import Segmenter
 
     path = Path(config.model_path) if config.model_path else default_model_path()
-    return Segmenter(
-        path,
-        config.backend,
-        precision=config.precision,
-        threads=config.threads,
-        rebuild_engine=config.rebuild_engine,
-    )
+    try:
+        return Segmenter(
+            path,
+            config.backend,
+            precision=config.precision,
+            threads=config.threads,
+            rebuild_engine=config.rebuild_engine,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        # Name the parameters: "backend: torch cannot run an onnx file" alone does not say
+        # which setting to change. The type is kept so callers can still tell a missing file.
+        raise type(error)(
+            f"parameters model.path={str(path)!r}, model.backend={config.backend!r}: {error}"
+        ) from error
 
 
 @dataclass
@@ -75,7 +107,7 @@ class FrameRecord:
 
     stamp_ns: int
     present: dict[str, bool]
-    latency_ms: float
+    latency_ms: float | None  # None: the stamp is on another clock than the node's
     processing_ms: float
     issues: tuple[str, ...]
 
@@ -88,6 +120,8 @@ class PipelineStats:
     skipped: int = 0
     inference_errors: int = 0
     callback_errors: int = 0
+    dropped: collections.Counter = field(default_factory=collections.Counter)
+    latency_unmeasured: int = 0
     issues: collections.Counter = field(default_factory=collections.Counter)
     last_issue: dict[str, str] = field(default_factory=dict)
     last_present: dict[str, bool] = field(default_factory=dict)
@@ -123,41 +157,82 @@ class SegmentationCore:
         self._slot = LatestSlot()
         self._worker: threading.Thread | None = None
         self._running = False
+        self._active = False
+        self._configured = False
+        self._values: dict[str, Any] = {}
+        self._next_diagnostics_ns = 0
         self._logged: collections.Counter = collections.Counter()
+        self._dropped_reported = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
+    # configure → activate ⇄ deactivate → cleanup, as a ROS 2 lifecycle node (Nav2,
+    # yolo_ros) is driven. configure() activates too unless told not to, so replay, bench and
+    # tests keep one call; the lifecycle shell calls configure(activate=False), activate().
 
-    def configure(self) -> None:
-        """Read parameters, load the model, create publishers, subscriptions and timers."""
-        from mlesam_ros.sync import MemberConfig, SyncConfig, TimeoutSynchronizer
+    @property
+    def active(self) -> bool:
+        """Whether inputs are processed and outputs published (lifecycle ``active``)."""
+        return self._active
 
+    def configure(self, activate: bool = True) -> None:
+        """Read and validate the parameters, load the model; then :meth:`activate` (default).
+
+        Raises ``ValueError`` naming the parameter (and its allowed values) on bad input.
+        """
         config = NodeConfig.from_parameters(self.io.parameters())
+        self._values = validate_parameters(self.io.parameters())
         self.config = config
         self.segmenter = self._injected or open_segmenter(config)
-        self.path = FramePath(self.segmenter, config)
+        try:
+            self.path = FramePath(self.segmenter, config)
+        except Exception:
+            self._free_model()
+            raise
+        self.sync = self._new_synchronizer(config)
+        self.stats = PipelineStats()
+        self._dropped_reported = 0
+        self._configured = True
+        m.ensure_vision_msgs()
+        self.io.logger.info(
+            f"mlesam: {getattr(self.segmenter, 'backend', '?')} on "
+            f"{getattr(self.segmenter, 'device', '?')}, model "
+            f"{getattr(self.segmenter, 'artefact', '?')}, modalities "
+            f"{','.join(self.path.used)} at {self.segmenter.input_size}; inputs "
+            + ", ".join(f"{key}={config.topics[key]}" for key in config.enabled_inputs)
+        )
+        if activate:
+            self.activate()
+
+    @staticmethod
+    def _new_synchronizer(config: NodeConfig) -> Any:
+        from mlesam_ros.sync import MemberConfig, SyncConfig, TimeoutSynchronizer
+
         members = tuple(
             MemberConfig(key, config.slop_ns, config.offsets_ns[key])
             for key in config.enabled_inputs
             if key != "rgb"
         )
-        self.sync = TimeoutSynchronizer(
+        return TimeoutSynchronizer(
             SyncConfig(members, config.timeout_ns, anchor="rgb", strict=config.strict)
         )
-        m.ensure_vision_msgs()
-        io = self.io
+
+    def activate(self) -> None:
+        """Create publishers, subscriptions and the timer; publish LabelInfo; start the worker.
+
+        The transport owns what it created: on deactivate the core stops using it and the
+        shell destroys it (the rclpy node destroys its subscriptions/publishers/timers).
+        """
+        if not self._configured:
+            raise RuntimeError("mlesam: activate before configure")
+        config, io = self.config, self.io
         self._publishers = {
-            "labels": io.create_publisher(m.LABELS_TOPIC, m.IMAGE),
-            "label_info": io.create_publisher(m.LABEL_INFO_TOPIC, m.LABEL_INFO, latched=True),
+            "labels": self._output(m.LABELS_OUT, m.IMAGE),
+            "label_info": io.create_publisher(m.LABEL_INFO_OUT, m.LABEL_INFO, latched=True),
             "diagnostics": io.create_publisher(m.DIAGNOSTICS_TOPIC, m.DIAGNOSTIC_ARRAY),
         }
-        if config.labels_color:
-            self._publishers["labels_color"] = io.create_publisher(m.LABELS_COLOR_TOPIC, m.IMAGE)
-        if config.confidence:
-            self._publishers["confidence"] = io.create_publisher(m.CONFIDENCE_TOPIC, m.IMAGE)
-        if config.labeled_points:
-            self._publishers["labeled_points"] = io.create_publisher(
-                m.LABELED_POINTS_TOPIC, m.POINTCLOUD2
-            )
+        for output in _OPTIONAL_OUTPUTS:
+            if getattr(config, output):
+                self._ensure_output(output)
         for key in config.enabled_inputs:
             msgtype = m.POINTCLOUD2 if key == "points" else m.IMAGE
             io.subscribe(
@@ -175,14 +250,9 @@ class SegmentationCore:
                     config.reliability["camera_info"],
                 )
         io.create_timer(config.poll_period_ns, self._guard(self.poll))
-        io.create_timer(config.diagnostics_period_ns, self._guard(self.publish_diagnostics))
-        self._publishers["label_info"].publish(m.label_info(self.path.class_names, io.now_ns()))
-        io.logger.info(
-            f"mlesam: {getattr(self.segmenter, 'backend', '?')} on "
-            f"{getattr(self.segmenter, 'device', '?')}, model "
-            f"{getattr(self.segmenter, 'artefact', '?')}, modalities "
-            f"{','.join(self.path.used)} at {self.segmenter.input_size}; inputs "
-            + ", ".join(f"{key}={config.topics[key]}" for key in config.enabled_inputs)
+        self._next_diagnostics_ns = io.now_ns() + config.diagnostics_period_ns
+        self._publishers["label_info"].publish(
+            m.encode(m.label_info(self.path.class_names, io.now_ns()), m.LABEL_INFO)
         )
         if self.threaded:
             self._slot.reopen()
@@ -191,17 +261,84 @@ class SegmentationCore:
                 target=self._work, name="mlesam-inference", daemon=True
             )
             self._worker.start()
+        self._active = True
 
-    def cleanup(self) -> None:
-        """Stop the worker and free the model (an injected segmenter is left open)."""
+    def _output(self, topic: str, msgtype: str) -> Any:
+        """Create a frame output with the output QoS (``qos.output``, ``qos.output_depth``)."""
+        return self.io.create_publisher(
+            topic,
+            msgtype,
+            latched=False,
+            reliability=self.config.output_reliability,
+            depth=self.config.output_depth,
+        )
+
+    def _ensure_output(self, output: str) -> None:
+        if output not in self._publishers:
+            topic, msgtype = _OPTIONAL_OUTPUTS[output]
+            self._publishers[output] = self._output(topic, msgtype)
+
+    def deactivate(self) -> None:
+        """Stop processing: inputs are ignored, pending frames dropped, the worker stopped."""
+        self._active = False
         self._running = False
         self._slot.close()
         if self._worker is not None:
             self._worker.join(timeout=5.0)
             self._worker = None
+        with self._lock:
+            if self.config is not None:
+                self.sync = self._new_synchronizer(self.config)
+        self._publishers = {}
+
+    def cleanup(self) -> None:
+        """Deactivate and free the model (an injected segmenter is left open)."""
+        self.deactivate()
+        self._free_model()
+        self._configured = False  # config/path stay readable for a last diagnostics()
+
+    def _free_model(self) -> None:
         if self.segmenter is not None and self._injected is None:
             self.segmenter.close()
         self.segmenter = None
+
+    def apply_parameters(self, changes: Mapping[str, Any]) -> None:
+        """Apply a run-time parameter change, or raise ``ValueError`` with the reason.
+
+        Dynamic parameters (:data:`~mlesam_ros.pipeline.config.DYNAMIC_PARAMETERS`) take
+        effect on the next frame; static ones are refused while configured (they take effect
+        at the next ``configure``) and accepted while unconfigured.
+        """
+        configured = self._configured
+        current = self._values if configured else validate_parameters(self.io.parameters())
+        coerced = check_update(changes, current, configured)
+        if not configured:
+            return
+        values = {**current, **coerced}
+        config = NodeConfig.from_parameters(values)
+        with self._lock:
+            old = self.config
+            self._values, self.config = values, config
+            if self.path is not None and hasattr(self.path, "config"):
+                self.path.config = config
+            sync_fields = ("slop_ns", "timeout_ns", "strict", "offsets_ns")
+            if any(getattr(old, f) != getattr(config, f) for f in sync_fields):
+                # Pending frames go out under the old rules, then the new ones apply.
+                frames = self.sync.poll(self.io.now_ns() + old.timeout_ns)
+                self.sync = self._new_synchronizer(config)
+            else:
+                frames = []
+            if config.diagnostics_period_ns != old.diagnostics_period_ns:
+                self._next_diagnostics_ns = self.io.now_ns() + config.diagnostics_period_ns
+            if self._active:
+                for output in _OPTIONAL_OUTPUTS:
+                    if getattr(config, output):
+                        self._ensure_output(output)
+        if self._active:
+            self._submit(frames, self.io.now_ns())
+        self.io.logger.info(
+            "mlesam: set " + ", ".join(f"{name}={value!r}" for name, value in coerced.items())
+        )
 
     # -- callbacks ----------------------------------------------------------------------------
 
@@ -209,11 +346,15 @@ class SegmentationCore:
         """Wrap a callback so nothing escapes into the transport's executor."""
 
         def guarded(*args: Any) -> None:
+            if not self._active:
+                return  # a callback already queued when the node was deactivated
             try:
                 function(*bound, *args)
             except Exception as error:
                 with self._lock:
                     self.stats.callback_errors += 1
+                    if bound == ("rgb",) and function.__name__ == "on_sensor":
+                        self.stats.dropped["callback_error"] += 1
                 self._log_once(
                     "error",
                     f"callback {function.__name__}{bound}",
@@ -223,19 +364,34 @@ class SegmentationCore:
         return guarded
 
     def on_camera_info(self, key: str, msg: Any) -> None:
-        """Keep the latest CameraInfo of each camera (they rarely change)."""
+        """Keep the latest CameraInfo of each camera (they rarely change); ``msg`` may be CDR."""
+        msg = m.decode(msg, m.CAMERA_INFO)
         with self._lock:
             self._infos[key] = msg
 
     def on_sensor(self, key: str, msg: Any) -> None:
-        """Offer one sensor message to the synchroniser; hand over frames that became ready."""
+        """Offer one sensor message (CDR bytes or a message) to the synchroniser.
+
+        Frames that became ready are handed to the worker.
+        """
         from mlesam_ros.msgs import header_stamp_ns
 
+        msg = m.decode(msg, m.POINTCLOUD2 if key == "points" else m.IMAGE)
         now = self.io.now_ns()
+        topic = self.config.topics[key]
         try:
             stamp = header_stamp_ns(msg)
         except ValueError as error:
-            self._note(Issue(key, self.config.topics[key], f"{error}; message ignored"))
+            self._note(Issue(key, topic, f"{error}; message ignored"))
+            if key == "rgb":
+                self.count_drop("bad_header")
+            return
+        if stamp <= 0:
+            # An unset stamp (a driver that never fills the header) matches nothing in time;
+            # taking the arrival time instead would pair unrelated messages silently.
+            self._note(Issue(key, topic, "header.stamp is 0 (unset); message ignored"))
+            if key == "rgb":
+                self.count_drop("zero_stamp")
             return
         with self._lock:
             # Poll first: a frame whose timeout has passed is emitted before a newer message
@@ -244,11 +400,23 @@ class SegmentationCore:
         self._submit(frames, now)
 
     def poll(self) -> None:
-        """Timer: emit frames whose timeout passed."""
+        """Timer: emit frames whose timeout passed; publish diagnostics when they are due.
+
+        Diagnostics ride on this timer (rather than a timer of their own) so that
+        ``diagnostics.period_s`` can change at run time without the transport having to
+        cancel timers.
+        """
         now = self.io.now_ns()
         with self._lock:
             frames = self.sync.poll(now)
+            diagnostics_due = now >= self._next_diagnostics_ns
+            if diagnostics_due:
+                self._next_diagnostics_ns = max(
+                    self._next_diagnostics_ns + self.config.diagnostics_period_ns, now
+                )
         self._submit(frames, now)
+        if diagnostics_due:
+            self.publish_diagnostics()
 
     def flush(self) -> None:
         """Emit every pending frame as if its timeout had passed and process it (bag end)."""
@@ -286,13 +454,18 @@ class SegmentationCore:
         except Exception as error:
             with self._lock:
                 self.stats.inference_errors += 1
+                self.stats.dropped["inference_error"] += 1
             self._log_once(
                 "error", "frame", f"frame {job.stamp_ns} failed: {type(error).__name__}: {error}"
             )
 
     def _wants(self, output: str) -> bool:
         publisher = self._publishers.get(output)
-        return publisher is not None and bool(publisher.has_subscribers())
+        return (
+            getattr(self.config, output)
+            and publisher is not None
+            and bool(publisher.has_subscribers())
+        )
 
     def process(self, job: FrameJob) -> FrameResult | None:
         """Run the frame path on one job and publish; returns the result (None if skipped)."""
@@ -312,6 +485,7 @@ class SegmentationCore:
                 )
             with self._lock:
                 self.stats.skipped += 1
+                self.stats.dropped["rgb_unusable"] += 1
             return None
         images, present = path.model_input(prepared)
         segmentation = self.segmenter.segment(images, present)
@@ -327,7 +501,7 @@ class SegmentationCore:
         self._publish(result)
         finished = time.monotonic()
         processing_ms = (finished - started) * 1e3
-        latency_ms = (job.ready_ns - job.stamp_ns) / 1e6 + (finished - job.ready_monotonic) * 1e3
+        latency_ms = self._latency_ms(job, finished)
         record = FrameRecord(
             job.stamp_ns,
             dict(result.present),
@@ -338,12 +512,56 @@ class SegmentationCore:
         with self._lock:
             stats = self.stats
             stats.published += 1
-            stats.latencies_ms.append(latency_ms)
+            if latency_ms is None:
+                stats.latency_unmeasured += 1
+            else:
+                stats.latencies_ms.append(latency_ms)
             stats.processing_ms.append(processing_ms)
             stats.last_present = dict(result.present)
         for listener in self.listeners:
-            listener(result, record)
+            try:
+                listener(result, record)
+            except Exception as error:  # the frame is published: an observer error is no drop
+                with self._lock:
+                    self.stats.callback_errors += 1
+                self._log_once("error", "listener", f"frame listener failed: {error!r}")
         return result
+
+    def _latency_ms(self, job: FrameJob, finished_monotonic: float) -> float | None:
+        """Stamp → publish latency, or None when the stamp is on another clock (see module)."""
+        waited_ns = job.ready_ns - job.stamp_ns
+        if waited_ns > MAX_PLAUSIBLE_WAIT_NS or waited_ns < -MAX_CLOCK_AHEAD_NS:
+            self._note(
+                Issue(
+                    "rgb",
+                    self.config.topics["rgb"],
+                    f"header.stamp is {-waited_ns / 1e9:+.1f} s from the node clock; latency "
+                    "not measured (is the camera on another clock? set use_sim_time to match)",
+                )
+            )
+            return None
+        return max(waited_ns, 0) / 1e6 + (finished_monotonic - job.ready_monotonic) * 1e3
+
+    # -- accounting ---------------------------------------------------------------------------
+
+    def count_drop(self, reason: str) -> None:
+        """Count one RGB frame lost before the synchroniser (replay: undecodable messages)."""
+        with self._lock:
+            self.stats.dropped[reason] += 1
+
+    def report_issue(self, sensor: str, topic: str, text: str) -> None:
+        """Record a problem found outside the frame path (a rejected tf, a wrong msg type)."""
+        self._note(Issue(sensor, topic, text))
+
+    def dropped_frames(self) -> dict[str, int]:
+        """RGB frames that were not labelled, by reason (see the module docstring)."""
+        with self._lock:
+            dropped = collections.Counter(self.stats.dropped)
+            if self.sync is not None:
+                dropped.update(self.sync.stats.anchor_dropped)
+            if self._slot.dropped:
+                dropped["worker_busy"] = self._slot.dropped
+        return {reason: count for reason, count in sorted(dropped.items()) if count}
 
     def _lookup(self, target: str, source: str, stamp_ns: int) -> np.ndarray:
         return self.io.lookup_transform(target, source, stamp_ns, self.config.tf_timeout_ns)
@@ -353,19 +571,21 @@ class SegmentationCore:
 
         publishers = self._publishers
         publishers["labels"].publish(
-            numpy_to_image(result.labels, self.path.label_encoding, result.header)
+            m.encode(
+                numpy_to_image(result.labels, self.path.label_encoding, result.header), m.IMAGE
+            )
         )
         if result.overlay is not None:
             publishers["labels_color"].publish(
-                numpy_to_image(result.overlay, "rgb8", result.header)
+                m.encode(numpy_to_image(result.overlay, "rgb8", result.header), m.IMAGE)
             )
         if result.confidence is not None:
             publishers["confidence"].publish(
-                numpy_to_image(result.confidence, "32FC1", result.header)
+                m.encode(numpy_to_image(result.confidence, "32FC1", result.header), m.IMAGE)
             )
         if result.points is not None:
             publishers["labeled_points"].publish(
-                array_to_pointcloud2(result.points, result.points_header)
+                m.encode(array_to_pointcloud2(result.points, result.points_header), m.POINTCLOUD2)
             )
 
     # -- diagnostics --------------------------------------------------------------------------
@@ -383,7 +603,22 @@ class SegmentationCore:
             count = self._logged[key]
         if count == 1 or np.log10(count).is_integer():
             suffix = "" if count == 1 else f" (x{count})"
-            getattr(self.io.logger, level)(f"mlesam: {text}{suffix}")
+            self._log(level, f"mlesam: {text}{suffix}")
+
+    def _log(self, level: str, text: str) -> None:
+        """Log at ``level`` with one call site per severity.
+
+        rclpy remembers the severity of each logging call site and raises ``ValueError:
+        Logger severity cannot be changed between calls`` when one line logs at two levels,
+        so ``getattr(logger, level)(...)`` would throw inside frame processing.
+        """
+        logger = self.io.logger
+        if level == "error":
+            logger.error(text)
+        elif level == "warning":
+            logger.warning(text)
+        else:
+            logger.info(text)
 
     def diagnostics(self) -> Any:
         """Build the current ``diagnostic_msgs/DiagnosticArray``."""
@@ -398,12 +633,10 @@ class SegmentationCore:
             issue_counts = dict(stats.issues)
             published, skipped = stats.published, stats.skipped
             errors = stats.inference_errors + stats.callback_errors
-        dropped = (
-            self._slot.dropped
-            + sync_stats.dropped_stale
-            + sync_stats.dropped_overflow
-            + sync_stats.dropped_incomplete
-        )
+            latency_unmeasured = stats.latency_unmeasured
+        dropped_by_reason = self.dropped_frames()
+        dropped = sum(dropped_by_reason.values())
+        newly_dropped, self._dropped_reported = dropped - self._dropped_reported, dropped
         percentiles = (
             np.percentile(latencies, [50, 90, 99]) if latencies.size else (float("nan"),) * 3
         )
@@ -421,14 +654,20 @@ class SegmentationCore:
             "latency_p90_ms": float(percentiles[1]),
             "latency_p99_ms": float(percentiles[2]),
             "processing_mean_ms": float(processing.mean()) if processing.size else float("nan"),
+            "latency_unmeasured": latency_unmeasured,
             "errors": errors,
         }
-        level = m.ERROR if errors else m.OK
-        statuses = [
-            m.diagnostic_status(
-                "mlesam: pipeline", level, "errors, see log" if errors else "ok", pipeline_values
-            )
-        ]
+        pipeline_values.update({f"dropped_{key}": n for key, n in dropped_by_reason.items()})
+        if errors:
+            level, message = m.ERROR, "errors, see log"
+        elif newly_dropped > 0:
+            level = m.WARN
+            message = f"{newly_dropped} frames dropped since the last report (" + ", ".join(
+                f"{key}: {n}" for key, n in dropped_by_reason.items()
+            ) + " in total)"
+        else:
+            level, message = m.OK, "ok"
+        statuses = [m.diagnostic_status("mlesam: pipeline", level, message, pipeline_values)]
         for key in config.enabled_inputs:
             modality = MODALITY_OF_INPUT[key]
             sensor = health.get(key)
@@ -445,16 +684,28 @@ class SegmentationCore:
             }
             if sensor is None or sensor.received == 0:
                 level, message = m.STALE, "no message received"
+                if last_issue.get(key):
+                    message += f"; {last_issue[key]}"
             elif fused:
                 level, message = m.OK, "fused"
             else:
                 level, message = m.WARN, last_issue.get(key) or "not in the last frame"
             statuses.append(m.diagnostic_status(f"mlesam: {key}", level, message, values))
+        for source in sorted(set(issue_counts) - set(config.enabled_inputs)):
+            # Problems outside the sensors (tf, a topic of the wrong type): WARN with the last.
+            values = {"issues": issue_counts[source], "last_issue": last_issue.get(source, "")}
+            statuses.append(
+                m.diagnostic_status(
+                    f"mlesam: {source}", m.WARN, last_issue.get(source, ""), values
+                )
+            )
         return m.diagnostic_array(statuses, self.io.now_ns())
 
     def publish_diagnostics(self) -> None:
         """Timer: publish ``/diagnostics``."""
-        self._publishers["diagnostics"].publish(self.diagnostics())
+        publisher = self._publishers.get("diagnostics")
+        if publisher is not None:
+            publisher.publish(m.encode(self.diagnostics(), m.DIAGNOSTIC_ARRAY))
 
 
 def dataclass_copy(value: Any) -> Any:

@@ -1,19 +1,22 @@
-"""The frame path: synced messages → modality images in the RGB camera → model → outputs.
+"""The frame path: synced messages → modality images on the model's grid → model → outputs.
 
 One synced RGB frame goes through four steps, each a method of :class:`FramePath`:
 
 1. ``prepare``: decode every message (``mlesam_ros.msgs``), bring depth, thermal and LiDAR
-   into the RGB camera (``mlesam_ros.geometry``) and encode each as the model's 3-channel
-   image with the same functions training uses (``mlesam_ros.data.encode``), so the robot feeds
-   the model what it was trained on. A sensor that cannot be used (bad encoding, no
-   CameraInfo, empty cloud, no extrinsics, wrong size) becomes an :class:`Issue` naming the
-   topic, the field and the fix, and the frame goes on without that modality.
-2. ``model_input``: resize every modality to the model's input size exactly as evaluation
-   does (``mlesam_ros.data.transforms.resize``) and stack ``(1, M, 3, H, W)`` + ``present``.
+   into the RGB camera (``mlesam_ros.geometry``) on a working grid near the model's input
+   (``mlesam_ros.pipeline.grid``: the camera itself for small cameras) and encode each as the
+   model's 3-channel image with the same functions training uses (``mlesam_ros.data.encode``),
+   so the robot feeds the model what it was trained on. Each optional sensor runs in its own
+   guard: anything wrong with it (bad encoding, no CameraInfo, empty cloud, no extrinsics,
+   wrong size, no valid pixel, any exception) becomes an :class:`Issue` naming the sensor,
+   the topic and the fix, and the frame goes on without that modality.
+2. ``model_input``: stack the model-grid images ``(1, M, 3, H, W)`` + ``present``.
 3. the segmenter (``mlesam_ros.engine.Segmenter``).
-4. ``postprocess``: labels back to the camera resolution (nearest neighbour, ids never
-   blend), confidence (bilinear), the colour overlay and the painted LiDAR points, each only
-   when asked for.
+4. ``postprocess`` (``mlesam_ros.pipeline.outputs``): labels back to the camera resolution
+   (nearest neighbour, ids never blend), confidence (bilinear), the colour overlay and the
+   painted LiDAR points (from the projection made in step 1), each only when asked for.
+
+``FramePath.stage_ms`` holds the last frame's time per stage (``mlesam bench --stages``).
 """
 
 from __future__ import annotations
@@ -28,13 +31,13 @@ import numpy as np
 
 from mlesam_ros.geometry import CameraModel
 from mlesam_ros.pipeline.config import NodeConfig
+from mlesam_ros.pipeline.grid import CalibrationCache, camera_fingerprint
+from mlesam_ros.pipeline.outputs import OutputMaker, PaintableCloud
 
 # Sensor input key → model modality.
 MODALITY_OF_INPUT = {"rgb": "rgb", "depth": "depth", "thermal": "thermal", "points": "lidar"}
-# A LiDAR point takes its pixel's label only if it lies on the surface that pixel shows: within
-# this fraction of the pixel's nearest depth (plus a fixed margin), so points hidden behind a
-# foreground object are not painted with the object's class.
-_SURFACE_TOLERANCE = (0.05, 0.2)
+# Optional sensor input key → the modality it feeds (each is processed in its own guard).
+OPTIONAL_SENSORS = ("depth", "thermal", "points")
 
 Lookup = Callable[[str, str, int], np.ndarray]
 """``lookup(target_frame, source_frame, stamp_ns) -> T_target_from_source`` or ``LookupError``."""
@@ -66,17 +69,21 @@ class FrameJob:
 
 @dataclass
 class PreparedFrame:
-    """A frame's modality images in the RGB camera at camera resolution (before resizing)."""
+    """A frame's modality images in the RGB camera, already on the model's input grid."""
 
     stamp_ns: int
     header: Any
-    size: tuple[int, int]  # (H, W) of the outputs
+    size: tuple[int, int]  # (H, W) of the outputs (the RGB camera)
     camera: CameraModel | None
     rgb: np.ndarray | None
-    images: dict[str, np.ndarray]  # modality → (H, W, 3) uint8
+    images: dict[str, np.ndarray]  # modality → (h, w, 3) uint8 at the model's input size
     issues: list[Issue]
-    cloud: tuple[np.ndarray, np.ndarray | None, np.ndarray, Any] | None = None
-    """(xyz, intensity, T_rgb_from_lidar, cloud header) when the LiDAR was usable."""
+    cloud: Any = None
+    """:class:`PaintableCloud` when the LiDAR was usable (reused for the labelled points)."""
+    grid: CameraModel | None = None
+    """The RGB camera on the working grid (``mlesam_ros.pipeline.grid``) when it is known."""
+    depth_grid: np.ndarray | None = None
+    """Depth (m, NaN unknown) on the working grid, for the thermal registration."""
 
 
 @dataclass
@@ -141,13 +148,11 @@ def nearest_resize(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     The same index arithmetic as training's label resize, so ids never blend.
     """
-    height, width = labels.shape
-    out_h, out_w = size
-    if (out_h, out_w) == (height, width):
+    from mlesam_ros.pipeline.grid import nearest_sample
+
+    if tuple(size) == labels.shape[:2]:
         return labels
-    rows = np.minimum(((np.arange(out_h) + 0.5) * height / out_h).astype(np.int64), height - 1)
-    cols = np.minimum(((np.arange(out_w) + 0.5) * width / out_w).astype(np.int64), width - 1)
-    return labels[rows[:, None], cols[None, :]]
+    return nearest_sample(labels, size)
 
 
 def _is_identity(transform: np.ndarray) -> bool:
@@ -163,6 +168,37 @@ def _same_camera(a: CameraModel, b: CameraModel) -> bool:
     )
 
 
+def _in_view_cone(xyz: np.ndarray, T: np.ndarray, camera: CameraModel) -> np.ndarray:  # noqa: N803
+    """Points in front of ``camera`` within 1.5x its widest ray slope (a superset of its view)."""
+    T32 = np.asarray(T, dtype=np.float32)
+    in_camera = xyz @ T32[:3, :3].T  # one BLAS product for the three rows
+    in_camera += T32[:3, 3]
+    x, y, z = in_camera[:, 0], in_camera[:, 1], in_camera[:, 2]
+    limit = np.float32((1.5 * camera.max_ray_slope) ** 2)
+    z_squared = z * z
+    z_squared *= limit
+    x_squared = x * x
+    x_squared += y * y
+    return (z > 0.05) & (x_squared <= z_squared)
+
+
+class _StageClock:
+    """Adds wall and CPU time per stage name to ``FramePath.stage_ms`` / ``stage_cpu_ms``.
+
+    CPU time (this process) is what a stage costs even when other jobs share the core.
+    """
+
+    def __init__(self, wall: dict[str, float], cpu: dict[str, float]) -> None:
+        self.sinks = ((wall, time.perf_counter), (cpu, time.process_time))
+        self.last = [clock() for _, clock in self.sinks]
+
+    def lap(self, name: str) -> None:
+        for index, (sink, clock) in enumerate(self.sinks):
+            now = clock()
+            sink[name] = sink.get(name, 0.0) + (now - self.last[index]) * 1e3
+            self.last[index] = now
+
+
 class FramePath:
     """Turns :class:`FrameJob`s into :class:`FrameResult`s with one segmenter.
 
@@ -175,6 +211,7 @@ class FramePath:
         self.config = config
         self.modalities: tuple[str, ...] = tuple(segmenter.modalities)
         self.class_names: tuple[str, ...] = tuple(segmenter.class_names)
+        self.model_size: tuple[int, int] = tuple(int(v) for v in segmenter.input_size)
         allowed = config.modalities or self.modalities
         self.used = tuple(m for m in self.modalities if m in allowed)
         if not self.used:
@@ -189,13 +226,32 @@ class FramePath:
         )
         self.label_encoding = "mono8" if len(self.class_names) <= 255 else "mono16"
         self._cameras: dict[str, tuple[tuple, CameraModel]] = {}
+        self.cache = CalibrationCache()
+        self.outputs = OutputMaker(self.palette, config.overlay_alpha)
+        self.stage_ms: dict[str, float] = {}
+        self.stage_cpu_ms: dict[str, float] = {}
 
-    # -- 1. decode and register ---------------------------------------------------------------
+    @property
+    def config(self) -> NodeConfig:
+        """The parameters in force; the core swaps them when a run-time parameter changes."""
+        return self._config
+
+    @config.setter
+    def config(self, config: NodeConfig) -> None:
+        # Run-time parameters (overlay alpha, LiDAR scales, dilation) apply from the next frame;
+        # the overlay's blend weight lives in the output maker, so it follows here.
+        self._config = config
+        if hasattr(self, "outputs"):
+            self.outputs.alpha = float(config.overlay_alpha)
+
+    # -- 1. decode, register and encode on the model grid -------------------------------------
 
     def prepare(self, job: FrameJob, lookup: Lookup) -> PreparedFrame:
         """Decode and register every sensor of ``job``; problems become issues, not errors."""
         from mlesam_ros.msgs import camera_info_to_camera, image_to_rgb8, make_header
 
+        self.stage_ms, self.stage_cpu_ms = {}, {}
+        clock = _StageClock(self.stage_ms, self.stage_cpu_ms)
         config, issues = self.config, []
         rgb_topic = config.topics["rgb"]
         rgb_msg = job.messages["rgb"]
@@ -215,7 +271,7 @@ class FramePath:
                     "the driver's camera_info or its binning/roi)",
                 )
             )
-            camera = camera.scaled(rgb.shape[1], rgb.shape[0])
+            camera = self._scaled(camera, rgb.shape[0], rgb.shape[1], "rgb_scaled")
         size = rgb.shape[:2] if rgb is not None else (camera.size if camera else None)
         header = make_header(rgb_msg.header)
         frame_id = str(rgb_msg.header.frame_id)
@@ -230,8 +286,14 @@ class FramePath:
                 )
             )
             return prepared
+        if camera is not None:
+            prepared.grid = self._grid(camera)
+        clock.lap("decode rgb")
         if rgb is not None and "rgb" in self.used:
-            prepared.images["rgb"] = rgb
+            from mlesam_ros.pipeline.grid import area_resize
+
+            prepared.images["rgb"] = area_resize(rgb, self.model_size)
+            clock.lap("rgb to model")
         if not frame_id:
             issues.append(
                 Issue(
@@ -241,14 +303,33 @@ class FramePath:
                     "driver's frame_id so the other sensors can be projected",
                 )
             )
-        depth_in_rgb = None
-        if "depth" in job.messages:
-            depth_in_rgb = self._depth(job, prepared, frame_id, lookup)
-        if "thermal" in job.messages:
-            self._thermal(job, prepared, frame_id, lookup, depth_in_rgb)
-        if "points" in job.messages:
-            self._points(job, prepared, frame_id, lookup)
+        for sensor in OPTIONAL_SENSORS:
+            if sensor in job.messages:
+                self._isolated(sensor, job, prepared, frame_id, lookup)
+                clock.lap(sensor)
         return prepared
+
+    def _isolated(
+        self, sensor: str, job: FrameJob, prepared: PreparedFrame, frame_id: str, lookup: Lookup
+    ) -> None:
+        """Run one optional sensor; whatever goes wrong leaves only that sensor out."""
+        modality = MODALITY_OF_INPUT[sensor]
+        step = {"depth": self._depth, "thermal": self._thermal, "points": self._points}[sensor]
+        try:
+            step(job, prepared, frame_id, lookup)
+        except Exception as error:  # per-sensor isolation: never lose the frame
+            prepared.images.pop(modality, None)
+            if sensor == "depth":
+                prepared.depth_grid = None
+            if sensor == "points":
+                prepared.cloud = None
+            prepared.issues.append(
+                Issue(
+                    sensor,
+                    self.config.topics[sensor],
+                    f"{type(error).__name__}: {error}; {sensor} left out of this frame",
+                )
+            )
 
     def _camera(self, info: Any, sensor: str, issues: list[Issue], convert) -> CameraModel | None:
         topic = self.config.info_topics[sensor]
@@ -286,6 +367,20 @@ class FramePath:
         self._cameras[sensor] = (key, camera)
         return camera
 
+    def _scaled(self, camera: CameraModel, height: int, width: int, name: str) -> CameraModel:
+        """``camera.scaled(width, height)``, cached per calibration (keeps its pixel rays)."""
+        key = (camera_fingerprint(camera), height, width)
+        return self.cache.get(name, key, lambda: camera.scaled(width, height))
+
+    def _grid(self, camera: CameraModel) -> CameraModel:
+        """Return the RGB camera on the working grid (the camera itself for small cameras)."""
+        from mlesam_ros.pipeline.grid import working_size
+
+        height, width = working_size(camera.size, self.model_size)
+        if (height, width) == camera.size:
+            return camera
+        return self._scaled(camera, height, width, "grid")
+
     def _extrinsic(
         self,
         key: str,
@@ -316,73 +411,110 @@ class FramePath:
             issues.append(Issue(key, topic, f"{error}"))
             return None
 
+    def _sensor_camera(
+        self,
+        sensor: str,
+        image_size: tuple[int, int],
+        T: np.ndarray,  # noqa: N803 (frame-naming convention, see geometry.transforms)
+        job: FrameJob,
+        prepared: PreparedFrame,
+    ) -> tuple[bool, CameraModel | None]:
+        """``(direct, sensor_camera)``: direct when the image is already the RGB camera's.
+
+        Returns ``(False, None)`` after noting an issue when the sensor cannot be registered.
+        """
+        from mlesam_ros.msgs import camera_info_to_camera
+
+        topic, issues = self.config.topics[sensor], prepared.issues
+        info = job.infos.get(sensor)
+        sensor_camera = (
+            None if info is None else self._camera(info, sensor, issues, camera_info_to_camera)
+        )
+        rgb_camera = prepared.camera
+        if (
+            _is_identity(T)
+            and image_size == prepared.size
+            and (
+                sensor_camera is None
+                or rgb_camera is None
+                or _same_camera(sensor_camera, rgb_camera)
+            )
+        ):
+            return True, sensor_camera
+        if sensor_camera is None or rgb_camera is None:
+            issues.append(
+                Issue(
+                    sensor,
+                    topic,
+                    f"{sensor} is not registered to the RGB camera "
+                    f"and a CameraInfo is missing; {sensor} left out",
+                )
+            )
+            return False, None
+        if image_size != sensor_camera.size:
+            issues.append(
+                Issue(
+                    sensor,
+                    topic,
+                    f"image {image_size[::-1]} does not match "
+                    f"its CameraInfo {sensor_camera.size[::-1]} (width, height)",
+                )
+            )
+            return False, None
+        return False, sensor_camera
+
     def _depth(
         self, job: FrameJob, prepared: PreparedFrame, rgb_frame: str, lookup: Lookup
-    ) -> np.ndarray | None:
+    ) -> None:
         from mlesam_ros.data.encode import encode_depth
         from mlesam_ros.geometry import register_depth
-        from mlesam_ros.msgs import camera_info_to_camera, header_stamp_ns, image_to_depth_m
+        from mlesam_ros.msgs import header_stamp_ns, image_to_depth_m, image_to_numpy
+        from mlesam_ros.pipeline.grid import nearest_sample, valid_area_resize
 
         topic, msg, issues = self.config.topics["depth"], job.messages["depth"], prepared.issues
         try:
-            depth = image_to_depth_m(msg, topic)
+            # 32FC1 is already metres: a view of the message, not a camera-size copy; its
+            # invalid pixels (0, NaN, inf; REP 118) become NaN once on the working grid.
+            decode = image_to_numpy if str(msg.encoding) == "32FC1" else image_to_depth_m
+            depth = decode(msg, topic)
         except ValueError as error:
             issues.append(Issue("depth", topic, f"{error}; depth left out of this frame"))
-            return None
+            return
         T = self._extrinsic("depth", rgb_frame, msg, header_stamp_ns(msg), lookup, issues)
         if T is None:
-            return None
-        info = job.infos.get("depth")
-        depth_camera = (
-            None if info is None else self._camera(info, "depth", issues, camera_info_to_camera)
-        )
-        rgb_camera = prepared.camera
-        direct = (
-            _is_identity(T)
-            and depth.shape == prepared.size
-            and (
-                depth_camera is None
-                or rgb_camera is None
-                or _same_camera(depth_camera, rgb_camera)
-            )
-        )
-        if not direct:
-            if depth_camera is None or rgb_camera is None:
-                issues.append(
-                    Issue(
-                        "depth",
-                        topic,
-                        "depth is not registered to the RGB camera "
-                        "and a CameraInfo is missing; depth left out",
-                    )
-                )
-                return None
-            if depth.shape != depth_camera.size:
-                issues.append(
-                    Issue(
-                        "depth",
-                        topic,
-                        f"image {depth.shape[::-1]} does not match "
-                        f"its CameraInfo {depth_camera.size[::-1]} (width, height)",
-                    )
-                )
-                return None
-            depth = register_depth(depth, depth_camera, rgb_camera, T)
+            return
+        direct, depth_camera = self._sensor_camera("depth", depth.shape, T, job, prepared)
+        grid = prepared.grid
+        if direct:
+            grid_size = grid.size if grid is not None else prepared.size
+            # Nearest samples, never an average: a depth between an edge and the background
+            # behind it would be a surface that is not there.
+            depth_grid = nearest_sample(depth, grid_size) if depth.shape != grid_size else depth
+        elif depth_camera is None:
+            return
+        else:
+            # Every stride-th depth pixel is enough to fill a grid that many times coarser.
+            stride = max(1, min(depth.shape[0] // grid.height, depth.shape[1] // grid.width))
+            depth_grid = register_depth(depth, depth_camera, grid, T, stride=stride)
+        depth_grid = np.array(depth_grid, dtype=np.float32)
+        valid = np.isfinite(depth_grid) & (depth_grid > 0)
+        depth_grid[~valid] = np.nan
+        if not valid.any():
+            text = ("no valid depth pixel in the RGB camera's view (all 0, NaN or out of "
+                    "view); depth left out of this frame")  # fmt: skip
+            issues.append(Issue("depth", topic, text))
+            return
+        prepared.depth_grid = depth_grid
         if "depth" in self.used:
-            prepared.images["depth"] = encode_depth(depth)
-        return depth
+            prepared.images["depth"] = valid_area_resize(encode_depth(depth_grid), self.model_size)
 
     def _thermal(
-        self,
-        job: FrameJob,
-        prepared: PreparedFrame,
-        rgb_frame: str,
-        lookup: Lookup,
-        depth_in_rgb: np.ndarray | None,
+        self, job: FrameJob, prepared: PreparedFrame, rgb_frame: str, lookup: Lookup
     ) -> None:
         from mlesam_ros.data.encode import encode_thermal
-        from mlesam_ros.geometry import register_image
-        from mlesam_ros.msgs import camera_info_to_camera, header_stamp_ns, image_to_numpy
+        from mlesam_ros.geometry import ParallaxMap, remap
+        from mlesam_ros.msgs import header_stamp_ns, image_to_numpy
+        from mlesam_ros.pipeline.grid import area_resize
 
         topic, msg, issues = (
             self.config.topics["thermal"],
@@ -407,60 +539,49 @@ class FramePath:
         T = self._extrinsic("thermal", rgb_frame, msg, header_stamp_ns(msg), lookup, issues)
         if T is None:
             return
-        info = job.infos.get("thermal")
-        thermal_camera = (
-            None if info is None else self._camera(info, "thermal", issues, camera_info_to_camera)
-        )
-        rgb_camera = prepared.camera
-        if (
-            _is_identity(T)
-            and thermal.shape == prepared.size
-            and (
-                thermal_camera is None
-                or rgb_camera is None
-                or _same_camera(thermal_camera, rgb_camera)
-            )
-        ):
-            warped = thermal
-        elif thermal_camera is None or rgb_camera is None:
-            issues.append(
-                Issue(
-                    "thermal",
-                    topic,
-                    "thermal is not registered to the RGB camera "
-                    "and a CameraInfo is missing; thermal left out",
-                )
-            )
+        direct, thermal_camera = self._sensor_camera("thermal", thermal.shape, T, job, prepared)
+        if "thermal" not in self.used:  # checked and reported, but nothing feeds on it
             return
-        elif thermal.shape != thermal_camera.size:
-            issues.append(
-                Issue(
-                    "thermal",
-                    topic,
-                    f"image {thermal.shape[::-1]} does not match "
-                    f"its CameraInfo {thermal_camera.size[::-1]} (width, height)",
-                )
-            )
+        grid = prepared.grid
+        if direct:
+            warped = thermal if grid is None else area_resize(thermal, grid.size)
+        elif thermal_camera is None:
             return
         else:
-            warped = register_image(
-                thermal, thermal_camera, rgb_camera, T, rgb_depth_m=depth_in_rgb
+            import cv2
+
+            key = (camera_fingerprint(thermal_camera), camera_fingerprint(grid),
+                   np.asarray(T, np.float64).tobytes())  # fmt: skip
+            parallax = self.cache.get(
+                "thermal_rays", key, lambda: ParallaxMap(thermal_camera, grid, T)
             )
-        if "thermal" not in self.used:
-            return
+            if prepared.depth_grid is not None:
+                # Exact parallax from this frame's depth: the tables change every frame, but
+                # only the working grid's pixels, from rays rotated once per calibration.
+                maps = parallax.maps(prepared.depth_grid)
+            else:  # a plane at infinity: the tables are fixed, in OpenCV's fixed-point form
+                maps = self.cache.get("thermal_map", key, lambda: cv2.convertMaps(
+                    *parallax.maps(None), cv2.CV_16SC2))  # fmt: skip
+            warped = remap(thermal, maps)
         # Contrast from the pixels the thermal camera sees, blank elsewhere: the same encoding
         # as training (``mlesam_ros.data.synthetic_dataset.frame_to_images``).
         seen = warped > 0
-        low, high = np.percentile(warped[seen], (1, 99)) if seen.any() else (0.0, 1.0)
+        if not seen.any():
+            text = ("no thermal pixel > 0 in the RGB camera's view (a black or covered "
+                    "camera, or out of view); thermal left out")  # fmt: skip
+            issues.append(Issue("thermal", topic, text))
+            return
+        low, high = np.percentile(warped[seen], (1, 99))
         image = encode_thermal(warped, (float(low), float(high)))
         image[~seen] = 0
-        prepared.images["thermal"] = image
+        prepared.images["thermal"] = area_resize(image, self.model_size)
 
     def _points(
         self, job: FrameJob, prepared: PreparedFrame, rgb_frame: str, lookup: Lookup
     ) -> None:
-        from mlesam_ros.data.encode import encode_lidar
+        from mlesam_ros.geometry import project_lidar, projection_image
         from mlesam_ros.msgs import cloud_field, cloud_xyz, header_stamp_ns, pointcloud2_to_array
+        from mlesam_ros.pipeline.grid import valid_area_resize
 
         topic, msg, issues = self.config.topics["points"], job.messages["points"], prepared.issues
         try:
@@ -477,7 +598,7 @@ class FramePath:
                 )
             )
             return
-        if prepared.camera is None:
+        if prepared.camera is None or prepared.grid is None:
             issues.append(
                 Issue(
                     "points",
@@ -491,35 +612,43 @@ class FramePath:
             return
         xyz = cloud_xyz(cloud)
         intensity = cloud_field(cloud, "intensity")
+        grid = prepared.grid
+        # A spinning LiDAR puts most points outside a camera's view: drop them with one float32
+        # pass (a cone with a margin, so the exact float64 projection below decides the rest).
+        in_view = _in_view_cone(xyz, T, grid)
+        xyz = xyz[in_view]
+        intensity = None if intensity is None else intensity[in_view]
+        # One projection, on the working grid: the LiDAR image and the labelled points share it.
+        projection = project_lidar(xyz, T, grid, min_depth=0.1)
+        if projection.point_index.size == 0:
+            text = ("no LiDAR point lands in the RGB camera's view (check the extrinsic); "
+                    "LiDAR left out of this frame")  # fmt: skip
+            issues.append(Issue("points", topic, text))
+            return
         if "lidar" in self.used:
-            prepared.images["lidar"] = encode_lidar(
-                xyz,
-                intensity,
-                T,
-                prepared.camera,
+            image = projection_image(
+                projection, xyz, intensity,
                 intensity_max=self.config.lidar_intensity_max,
                 dilation=self.config.lidar_dilation,
                 max_range=self.config.lidar_max_range_m,
-            )
-        prepared.cloud = (xyz, intensity, T, msg.header)
+            )  # fmt: skip
+            prepared.images["lidar"] = valid_area_resize(image, self.model_size)
+        scale = (grid.width / prepared.size[1], grid.height / prepared.size[0])
+        prepared.cloud = PaintableCloud(xyz, intensity, msg.header, projection, scale)
 
     # -- 2. model input -----------------------------------------------------------------------
 
     def model_input(self, prepared: PreparedFrame) -> tuple[np.ndarray, np.ndarray]:
         """``(1, M, 3, H, W)`` uint8 images at the model size and ``(1, M)`` presence."""
-        from mlesam_ros.data.transforms import resize
-
-        height, width = prepared.size
-        stack = np.zeros((len(self.modalities), height, width, 3), dtype=np.uint8)
+        height, width = self.model_size
+        images = np.zeros((1, len(self.modalities), 3, height, width), dtype=np.uint8)
         present = np.zeros((1, len(self.modalities)), dtype=bool)
         for slot, modality in enumerate(self.modalities):
             image = prepared.images.get(modality)
             if image is not None:
-                stack[slot] = image
+                images[0, slot] = image.transpose(2, 0, 1)
                 present[0, slot] = True
-        resized = resize({"images": stack}, self.segmenter.input_size)["images"]
-        resized[~present[0]] = 0
-        return np.ascontiguousarray(resized.transpose(0, 3, 1, 2))[None], present
+        return images, present
 
     # -- 4. outputs ---------------------------------------------------------------------------
 
@@ -535,23 +664,26 @@ class FramePath:
         want_points: bool,
     ) -> FrameResult:
         """Labels at camera resolution plus the optional outputs that were asked for."""
+        from mlesam_ros.pipeline.outputs import paint_points
+
+        clock = _StageClock(self.stage_ms, self.stage_cpu_ms)
         size = prepared.size
         dtype = np.uint8 if self.label_encoding == "mono8" else np.uint16
-        full_labels = nearest_resize(np.asarray(labels).astype(dtype, copy=False), size)
+        full_labels = self.outputs.labels(labels, size, dtype)
+        clock.lap("labels upsample")
         full_confidence = None
         if want_confidence and confidence is not None:
-            import cv2
-
-            full_confidence = cv2.resize(
-                np.asarray(confidence, dtype=np.float32),
-                (size[1], size[0]),
-                interpolation=cv2.INTER_LINEAR,
-            )
-        overlay = self.overlay(full_labels, prepared.rgb) if want_overlay else None
+            full_confidence = self.outputs.confidence(confidence, size)
+            clock.lap("confidence")
+        overlay = None
+        if want_overlay:
+            overlay = self.outputs.overlay(np.asarray(labels), size, prepared.rgb)
+            clock.lap("overlay")
         points, points_header, point_pixels = None, None, None
-        if want_points and prepared.cloud is not None and prepared.camera is not None:
-            points, point_pixels = self.paint_points(prepared.cloud, prepared.camera, full_labels)
-            points_header = prepared.cloud[3]
+        if want_points and prepared.cloud is not None:
+            points, point_pixels = paint_points(prepared.cloud, full_labels)
+            points_header = prepared.cloud.header
+            clock.lap("labelled points")
         return FrameResult(
             stamp_ns=prepared.stamp_ns,
             header=prepared.header,
@@ -565,46 +697,3 @@ class FramePath:
             issues=prepared.issues,
             palette=self.palette,
         )
-
-    def overlay(self, labels: np.ndarray, rgb: np.ndarray | None) -> np.ndarray:
-        """Class colours blended over the RGB image with ``output.overlay_alpha``."""
-        lut = np.zeros((max(256, len(self.palette)), 3), dtype=np.uint8)
-        lut[: len(self.palette)] = self.palette
-        colours = lut[labels]
-        if rgb is None:
-            return colours
-        alpha = self.config.overlay_alpha
-        blended = alpha * colours.astype(np.float32) + (1.0 - alpha) * rgb.astype(np.float32)
-        return np.rint(blended).astype(np.uint8)
-
-    def paint_points(
-        self,
-        cloud: tuple[np.ndarray, np.ndarray | None, np.ndarray, Any],
-        camera: CameraModel,
-        labels: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """LiDAR points in the camera's view, each with the label of the pixel it lands on.
-
-        Only points on the surface their pixel shows are kept (see ``_SURFACE_TOLERANCE``);
-        points outside the image or hidden behind nearer ones are left out. Returns the
-        structured points (x, y, z[, intensity], label) and their ``(row, col)`` pixels.
-        """
-        from mlesam_ros.geometry import project_lidar
-        from mlesam_ros.msgs import labelled_points
-
-        xyz, intensity, T, _ = cloud
-        projection = project_lidar(xyz, T, camera)
-        valid = np.flatnonzero(projection.valid)
-        uv = projection.uv[valid]
-        cols = np.floor(uv[:, 0] + 0.5).astype(np.int64)
-        rows = np.floor(uv[:, 1] + 0.5).astype(np.int64)
-        nearest = projection.depth_image()[rows, cols]
-        depth = projection.depth[valid]
-        fraction, margin = _SURFACE_TOLERANCE
-        on_surface = depth <= nearest * (1.0 + fraction) + margin
-        keep = valid[on_surface]
-        point_labels = labels[rows[on_surface], cols[on_surface]].astype(np.uint32)
-        points = labelled_points(
-            xyz[keep], point_labels, None if intensity is None else intensity[keep]
-        )
-        return points, np.stack([rows[on_surface], cols[on_surface]], axis=1)

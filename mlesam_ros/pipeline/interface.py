@@ -21,15 +21,23 @@ Contract (what a shell implements)
 ``subscribe(topic, msgtype, callback, reliability) -> None``
     ``msgtype`` is a ROS 2 type name such as ``"sensor_msgs/msg/Image"``; ``reliability`` is
     ``"best_effort"`` or ``"reliable"`` (history depth is the shell's choice; 5 is fine).
-    ``callback(message)`` receives the message object (rclpy or rosbags; the core reads it
-    duck-typed through ``mlesam_ros.msgs``). Callbacks never raise.
-``create_publisher(topic, msgtype, latched=False) -> Publisher``
-    Outputs are reliable with depth 1; ``latched`` means transient-local durability (used for
-    ``/mlesam/label_info``). The core publishes **rosbags** ``ROS2_HUMBLE`` message objects
-    built with :func:`mlesam_ros.msgs.typestore` (plus ``vision_msgs/msg/LabelInfo``,
-    registered by :mod:`mlesam_ros.pipeline.messages`); an rclpy shell converts them field by
-    field into the rclpy class named by ``msgtype`` (arrays may be passed as bytes).
-    ``Publisher.has_subscribers()`` lets the core skip work for optional outputs nobody reads.
+    ``callback(data)`` receives the message **as CDR bytes** (``bytes`` or ``memoryview``:
+    rclpy's ``create_subscription(..., raw=True)``, or the bytes of a bag record); the core
+    decodes them with :func:`mlesam_ros.pipeline.messages.decode`, the one decoder of every
+    transport. A transport that already holds rosbags message objects may pass those instead
+    (decode passes them through); rclpy message objects are not supported. Callbacks never
+    raise.
+``create_publisher(topic, msgtype, latched=False, reliability="reliable", depth=1)``
+    ``topic`` may be node-relative (``"~/labels"``): the shell resolves it against the node's
+    name and namespace (rcl does it live; replay with
+    :func:`~mlesam_ros.pipeline.messages.resolve_topic`). ``latched`` means reliable,
+    transient-local durability (``~/label_info``); otherwise ``reliability`` and ``depth``
+    are the output QoS (parameters ``qos.output`` and ``qos.output_depth``).
+    ``Publisher.publish(data)`` receives **CDR bytes** made by
+    :func:`mlesam_ros.pipeline.messages.encode` (rosbags ``ROS2_HUMBLE`` typestore plus
+    ``vision_msgs/msg/LabelInfo``); the shell sends or writes them unchanged (rclpy:
+    ``Publisher.publish(bytes)``). ``Publisher.has_subscribers()`` lets the core skip work for
+    optional outputs nobody reads.
 ``create_timer(period_ns, callback) -> None``
     Call ``callback()`` every ``period_ns`` of node time (replay fires timers in bag time).
 ``lookup_transform(target_frame, source_frame, stamp_ns, timeout_ns) -> np.ndarray``
@@ -37,6 +45,14 @@ Contract (what a shell implements)
     source, time)``) from ``/tf`` and ``/tf_static``; raise ``LookupError`` with tf2's reason
     when it is not available. Replay implements it with :class:`~mlesam_ros.pipeline.tf_buffer.
     TfBuffer`.
+
+Lifecycle: the core follows ROS 2's managed-node states. ``configure(activate=False)`` reads
+and validates the parameters and loads the model; ``activate()`` creates the subscriptions,
+publishers and the timer through this interface; ``deactivate()`` stops using them (the shell
+destroys what it created); ``cleanup()`` frees the model. ``configure()`` alone does both
+steps (replay, bench). ``apply_parameters(changes)`` validates a run-time change and applies
+it or raises ``ValueError`` with the reason (the rclpy shell calls it from its on-set
+parameter callback).
 
 Threading: the core is safe to call from several callback threads and runs inference on its
 own worker thread when constructed with ``threaded=True`` (live); replay uses
@@ -71,8 +87,8 @@ class Logger(Protocol):
 class Publisher(Protocol):
     """One output topic."""
 
-    def publish(self, message: Any) -> None:
-        """Send one message (a rosbags typestore object; the shell converts it)."""
+    def publish(self, data: bytes) -> None:
+        """Send one message, serialised to CDR by the core (the shell sends it unchanged)."""
 
     def has_subscribers(self) -> bool:
         """Whether anybody listens; the core skips optional outputs when nobody does."""
@@ -95,8 +111,15 @@ class NodeIO(Protocol):
     ) -> None:
         """Subscribe ``callback`` to ``topic`` of type ``msgtype``."""
 
-    def create_publisher(self, topic: str, msgtype: str, latched: bool = False) -> Publisher:
-        """Create an output (reliable, depth 1; transient local when ``latched``)."""
+    def create_publisher(
+        self,
+        topic: str,
+        msgtype: str,
+        latched: bool = False,
+        reliability: str = "reliable",
+        depth: int = 1,
+    ) -> Publisher:
+        """Create an output (transient local and reliable when ``latched``)."""
 
     def create_timer(self, period_ns: int, callback: Callable[[], None]) -> None:
         """Call ``callback`` every ``period_ns`` of node time."""

@@ -1,4 +1,11 @@
-"""Output message types and builders: LabelInfo and DiagnosticArray as rosbags messages.
+"""Message types, output topic names, the CDR codec and the LabelInfo/diagnostics builders.
+
+The codec (:func:`decode`/:func:`encode`) is the only message (de)serialisation of the node:
+the live rclpy shell hands the core the raw CDR bytes of each subscription and publishes the
+CDR bytes the core returns, and replay hands it the same bytes read from a bag and writes the
+same bytes to the output bag. Both sides are rosbags' ``ROS2_HUMBLE`` typestore, so there is
+no second, rclpy-shaped copy of any message (the class of bug where an rclpy field type, such
+as ``DiagnosticStatus.level`` being a 1-byte ``bytes``, differs from the core's, is gone).
 
 rosbags' ROS 2 Humble typestore has ``diagnostic_msgs`` but not ``vision_msgs``, so
 ``vision_msgs/msg/LabelInfo`` and ``VisionClass`` are registered into the project typestore
@@ -20,13 +27,38 @@ LABEL_INFO = "vision_msgs/msg/LabelInfo"
 DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
 TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 
-# Output topics (remap them in the launch file rather than renaming here).
-LABELS_TOPIC = "/mlesam/labels"
-LABELS_COLOR_TOPIC = "/mlesam/labels_color"
-LABEL_INFO_TOPIC = "/mlesam/label_info"
-CONFIDENCE_TOPIC = "/mlesam/confidence"
-LABELED_POINTS_TOPIC = "/mlesam/labeled_points"
+# Output topics, node-relative as ROS 2 convention wants: ``~/labels`` is /mlesam/labels for
+# the default node name and /front/mlesam/labels in namespace ``front`` (two instances never
+# collide). /diagnostics stays global, where diagnostic_aggregator listens.
+NODE_NAME = "mlesam"
+LABELS_OUT = "~/labels"
+LABELS_COLOR_OUT = "~/labels_color"
+LABEL_INFO_OUT = "~/label_info"
+CONFIDENCE_OUT = "~/confidence"
+LABELED_POINTS_OUT = "~/labeled_points"
 DIAGNOSTICS_TOPIC = "/diagnostics"
+
+
+def resolve_topic(name: str, node_name: str = NODE_NAME, namespace: str = "/") -> str:
+    """Expand a topic name the way rcl does: ``~`` = node's FQN, relative = under namespace.
+
+    Replay (which has no rcl) names its output bag topics with it; the live node lets rcl do
+    it (and rcl also applies remapping rules, which this function does not).
+    """
+    namespace = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    if name.startswith("~"):
+        return f"{namespace}/{node_name}{name[1:]}"
+    if name.startswith("/"):
+        return name
+    return f"{namespace}/{name}"
+
+
+LABELS_TOPIC = resolve_topic(LABELS_OUT)
+"""``/mlesam/labels``: where the default-named node (and replay's output bag) has labels."""
+LABELS_COLOR_TOPIC = resolve_topic(LABELS_COLOR_OUT)
+LABEL_INFO_TOPIC = resolve_topic(LABEL_INFO_OUT)
+CONFIDENCE_TOPIC = resolve_topic(CONFIDENCE_OUT)
+LABELED_POINTS_TOPIC = resolve_topic(LABELED_POINTS_OUT)
 
 VISION_CLASS_MSG = """\
 uint16 class_id
@@ -53,6 +85,22 @@ def ensure_vision_msgs() -> Any:
         types.update(get_types_from_msg(LABEL_INFO_MSG, LABEL_INFO))
         store.register(types)
     return store
+
+
+def decode(data: Any, msgtype: str) -> Any:
+    """Deserialise CDR ``data`` (bytes-like) as ``msgtype``; a message object passes through.
+
+    Transports that already hold message objects (tests, an in-process transport) may hand
+    those over; everything on the wire arrives as bytes.
+    """
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return ensure_vision_msgs().deserialize_cdr(bytes(data), msgtype)
+    return data
+
+
+def encode(message: Any, msgtype: str) -> bytes:
+    """Serialise a typestore message to CDR (little endian, as rclpy and rosbag2 write it)."""
+    return bytes(ensure_vision_msgs().serialize_cdr(message, msgtype))
 
 
 def label_info(class_names: Sequence[str], stamp_ns: int, frame_id: str = "") -> Any:

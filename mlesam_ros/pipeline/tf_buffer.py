@@ -5,6 +5,12 @@ parent→child edges: static edges hold one transform for all time, dynamic edge
 time-sorted history looked up at the stamp (nearest neighbour inside the history, like tf2
 without interpolation; exact enough for the slow rigs this is for). A lookup walks both frames
 up to their common ancestor and composes the edges.
+
+Like tf2's ``BufferCore::setTransform`` it refuses, per transform, anything that would corrupt
+a lookup: non-finite translation or rotation, a quaternion whose squared norm is off 1 by
+more than 0.01 (tf2's test; a zero quaternion is the usual unset one) and an edge that would
+close a loop in the tree. A refused transform changes nothing, so frames unrelated to a
+lookup never affect it; :meth:`TfBuffer.add_message` returns one line per refused transform.
 """
 
 from __future__ import annotations
@@ -31,13 +37,31 @@ class TfBuffer:
         self._dynamic: dict[str, tuple[list[int], list[np.ndarray]]] = {}
         self.max_history = max_history
         self.max_extrapolation_ns = max_extrapolation_ns
+        self.refused = 0
 
-    def add_message(self, msg: Any, static: bool) -> None:
-        """Add every transform of a ``tf2_msgs/TFMessage``."""
-        from mlesam_ros.msgs import tf_message_to_matrices
+    def add_message(self, msg: Any, static: bool) -> list[str]:
+        """Add every valid transform of a ``tf2_msgs/TFMessage``; return why others were not."""
+        from mlesam_ros.msgs import stamp_to_ns, transform_to_matrix
 
-        for (parent, child), (stamp_ns, matrix) in tf_message_to_matrices(msg).items():
-            self.add(parent, child, matrix, stamp_ns, static)
+        problems = []
+        for stamped in getattr(msg, "transforms", None) or []:
+            name = "?"
+            try:
+                parent = str(stamped.header.frame_id).lstrip("/")
+                child = str(stamped.child_frame_id).lstrip("/")
+                name = f"'{parent}' -> '{child}'"
+                _check_transform(stamped.transform)
+                self.add(
+                    parent,
+                    child,
+                    transform_to_matrix(stamped),
+                    stamp_to_ns(stamped.header.stamp),
+                    static,
+                )
+            except (ValueError, AttributeError, TypeError) as error:
+                problems.append(f"transform {name} refused: {error}")
+        self.refused += len(problems)
+        return problems
 
     def add(
         self,
@@ -47,8 +71,24 @@ class TfBuffer:
         stamp_ns: int,
         static: bool,
     ) -> None:
-        """Add one edge (re-parenting a frame replaces its edge, as tf2 does)."""
+        """Add one edge (re-parenting a frame replaces its edge, as tf2 does).
+
+        ``ValueError`` (and nothing changed) for an empty or self-referencing frame, a
+        non-finite matrix or an edge that would make ``child`` its own ancestor.
+        """
         parent, child = parent.lstrip("/"), child.lstrip("/")
+        if not parent or not child:
+            raise ValueError("empty frame_id or child_frame_id")
+        if parent == child:
+            raise ValueError(f"frame '{child}' cannot be its own parent")
+        if not np.all(np.isfinite(T_parent_from_child)):
+            raise ValueError("non-finite values (NaN or inf) in the transform")
+        if child in self._chain(parent):
+            raise ValueError(
+                f"it would close a loop ({' -> '.join(reversed(self._chain(parent)))} -> "
+                f"{child}); tf must be a tree: remove the duplicate publisher of '{child}' or "
+                f"'{parent}'"
+            )
         if self._parent.get(child) != parent:
             self._static.pop(child, None)
             self._dynamic.pop(child, None)
@@ -108,3 +148,18 @@ class TfBuffer:
         for frame in up_target[: up_target.index(common)]:
             T_common_from_target = self._edge(frame, stamp_ns) @ T_common_from_target
         return invert_transform(T_common_from_target) @ T_common_from_source
+
+
+def _check_transform(transform: Any) -> None:
+    """Raise ``ValueError`` for a transform tf2 would refuse (see the module docstring)."""
+    t, q = transform.translation, transform.rotation
+    values = np.array([t.x, t.y, t.z, q.x, q.y, q.z, q.w], dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"non-finite values (NaN or inf): translation {values[:3].tolist()}, "
+                         f"rotation {values[3:].tolist()}")
+    squared_norm = float(values[3:] @ values[3:])
+    if abs(squared_norm - 1.0) > 0.01:  # tf2's TF_DENORMALIZED_QUATERNION test
+        raise ValueError(
+            f"rotation quaternion has norm {squared_norm ** 0.5:.4g}, not 1 (a zero quaternion "
+            "is unset); publish a unit quaternion"
+        )

@@ -12,11 +12,21 @@ sensor's fixed phase) and matches the pending RGB frame whose stamp is nearest, 
 RGB frame still matches; a member message may serve several RGB frames (a 10 Hz LiDAR with a
 30 Hz camera). Output stamps are strictly increasing: anything older than the last emitted
 frame is stale and dropped with a counter, never queued.
+
+Every anchor (RGB) message that does not leave as a frame is counted in
+``SyncStats.anchor_dropped`` by reason: ``duplicate_stamp`` (a second RGB message with a
+stamp already pending or emitted: the first one wins), ``stale_stamp`` (stamp at or before the
+last emitted frame: stamps going backwards or arriving out of order), ``superseded`` (a newer
+frame completed first, so the older pending one would be out of date), ``queue_overflow``
+(more than ``max_pending`` frames waiting), ``incomplete_strict`` (strict mode timeout) and
+``clock_reset`` (pending when the clock jumped back).
+A backward jump larger than ``clock_jump_ns`` is a restart, not staleness: the buffers reset.
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +135,7 @@ class SyncStats:
     dropped_overflow: int = 0
     dropped_duplicate: int = 0
     resets: int = 0
+    anchor_dropped: collections.Counter = field(default_factory=collections.Counter)
 
 
 @dataclass
@@ -155,6 +166,8 @@ class TimeoutSynchronizer:
 
     def reset(self, count: bool = True) -> None:
         """Forget pending frames and buffered members (health and counters are kept)."""
+        if count and self._pending:
+            self.stats.anchor_dropped["clock_reset"] += len(self._pending)
         self._pending: list[_Pending] = []
         self._buffers: dict[str, list[tuple[int, Any]]] = {key: [] for key in self._members}
         self._last_emitted_ns: int | None = None
@@ -191,6 +204,7 @@ class TimeoutSynchronizer:
             pending = self._pending.pop(0)
             if self.config.strict:
                 self.stats.dropped_incomplete += 1
+                self.stats.anchor_dropped["incomplete_strict"] += 1
                 self._last_emitted_ns = pending.stamp_ns
                 continue
             ready.append(self._emit(pending, timed_out=True))
@@ -236,10 +250,12 @@ class TimeoutSynchronizer:
         ):
             health.duplicates += 1
             self.stats.dropped_duplicate += 1
+            self.stats.anchor_dropped["duplicate_stamp"] += 1
             return []
         if self._is_stale(stamp_ns):
             health.stale_dropped += 1
             self.stats.dropped_stale += 1
+            self.stats.anchor_dropped["stale_stamp"] += 1
             return []
         pending = _Pending(stamp_ns, message, now_ns + self.config.timeout_ns)
         for key, buffer in self._buffers.items():
@@ -249,6 +265,7 @@ class TimeoutSynchronizer:
         if len(self._pending) > self.config.max_pending:
             self._pending.pop(0)
             self.stats.dropped_overflow += 1
+            self.stats.anchor_dropped["queue_overflow"] += 1
         return self._emit_completed()
 
     def _match_buffered(self, pending: _Pending, key: str, buffer: list) -> None:
@@ -303,6 +320,7 @@ class TimeoutSynchronizer:
         for older in self._pending[:newest]:
             if older.stamp_ns < self._pending[newest].stamp_ns:
                 self.stats.dropped_stale += 1
+                self.stats.anchor_dropped["superseded"] += 1
                 self._health[self.config.anchor].stale_dropped += 1
         frame = self._emit(self._pending[newest], timed_out=False)
         self._pending = self._pending[newest + 1 :]

@@ -50,10 +50,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sam-checkpoint", type=Path,
                         help="official SAM weights the checkpoint was trained from, if any")
     parser.add_argument("--data", default="synthetic",
-                        help="'synthetic' (held-out rendered frames) or a DELIVER/MUSES folder")
+                        help="'synthetic' (held-out rendered frames), a DELIVER/MUSES folder, "
+                             "or a folder `mlesam synth --out` wrote (its deliver/ is used)")
     parser.add_argument("--dataset", choices=("deliver", "muses", "synthetic"),
                         help="layout of the --data folder (default deliver)")
-    parser.add_argument("--split", default="val", help="folder datasets: split (default val)")
+    parser.add_argument("--split",
+                        help="folder datasets: split (default val; when the folder has only "
+                             "one split, e.g. what `mlesam synth` wrote, that one, said aloud)")
     parser.add_argument("--conditions", help="comma-separated conditions/weathers to keep")
     parser.add_argument("--seed", type=int, default=1000,
                         help="synthetic: street seed, one training never used (default 1000)")
@@ -66,6 +69,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--all-only", action="store_true",
                         help="only the all-modalities combination (skip the protocol)")
+    parser.add_argument("--per-subset", action="store_true",
+                        help="run the whole model once per combination instead of encoding "
+                             "each frame once (same scores, slower; for comparison)")
     parser.add_argument("--out", type=Path, help="write metrics.json and eval.png here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -114,8 +120,9 @@ def run_eval(args: argparse.Namespace) -> int:
     model, extra = load_checkpoint(checkpoint, args.sam_checkpoint, map_location=device)
     config = model.config
     conditions = [c.strip() for c in args.conditions.split(",")] if args.conditions else None
+    data, split = resolve_eval_data(args.data, args.dataset, args.split)
     dataset = build_eval_dataset(
-        args.data, args.dataset, config.modalities, tuple(config.image_size), split=args.split,
+        data, args.dataset, config.modalities, tuple(config.image_size), split=split,
         seed=args.seed, frames=args.frames, frames_per_drive=args.frames_per_drive,
         failure_rate=args.failure_rate, conditions=conditions,
     )  # fmt: skip
@@ -126,8 +133,9 @@ def run_eval(args: argparse.Namespace) -> int:
     result = evaluate(
         torch_predictor(model, device), dataset, config.modalities, class_names,
         subsets=subsets, batch_size=args.batch_size, progress=not args.no_progress,
+        encode_once=not args.per_subset,
     )  # fmt: skip
-    result.source = {"checkpoint": str(checkpoint), "data": args.data,
+    result.source = {"checkpoint": str(checkpoint), "data": data, "split": split,
                      "dataset": args.dataset or ("synthetic" if args.data == "synthetic"
                                                  else "deliver"),
                      "seed": args.seed, "frames": len(dataset),
@@ -141,3 +149,42 @@ def run_eval(args: argparse.Namespace) -> int:
         write_plot(result, args.out / "eval.png")
         print(f"wrote {args.out / 'metrics.json'} and {args.out / 'eval.png'}")
     return 0
+
+
+# Where `mlesam synth --out DIR` puts the DELIVER-layout tree (next to DIR/bag).
+SYNTH_TREE = "deliver"
+# Split folders per layout: DELIVER <modal>/<condition>/<split>/, MUSES <modal>/<split>/.
+_SPLIT_GLOBS = {"deliver": "img/*/*", "muses": "frame_camera/*"}
+
+
+def resolve_eval_data(data: str, dataset: str | None, split: str | None) -> tuple[str, str]:
+    """(folder, split) for ``mlesam eval``: accept what other commands write, pick the split.
+
+    ``DIR`` from ``mlesam synth --out DIR`` means ``DIR/deliver``. Without ``--split`` the
+    split is ``val``, or the folder's only split when it has one (synth writes ``train`` by
+    default), announced on stdout so the choice is never silent; a split the folder does not
+    have is an error that lists the ones it has.
+    """
+    if data == "synthetic" or dataset == "synthetic":
+        return data, split or "val"
+    root = Path(data)
+    layout = dataset or "deliver"
+    if layout == "deliver" and not (root / "img").is_dir() and (root / SYNTH_TREE).is_dir():
+        root = root / SYNTH_TREE
+        print(f"eval: using {root} (the DELIVER tree `mlesam synth` wrote in {data})")
+    if not root.is_dir():
+        return str(root), split or "val"  # the dataset builder reports the missing folder
+    available = sorted({path.name for path in root.glob(_SPLIT_GLOBS[layout]) if path.is_dir()})
+    if split is None:
+        if "val" in available or len(available) != 1:
+            split = "val"
+        else:
+            split = available[0]
+            print(f"eval: using split '{split}', the only one in {root} "
+                  "(pass --split to choose another)")  # fmt: skip
+    if available and split not in available:
+        raise ValueError(
+            f"split: {root} has no '{split}' split; it has {', '.join(available)} "
+            f"(pass --split {available[0]})"
+        )
+    return str(root), split

@@ -18,6 +18,8 @@ from mlesam_ros.model.config import MLESAMConfig
 
 DATASETS = ("synthetic", "deliver", "muses")
 DEVICES = ("auto", "cpu", "cuda")
+DROPOUT_MODES = ("independent", "subset")  # mlesam_ros.model.dropout (torch-free copy)
+NORMALIZATIONS = ("default", "dataset")
 
 
 @dataclass
@@ -108,7 +110,16 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    """Everything ``mlesam train`` needs; ``model`` is the model's own ``MLESAMConfig``."""
+    """Everything ``mlesam train`` needs; ``model`` is the model's own ``MLESAMConfig``.
+
+    ``modality_dropout_mode``: ``independent`` drops each sensor with p; ``subset`` re-draws a
+    sample with p as a uniformly sized, uniformly chosen sensor subset (every subset size
+    trained equally often). ``normalization``: ``default`` uses ``mlesam_ros.modalities``'
+    fixed statistics, ``dataset`` measures each modality's mean/std on the training set
+    (stored in the checkpoint's buffers). ``amp`` autocasts on CUDA in bfloat16 where the GPU
+    supports it, else float16 with loss scaling. ``gradient_checkpointing`` recomputes the
+    encoder blocks in the backward pass to save memory.
+    """
 
     model: MLESAMConfig = field(default_factory=MLESAMConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -116,10 +127,13 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     sam_checkpoint: str | None = None
     modality_dropout: float = 0.0
+    modality_dropout_mode: str = "independent"
+    normalization: str = "default"
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
     amp: bool = True
+    gradient_checkpointing: bool = False
     torch_threads: int = 0
     log_every: int = 10
     checkpoint_every: int = 0
@@ -129,6 +143,12 @@ class TrainConfig:
         """Reject values that cannot work, naming the field."""
         if not 0.0 <= self.modality_dropout <= 1.0:
             raise ValueError(f"modality_dropout: must be in [0, 1], got {self.modality_dropout}")
+        if self.modality_dropout_mode not in DROPOUT_MODES:
+            raise ValueError(f"modality_dropout_mode: unknown {self.modality_dropout_mode!r}; "
+                             f"choose from {', '.join(DROPOUT_MODES)}")  # fmt: skip
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization: unknown {self.normalization!r}; "
+                             f"choose from {', '.join(NORMALIZATIONS)}")  # fmt: skip
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ValueError(f"device: unknown {self.device!r}; choose from {DEVICES} or cuda:N")
         for name in ("num_workers", "torch_threads", "checkpoint_every"):

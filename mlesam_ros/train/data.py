@@ -143,7 +143,7 @@ def build_train_dataset(
     With ``render`` False a missing synthetic cache is an error (other DDP ranks wait for
     rank 0 to render, then read its file).
     """
-    transform = train_transforms(size, config.scale_range)
+    transform = train_transforms(size, config.scale_range, modalities)
     if config.dataset == "synthetic":
         path = synthetic_cache_path(config, modalities, size, run_dir)
         if path.is_file():
@@ -205,7 +205,7 @@ def build_eval_dataset(
     if not Path(data).is_dir():
         raise FileNotFoundError(f"--data: {data} is neither 'synthetic' nor a dataset folder")
     return folder_dataset(dataset or "deliver", data, split, modalities, conditions,
-                          eval_transforms(size), seed)  # fmt: skip
+                          eval_transforms(size, modalities), seed)  # fmt: skip
 
 
 def iterate_batches(dataset: Any, batch_size: int) -> Iterator[dict[str, Any]]:

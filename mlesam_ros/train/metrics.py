@@ -1,8 +1,14 @@
 """Segmentation metrics from a confusion matrix: IoU per class, mIoU, pixel accuracy.
 
 numpy only (no torch) so bag replay and the runtime can score predictions too. The matrix
-is accumulated with one ``bincount`` per update; classes that never occur in the targets
-nor the predictions have no IoU (NaN) and are left out of the mean, as in mmsegmentation.
+is accumulated with one ``bincount`` per update. Two mIoU conventions exist for classes that
+never occur in the targets nor the predictions (IoU 0/0):
+
+- ``all`` (the DELIVER / CMNeXt / MLE-SAM evaluation code): such a class counts as IoU 0 and
+  the mean is over every class. Papers on DELIVER report this one.
+- ``present`` (mmsegmentation's nanmean): such classes are left out of the mean.
+
+They agree when every class occurs; on a split or condition lacking classes ``all`` is lower.
 """
 
 from __future__ import annotations
@@ -68,10 +74,20 @@ class ConfusionMatrix:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(union > 0, true_positive / union, np.nan)
 
-    def miou(self) -> float:
-        """Mean IoU over the classes that appear in targets or predictions (NaN if none)."""
+    def miou(self, convention: str = "present") -> float:
+        """Mean IoU in one of the module's two conventions (NaN before any pixel).
+
+        ``present``: over the classes seen in targets or predictions; ``all``: over every
+        class, unseen ones counting 0 (DELIVER's convention).
+        """
         iou = self.per_class_iou()
-        return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+        if not np.isfinite(iou).any():
+            return float("nan")
+        if convention == "all":
+            return float(np.nan_to_num(iou, nan=0.0).mean())
+        if convention == "present":
+            return float(np.nanmean(iou))
+        raise ValueError(f"convention: unknown {convention!r}; choose 'all' or 'present'")
 
     def pixel_accuracy(self) -> float:
         """Correct pixels / labelled pixels (NaN before any labelled pixel)."""
@@ -84,11 +100,15 @@ class ConfusionMatrix:
         return int(self.matrix.sum())
 
     def summary(self, class_names: Sequence[str] | None = None) -> dict[str, object]:
-        """Plain-data summary for JSON: mIoU, accuracy, per-class IoU (null = absent)."""
+        """Plain-data summary for JSON: mIoU both ways, accuracy, per-class IoU (null = absent).
+
+        ``miou`` is the present-classes mean, ``miou_all_classes`` the DELIVER convention.
+        """
         names = list(class_names or (str(i) for i in range(self.num_classes)))
         iou = self.per_class_iou()
         return {
             "miou": _json_float(self.miou()),
+            "miou_all_classes": _json_float(self.miou("all")),
             "pixel_accuracy": _json_float(self.pixel_accuracy()),
             "pixels": self.total,
             "per_class_iou": {name: _json_float(v) for name, v in zip(names, iou, strict=True)},

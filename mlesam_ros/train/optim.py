@@ -7,13 +7,33 @@ from torch import nn
 
 from mlesam_ros.train.config import OptimConfig
 
+# Parameters that are embeddings, whatever their shape: SAM's absolute and relative position
+# embeddings, the decoder's class/IoU tokens, SAM's dense "no mask" embedding. Decaying them
+# towards 0 erases position/identity information rather than regularising a mapping.
+NO_DECAY_NAMES = ("pos_embed", "rel_pos_h", "rel_pos_w", "prompt_tokens")  # parameter names
+NO_DECAY_MODULES = (nn.Embedding, nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d)
+
+
+def no_weight_decay_names(model: nn.Module) -> set[str]:
+    """Names of parameters trained without weight decay: biases, norms, embeddings, 1-d."""
+    names = set()
+    for module_name, module in model.named_modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            full = f"{module_name}.{name}" if module_name else name
+            kind = type(module).__name__.lower()
+            norm_like = isinstance(module, NO_DECAY_MODULES) or "norm" in kind
+            if parameter.ndim < 2 or norm_like or name in NO_DECAY_NAMES:
+                names.add(full)
+    return names
+
 
 def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters; no weight decay on biases, norms and 1-d tensors."""
+    """AdamW over the trainable parameters; no weight decay on biases, norms and embeddings."""
     decay, no_decay = [], []
-    for parameter in model.parameters():
+    exempt = no_weight_decay_names(model)
+    for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
+            (no_decay if name in exempt else decay).append(parameter)
     if not decay and not no_decay:
         raise ValueError("model: no trainable parameters (is everything frozen?)")
     groups = [

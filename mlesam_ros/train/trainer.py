@@ -90,6 +90,7 @@ def _train(
         torch.set_num_threads(config.torch_threads)
     device = context.device
     use_amp = config.amp and device.type == "cuda"
+    amp_dtype = autocast_dtype(device) if use_amp else None
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_yaml(run_dir / "config.yaml", config.to_dict())
@@ -104,6 +105,7 @@ def _train(
     # Same seed on every rank: identical initial weights (DDP also broadcasts rank 0's).
     torch.manual_seed(config.seed)
     model = build_mlesam(config.model, config.sam_checkpoint).to(device)
+    model.backbone.gradient_checkpointing = config.gradient_checkpointing
     optimizer = build_optimizer(model, config.optim)
 
     size = tuple(config.model.image_size)
@@ -121,6 +123,9 @@ def _train(
     loader = DataLoader(dataset, batch_size=config.optim.batch_size, sampler=sampler,
                         num_workers=config.num_workers, drop_last=True,
                         pin_memory=device.type == "cuda")  # fmt: skip
+    if config.normalization == "dataset" and resume is None:
+        # Deterministic from the data, so every DDP rank computes the same statistics.
+        model.set_normalization(*modality_statistics(dataset, config.model.num_modalities))
     accum = config.optim.grad_accum
     steps_per_epoch = len(loader) // accum
     if steps_per_epoch == 0:
@@ -130,7 +135,8 @@ def _train(
         )
     total_steps = config.optim.max_steps or config.optim.epochs * steps_per_epoch
     scheduler = build_scheduler(optimizer, config.optim, total_steps)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    # bfloat16 has float32's range: no loss scaling (and no silently skipped steps) needed.
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
     step = 0
     if resume is not None:
@@ -167,7 +173,7 @@ def _train(
         for micro, batch in enumerate(batches):
             final_micro = (micro + 1) % accum == 0
             terms = _forward_backward(wrapped, criterion, batch, config, context, step,
-                                      micro % accum, scaler, use_amp, accum,
+                                      micro % accum, scaler, amp_dtype, accum,
                                       sync=final_micro)  # fmt: skip
             if not final_micro:
                 continue
@@ -225,7 +231,7 @@ def _forward_backward(
     step: int,
     micro: int,
     scaler: torch.amp.GradScaler,
-    use_amp: bool,
+    amp_dtype: torch.dtype | None,
     accum: int,
     sync: bool,
 ) -> dict[str, float]:
@@ -238,16 +244,55 @@ def _forward_backward(
     # the same numbers whether or not the run was interrupted and resumed.
     torch.manual_seed(config.seed * 1_000_003 + context.rank * 10_007 + step * 61 + micro)
     if config.modality_dropout > 0:
-        present = modality_dropout(present, config.modality_dropout)
+        present = modality_dropout(present, config.modality_dropout,
+                                   mode=config.modality_dropout_mode)  # fmt: skip
     # Skip DDP's gradient all-reduce on all but the last micro-batch of an accumulated step.
     no_sync = getattr(wrapped, "no_sync", None)
     sync_context = no_sync() if (no_sync is not None and not sync) else nullcontext()
     with sync_context:
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float16,
+                            enabled=amp_dtype is not None):  # fmt: skip
             outputs = wrapped(images, present)
             losses = criterion(outputs, labels)
         scaler.scale(losses["loss"] / accum).backward()
     return {name: float(value.detach()) for name, value in losses.items()}
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 where the GPU supports it (Ampere and newer), else float16."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def modality_statistics(
+    dataset: Any, num_modalities: int, max_samples: int = 512
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-modality, per-channel mean and std (M, 3) over present images of ``dataset``.
+
+    Up to ``max_samples`` evenly spaced samples (augmented as in training); a modality never
+    present keeps mean 127.5 / std 64. The std is floored at 1 so constant images stay finite.
+    """
+    total = torch.zeros(num_modalities, 3, dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    pixels = torch.zeros(num_modalities, dtype=torch.float64)
+    count = len(dataset)
+    for index in sorted({int(i) for i in torch.linspace(0, count - 1, min(count, max_samples))}):
+        sample = dataset[index]
+        images = torch.as_tensor(sample["images"], dtype=torch.float64)  # (M, 3, H, W)
+        present = torch.as_tensor(sample["present"], dtype=torch.bool)
+        for modality in torch.nonzero(present).flatten().tolist():
+            image = images[modality]
+            total[modality] += image.sum(dim=(1, 2))
+            squares[modality] += (image**2).sum(dim=(1, 2))
+            pixels[modality] += image[0].numel()
+    seen = pixels > 0
+    mean = torch.full_like(total, 127.5)
+    std = torch.full_like(total, 64.0)
+    mean[seen] = total[seen] / pixels[seen, None]
+    variance = squares[seen] / pixels[seen, None] - mean[seen] ** 2
+    std[seen] = variance.clamp_min(0).sqrt().clamp_min(1.0)
+    return mean.float(), std.float()
 
 
 def _save_last(run_dir, model, optimizer, scheduler, scaler, step, epoch, config) -> None:

@@ -1,7 +1,14 @@
-"""ONNX Runtime backend (CUDA or CPU provider) with IO binding to pre-allocated buffers."""
+"""ONNX Runtime backend (CUDA or CPU provider) with IO binding to pre-allocated buffers.
+
+On a GPU (``pip install 'mlesam_ros[gpu]'``, i.e. ``onnxruntime-gpu`` in place of the CPU
+``onnxruntime`` wheel) the inputs live in device ``OrtValue``s refreshed in place each frame
+and the outputs are bound to the backend's host buffers, so ONNX Runtime copies them back
+itself and nothing is allocated per frame.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +19,39 @@ from mlesam_ros.engine.onnx_export import read_spec
 
 
 def cuda_available() -> bool:
-    """Whether this onnxruntime build can run on a GPU."""
-    return "CUDAExecutionProvider" in ort.get_available_providers()
+    """Whether this onnxruntime build has the CUDA provider *and* an NVIDIA GPU is present.
+
+    ``get_available_providers`` lists what the wheel was built with, not the hardware, so
+    ``onnxruntime-gpu`` on a GPU-less machine would otherwise be chosen and fail.
+    """
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    return _gpu_present()
+
+
+def _gpu_present() -> bool:
+    """Tell whether the NVIDIA driver lists a GPU, this is a Jetson, or torch sees CUDA.
+
+    The driver is asked first because robots often run a CPU-only torch beside
+    onnxruntime-gpu; torch is only the fallback (e.g. WSL, where /proc has no NVIDIA entry).
+    """
+    gpus = Path("/proc/driver/nvidia/gpus")
+    if (gpus.is_dir() and any(gpus.iterdir())) or Path("/etc/nv_tegra_release").is_file():
+        return True
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def _preload_cuda_libraries() -> None:
+    """Let onnxruntime-gpu find cuDNN/cuBLAS in the nvidia-* wheels torch brought (ORT ≥ 1.21)."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        # Best effort: if libraries are still missing, session creation says which.
+        with contextlib.suppress(Exception):
+            preload()
 
 
 class OnnxRuntimeBackend(Backend):
@@ -24,7 +62,7 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, onnx_path: str | Path, device: str = "cpu", threads: int = 0) -> None:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device: onnxruntime runs on 'cpu' or 'cuda', not {device!r}")
-        if device == "cuda" and not cuda_available():
+        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
             raise ValueError(
                 "device: cuda requested but onnxruntime has no CUDAExecutionProvider "
                 "(install onnxruntime-gpu) — use device cpu"
@@ -34,10 +72,27 @@ class OnnxRuntimeBackend(Backend):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else [
-            "CPUExecutionProvider"
-        ]
-        self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        if device == "cuda":
+            _preload_cuda_libraries()
+            # EXHAUSTIVE conv search once at start-up; copies on the default stream keep the
+            # IO-bound inputs ordered with the kernels.
+            cuda_options = {"device_id": 0, "cudnn_conv_algo_search": "EXHAUSTIVE",
+                            "do_copy_in_default_stream": True}  # fmt: skip
+            providers = [("CUDAExecutionProvider", cuda_options), "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
+        try:
+            self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        except Exception as error:  # onnxruntime's pybind errors (InvalidGraph, Fail, ...)
+            raise ValueError(
+                f"model: onnxruntime cannot load {onnx_path}: {' '.join(str(error).split())}; "
+                "re-export it with `mlesam export`"
+            ) from error
+        if device == "cuda" and "CUDAExecutionProvider" not in self._session.get_providers():
+            raise ValueError(
+                "device: onnxruntime could not start its CUDA provider (CUDA/cuDNN libraries "
+                "missing or no GPU; see the onnxruntime log above) — use device cpu"
+            )
         self._allocate_host(self.spec)
         self._binding = self._session.io_binding()
         self._device_inputs: list[tuple[ort.OrtValue, np.ndarray]] = []

@@ -2,20 +2,66 @@
 
 Useful where no ONNX/TensorRT artefact exists yet (right after training) and as the reference
 the other backends are compared with. Device-agnostic: CUDA when asked, CPU otherwise.
+
+Precision (``model.precision``) means autocast for torch: weights stay fp32, matmuls and
+convolutions run in bf16 or fp16 while LayerNorm, softmax and the reductions accumulate in
+fp32 as PyTorch's autocast lists do. The default on CUDA is bf16 where the GPU supports it
+(Ampere and newer: no overflow, same range as fp32) and fp16 otherwise; fp32 on the CPU.
+
+Compilation (``compile``): ``default`` (inductor kernels, the cheapest start-up), ``reduce-
+overhead`` (the same plus CUDA graphs: one launch per frame, the static-shape forward suits it),
+``max-autotune`` (benchmarks kernel choices at start-up: many minutes for ViT-B) or
+``max-autotune-no-cudagraphs``. Compilation happens on the first frame; ``startup_s`` records
+loading, and the first ``run`` includes the compile time (``mlesam bench`` reports both).
+Inductor caches compiled kernels on disk (``TORCHINDUCTOR_CACHE_DIR``, default under /tmp),
+so a node restarted on the same machine compiles much faster the second time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mlesam_ros.engine import COMPILE_MODES
 from mlesam_ros.engine.backends.base import Backend
 from mlesam_ros.engine.torch_model import load_model
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """``fp32``/``fp16``/``bf16`` for this device; ``None``, ``''`` or ``auto`` = the default."""
+    if precision in (None, "", "auto"):
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"precision: {precision!r} is not a torch precision; use one of "
+            f"{', '.join(PRECISIONS)} or '' for the default (int8 is tensorrt only)"
+        )
+    if precision != "fp32" and device.type != "cuda":
+        raise ValueError(f"precision: {precision} autocast is for CUDA; use fp32 on {device}")
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ValueError(
+            f"precision: {torch.cuda.get_device_name(device)} has no bf16 support; use fp16"
+        )
+    return precision
+
+
+def resolve_compile_mode(compile: bool | str | None) -> str:
+    """``none`` or a ``torch.compile`` mode; ``True`` means ``default``."""
+    if compile is True:
+        return "default"
+    if compile in (False, None, ""):
+        return "none"
+    if compile not in COMPILE_MODES:
+        raise ValueError(f"compile: {compile!r} is not one of {', '.join(COMPILE_MODES)}")
+    return str(compile)
 
 
 class TorchBackend(Backend):
@@ -27,24 +73,34 @@ class TorchBackend(Backend):
         self,
         checkpoint: str | Path,
         device: str = "cpu",
-        precision: str = "fp32",
-        compile: bool = False,
+        precision: str | None = None,
+        compile: bool | str = False,
         sam_checkpoint: str | Path | None = None,
+        attention: str = "sdpa",
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+        from mlesam_ros.model.attention import set_attention_impl
+
+        started = time.perf_counter()
         self.device = device
         self._device = torch.device(device)
-        if precision != "fp32" and self._device.type != "cuda":
-            raise ValueError(f"precision: {precision} autocast is for CUDA; use fp32 on {device}")
+        self.precision = resolve_precision(precision, self._device)
+        self.compile_mode = resolve_compile_mode(compile)
         model, self.spec = load_model(checkpoint, sam_checkpoint)
+        set_attention_impl(model, attention)
+        self.attention = attention
         self._model = model.to(self._device).eval()
-        self._forward = torch.compile(self._model) if compile else self._model
+        self._forward = self._model
+        if self.compile_mode != "none":
+            # fullgraph=False: a graph break (e.g. a data-dependent branch) costs speed, not
+            # the node; dynamic=False: every input has one static shape.
+            mode = None if self.compile_mode == "default" else self.compile_mode
+            self._forward = torch.compile(self._model, mode=mode, dynamic=False)
         self._autocast = (
-            torch.autocast("cuda", dtype=PRECISIONS[precision])
-            if precision != "fp32" else contextlib.nullcontext()
+            torch.autocast("cuda", dtype=PRECISIONS[self.precision])
+            if self.precision != "fp32" else contextlib.nullcontext()
         )
         self._allocate_buffers()
+        self.startup_s = time.perf_counter() - started
 
     def _allocate_buffers(self) -> None:
         """Host buffers are numpy views of (pinned, on CUDA) tensors; device twins beside them."""

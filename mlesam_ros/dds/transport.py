@@ -1,0 +1,265 @@
+"""The node core's live transport without ROS: :class:`DdsTransport` implements ``NodeIO`` on DDS.
+
+Third transport beside the rclpy node (``mlesam_ros/node/``) and bag replay
+(:mod:`mlesam_ros.replay`): the same :class:`~mlesam_ros.pipeline.core.SegmentationCore`,
+parameters from the same YAML, the same topics and QoS as the rclpy node (sensor inputs best
+effort or reliable with depth 5, outputs reliable depth 1, LabelInfo transient local), the
+wall clock as node clock, ``/tf`` and ``/tf_static`` in a
+:class:`~mlesam_ros.pipeline.tf_buffer.TfBuffer`, timers on one scheduler thread, and the
+process announced as a ROS node. :func:`run_node` is what ``mlesam node --transport dds`` runs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from mlesam_ros.dds.domain import open_participant, resolve_topic
+from mlesam_ros.dds.endpoints import GraphAnnouncer, RosReader, RosWriter, delete_participant
+from mlesam_ros.pipeline import messages as m
+from mlesam_ros.pipeline.interface import RELIABILITIES
+from mlesam_ros.pipeline.tf_buffer import TfBuffer
+
+LOG = logging.getLogger("mlesam.dds")
+TF_TOPIC, TF_STATIC_TOPIC = "/tf", "/tf_static"
+TF_DEPTH = 100  # tf2_ros' listener history
+
+
+class _Timers:
+    """Every ``create_timer`` callback on one thread, in due order (like a single executor)."""
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[int, int, int, Callable[[], None]]] = []
+        self._wake = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="mlesam-dds-timers", daemon=True)
+        self._thread.start()
+
+    def add(self, period_ns: int, callback: Callable[[], None]) -> None:
+        if period_ns <= 0:
+            raise ValueError(f"timer period: must be > 0 ns, got {period_ns}")
+        with self._wake:
+            due = time.monotonic_ns() + period_ns
+            heapq.heappush(self._queue, (due, len(self._queue), int(period_ns), callback))
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopped:
+                    wait_ns = self._queue[0][0] - time.monotonic_ns() if self._queue else None
+                    if wait_ns is not None and wait_ns <= 0:
+                        break
+                    self._wake.wait(None if wait_ns is None else wait_ns / 1e9)
+                if self._stopped:
+                    return
+                due, order, period, callback = heapq.heappop(self._queue)
+                # Next due from the schedule, not from now, so the period does not drift; a
+                # timer that fell behind by more than a period skips ahead (no burst).
+                following = max(due + period, time.monotonic_ns())
+                heapq.heappush(self._queue, (following, order, period, callback))
+            try:
+                callback()
+            except Exception as error:
+                LOG.error(f"timer callback: {type(error).__name__}: {error}")
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+        self._thread.join(timeout=5.0)
+
+
+class DdsTransport:
+    """:class:`~mlesam_ros.pipeline.interface.NodeIO` on cyclonedds; see the module docstring.
+
+    ``domain_id`` defaults to ``ROS_DOMAIN_ID`` and ``config`` to what
+    :func:`~mlesam_ros.dds.domain.config_from_env` says (``ROS_LOCALHOST_ONLY``,
+    ``CYCLONEDDS_URI``). Relative and ``~/`` topic names resolve against ``node_name`` and
+    ``namespace`` as in ROS 2. Call :meth:`close` to leave the graph.
+    """
+
+    def __init__(
+        self,
+        parameters: Mapping[str, Any],
+        *,
+        node_name: str = "mlesam",
+        namespace: str = "/",
+        domain_id: int | None = None,
+        config: str | None = None,
+        logger: Any = LOG,
+    ) -> None:
+        self.logger = logger
+        self.node_name, self.namespace = node_name, namespace
+        self._parameters = dict(parameters)
+        self.participant = open_participant(domain_id, config)
+        self.graph = GraphAnnouncer(self.participant, node_name, namespace)
+        self.readers: list[RosReader] = []
+        self.publishers: dict[str, RosWriter] = {}
+        self.tf = TfBuffer()
+        self._tf_lock = threading.Condition()
+        self._timers = _Timers()
+        self._closed = False
+        # Where refused transforms are reported (the core's diagnostics once it runs).
+        self.on_issue: Callable[[str, str, str], None] | None = None
+        for topic, static in ((TF_TOPIC, False), (TF_STATIC_TOPIC, True)):
+            self._reader(
+                topic,
+                m.TF_MESSAGE,
+                lambda msg, static=static: self._on_tf(msg, static),
+                reliable=True,
+                latched=static,
+                depth=1 if static else TF_DEPTH,
+            )
+        self.graph.announce()
+
+    # NodeIO -----------------------------------------------------------------------------------
+    def parameters(self) -> Mapping[str, Any]:
+        """Return the parameters (flat dotted names from the YAML and the command line)."""
+        return self._parameters
+
+    def now_ns(self) -> int:
+        """Wall clock (ROS time without ``use_sim_time``)."""
+        return time.time_ns()
+
+    def subscribe(
+        self, topic: str, msgtype: str, callback: Callable[[Any], None], reliability: str
+    ) -> None:
+        """Subscribe with the rclpy node's QoS: depth 5, best effort or reliable, volatile."""
+        if reliability not in RELIABILITIES:
+            raise ValueError(
+                f"reliability of {topic}: choose from {', '.join(RELIABILITIES)}, "
+                f"got {reliability!r}"
+            )
+        # Raw: the core gets the CDR bytes, as from the rclpy node's raw subscriptions and a
+        # bag, and decodes them with the one codec (mlesam_ros.pipeline.messages.decode).
+        self._reader(
+            topic, msgtype, lambda sample: callback(sample.cdr),
+            reliable=reliability == "reliable", raw=True,
+        )  # fmt: skip
+        self.graph.announce()
+
+    def create_publisher(
+        self,
+        topic: str,
+        msgtype: str,
+        latched: bool = False,
+        reliability: str = "reliable",
+        depth: int = 1,
+    ) -> RosWriter:
+        """Create an output with the rclpy node's QoS (``qos.output``, ``qos.output_depth``).
+
+        ``latched`` makes it transient local, as the rclpy node does for LabelInfo.
+        """
+        if reliability not in RELIABILITIES:
+            raise ValueError(
+                f"reliability of {topic}: choose from {', '.join(RELIABILITIES)}, "
+                f"got {reliability!r}"
+            )
+        resolved = resolve_topic(topic, self.node_name, self.namespace)
+        writer = RosWriter(
+            self.participant, resolved, msgtype, latched=latched,
+            reliable=reliability == "reliable", depth=int(depth),
+        )  # fmt: skip
+        self.publishers[resolved] = writer
+        self.graph.writers.append(writer.writer)
+        self.graph.announce()
+        return writer
+
+    def create_timer(self, period_ns: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` every ``period_ns`` on the timer thread."""
+        self._timers.add(int(period_ns), callback)
+
+    def lookup_transform(
+        self, target_frame: str, source_frame: str, stamp_ns: int, timeout_ns: int
+    ) -> np.ndarray:
+        """Look up in the tf buffer, waiting up to ``timeout_ns`` for it to become possible."""
+        deadline = time.monotonic_ns() + max(0, int(timeout_ns))
+        with self._tf_lock:
+            while True:
+                try:
+                    return self.tf.lookup(target_frame, source_frame, stamp_ns)
+                except LookupError:
+                    left = deadline - time.monotonic_ns()
+                    if left <= 0:
+                        raise
+                    self._tf_lock.wait(left / 1e9)  # woken by every new tf message
+
+    # helpers ----------------------------------------------------------------------------------
+    def _reader(
+        self, topic: str, msgtype: str, callback, *, reliable, latched=False, depth=5, raw=False
+    ):
+        resolved = resolve_topic(topic, self.node_name, self.namespace)
+        reader = RosReader(
+            self.participant, resolved, msgtype, callback,
+            reliable=reliable, latched=latched, depth=depth, raw=raw,
+        )  # fmt: skip
+        self.readers.append(reader)
+        self.graph.readers.append(reader.reader)
+        return reader
+
+    def _on_tf(self, message: Any, static: bool) -> None:
+        with self._tf_lock:
+            problems = self.tf.add_message(message, static=static)
+            self._tf_lock.notify_all()
+        topic = TF_STATIC_TOPIC if static else TF_TOPIC
+        for problem in problems or ():  # refused transforms (NaN, zero quaternion, loops)
+            if self.on_issue is not None:
+                self.on_issue("tf", topic, problem)
+            else:
+                self.logger.warning(f"mlesam: tf ({topic}): {problem}")
+
+    def close(self) -> None:
+        """Stop the timers and delete every DDS entity (peers see the node leave)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._timers.stop()
+        delete_participant(self.participant)
+        self.readers.clear()
+        self.publishers.clear()
+
+
+def run_node(
+    parameters: Mapping[str, Any],
+    *,
+    stop: threading.Event,
+    node_name: str = "mlesam",
+    namespace: str = "/",
+    domain_id: int | None = None,
+    config: str | None = None,
+    logger: Any = LOG,
+    segmenter: Any = None,
+) -> Any:
+    """Run the segmentation node on DDS until ``stop`` is set; return the core's stats."""
+    from mlesam_ros.pipeline.core import SegmentationCore
+
+    transport = DdsTransport(
+        parameters,
+        node_name=node_name,
+        namespace=namespace,
+        domain_id=domain_id,
+        config=config,
+        logger=logger,
+    )
+    core = SegmentationCore(transport, threaded=True, segmenter=segmenter)
+    transport.on_issue = core.report_issue
+    try:
+        core.configure()
+        logger.info(
+            f"mlesam: node '{node_name}' on DDS domain {transport.participant.domain_id} ready"
+        )
+        stop.wait()
+    finally:
+        core.cleanup()
+        transport.close()
+    return core.stats
+
+
+__all__ = ["DdsTransport", "run_node"]

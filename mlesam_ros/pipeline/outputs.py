@@ -1,0 +1,116 @@
+"""Labels → what the node publishes: camera-size labels, confidence, overlay, painted points.
+
+The model answers on its own small grid; only the published images need the camera's size.
+Everything here works on the model grid as long as it can and grows to camera size last:
+ids by repeating pixels (nearest neighbour at pixel centres, as training's label resize),
+overlay colours by a palette lookup on the small grid before growing, and the blend with
+``cv2.addWeighted`` on uint8. The labelled points reuse the projection the LiDAR modality
+already made (:class:`PaintableCloud`) instead of projecting the cloud a second time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlesam_ros.geometry import LidarProjection
+from mlesam_ros.pipeline.grid import CalibrationCache, nearest_upsample, repeat_counts
+
+# A LiDAR point takes its pixel's label only if it lies on the surface that pixel shows: within
+# this fraction of the pixel's nearest depth (plus a fixed margin), so points hidden behind a
+# foreground object are not painted with the object's class.
+SURFACE_TOLERANCE = (0.05, 0.2)
+
+
+@dataclass
+class PaintableCloud:
+    """A LiDAR sweep with its z-buffered projection on the working grid.
+
+    ``grid_scale``: working-grid pixels per camera pixel, (x, y).
+    """
+
+    xyz: np.ndarray
+    intensity: np.ndarray | None
+    header: Any
+    projection: LidarProjection
+    grid_scale: tuple[float, float]
+
+
+class OutputMaker:
+    """Builds the published outputs for one model size and any camera size (cached maps)."""
+
+    def __init__(self, palette: np.ndarray, alpha: float) -> None:
+        self.alpha = float(alpha)
+        lut = np.zeros((max(256, len(palette)), 3), dtype=np.uint8)
+        lut[: len(palette)] = palette
+        self.lut = lut
+        self.cache = CalibrationCache()
+
+    def counts(self, source: tuple[int, int], target: tuple[int, int]) -> tuple:
+        """Per-axis repeat counts from the model grid ``source`` to camera ``target``."""
+        return self.cache.get("counts", (source, target), lambda: (
+            repeat_counts(source[0], target[0]), repeat_counts(source[1], target[1])))
+
+    def labels(self, labels: np.ndarray, size: tuple[int, int], dtype: Any) -> np.ndarray:
+        """Ids at camera ``size``, nearest neighbour (ids never blend)."""
+        labels = np.asarray(labels).astype(dtype, copy=False)
+        if labels.shape == tuple(size):
+            return labels
+        return nearest_upsample(labels, self.counts(labels.shape, size))
+
+    def overlay(
+        self, labels: np.ndarray, size: tuple[int, int], rgb: np.ndarray | None
+    ) -> np.ndarray:
+        """Class colours of model-grid ``labels`` at ``size`` blended over ``rgb``."""
+        import cv2
+
+        colours = self.lut[np.minimum(np.asarray(labels), len(self.lut) - 1)]
+        if colours.shape[:2] != tuple(size):
+            colours = nearest_upsample(colours, self.counts(colours.shape[:2], size))
+        if rgb is None:
+            return colours
+        return cv2.addWeighted(colours, self.alpha, rgb, 1.0 - self.alpha, 0.0)
+
+    @staticmethod
+    def confidence(confidence: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Confidence at camera ``size``, bilinear."""
+        import cv2
+
+        return cv2.resize(np.asarray(confidence, dtype=np.float32), (size[1], size[0]),
+                          interpolation=cv2.INTER_LINEAR)  # fmt: skip
+
+
+def paint_points(
+    cloud: PaintableCloud, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """LiDAR points in the camera's view, each with the label of the camera pixel it lands on.
+
+    Only points on the surface their working-grid pixel shows are kept (``SURFACE_TOLERANCE``
+    against that pixel's z-buffer depth); points outside the image or hidden behind nearer ones
+    are left out. Returns the structured points (x, y, z[, intensity], label) and their
+    ``(row, col)`` camera pixels.
+    """
+    from mlesam_ros.msgs import labelled_points
+
+    projection = cloud.projection
+    valid = np.flatnonzero(projection.valid)
+    uv = projection.uv[valid]
+    grid_cols = np.floor(uv[:, 0] + 0.5).astype(np.int64)
+    grid_rows = np.floor(uv[:, 1] + 0.5).astype(np.int64)
+    nearest = projection.depth_image()[grid_rows, grid_cols]
+    depth = projection.depth[valid]
+    fraction, margin = SURFACE_TOLERANCE
+    on_surface = depth <= nearest * (1.0 + fraction) + margin
+    keep = valid[on_surface]
+    # Working-grid pixel coordinates back to the camera's: u_cam + 0.5 = (u_grid + 0.5) / s.
+    height, width = labels.shape[:2]
+    scale_x, scale_y = cloud.grid_scale
+    kept_uv = uv[on_surface]
+    cols = np.clip(np.floor((kept_uv[:, 0] + 0.5) / scale_x), 0, width - 1).astype(np.int64)
+    rows = np.clip(np.floor((kept_uv[:, 1] + 0.5) / scale_y), 0, height - 1).astype(np.int64)
+    point_labels = labels[rows, cols].astype(np.uint32)
+    intensity = None if cloud.intensity is None else cloud.intensity[keep]
+    points = labelled_points(cloud.xyz[keep], point_labels, intensity)
+    return points, np.stack([rows, cols], axis=1)

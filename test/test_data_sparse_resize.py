@@ -1,0 +1,88 @@
+"""Validity-aware resizing: sparse modalities never get values that were not measured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlesam_ros.data.transforms import (
+    _window_bounds,
+    resample_mode,
+    resize,
+    resize_sparse,
+    resize_with_holes,
+)
+
+
+def _sparse(shape: tuple[int, int], density: float, seed: int) -> np.ndarray:
+    """A LiDAR-like image: random 3-channel returns (1..255) at ``density``, 0 elsewhere."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(1, 256, (*shape, 3)).astype(np.uint8)
+    image[rng.random(shape) >= density] = 0
+    return image
+
+
+def _windows(in_shape, out_shape):
+    rows = _window_bounds(out_shape[0], in_shape[0])
+    cols = _window_bounds(out_shape[1], in_shape[1])
+    for i in range(out_shape[0]):
+        for j in range(out_shape[1]):
+            yield i, j, slice(rows[0][i], rows[1][i]), slice(cols[0][j], cols[1][j])
+
+
+@pytest.mark.parametrize("out_shape", [(32, 32), (48, 40), (21, 37), (96, 100)])
+@pytest.mark.parametrize("density", [0.05, 0.5])
+def test_sparse_resize_outputs_only_pixels_of_its_input_window(out_shape, density) -> None:
+    image = _sparse((64, 64), density, seed=out_shape[0])
+    out = resize_sparse(image, out_shape)
+    assert out.shape == (*out_shape, 3) and out.dtype == np.uint8
+    for i, j, rows, cols in _windows(image.shape[:2], out_shape):
+        window = image[rows, cols].reshape(-1, 3)
+        valid = window[window.any(axis=1)]
+        if not len(valid):
+            assert not out[i, j].any()
+            continue
+        # A whole measured pixel (all three channels from the same return), never a blend,
+        # and a footprint holding a return is never emptied.
+        assert (valid == out[i, j]).all(axis=1).any(), (i, j, out[i, j])
+
+
+def test_issue_example_lidar_of_value_200_stays_200() -> None:
+    import cv2
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[np.random.default_rng(0).random((64, 64)) < 0.05] = 200
+    blended = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA)
+    assert set(np.unique(blended)) - {0, 200}  # what area interpolation invents (50, 100, ...)
+    assert set(np.unique(resize_sparse(image, (32, 32)))) == {0, 200}
+
+
+def test_holes_average_only_valid_pixels() -> None:
+    image = np.zeros((4, 4, 3), np.uint8)
+    image[0, 0] = 100
+    image[0, 1] = 50  # the 2x2 footprint of output (0, 0) holds 100, 50 and two holes
+    image[2:, 2:] = 30
+    out = resize_with_holes(image, (2, 2))
+    assert out[0, 0].tolist() == [75, 75, 75]  # not (100 + 50) / 4 = 37.5
+    assert not out[0, 1].any() and not out[1, 0].any()  # only holes: stays a hole
+    assert out[1, 1].tolist() == [30, 30, 30]
+    big = resize_with_holes(image, (8, 8))
+    assert not big[7, 0].any() and big[0, 0].any()  # enlarging keeps holes where they were
+
+
+def test_resize_treats_each_modality_its_own_way() -> None:
+    rng = np.random.default_rng(3)
+    dense = rng.integers(0, 256, (48, 64, 3)).astype(np.uint8)
+    lidar = _sparse((48, 64), 0.1, seed=4)
+    sample = {"images": np.stack([dense, lidar]), "present": np.ones(2, bool),
+              "labels": np.zeros((48, 64), np.int64)}  # fmt: skip
+    out = resize(sample, (24, 32), ("rgb", "lidar"))
+    np.testing.assert_array_equal(out["images"][1], resize_sparse(lidar, (24, 32)))
+    import cv2
+
+    np.testing.assert_array_equal(out["images"][0],
+                                  cv2.resize(dense, (32, 24), interpolation=cv2.INTER_AREA))
+    assert [resample_mode(m) for m in ("rgb", "thermal", "depth", "lidar", "event")] == [
+        "dense", "dense", "holes", "sparse", "sparse"]  # fmt: skip
+    with pytest.raises(ValueError, match="modalities: 1 names for 2 images"):
+        resize(sample, (24, 32), ("rgb",))

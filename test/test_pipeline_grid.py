@@ -1,0 +1,263 @@
+"""The node's model-grid frame path: same encodings as camera-grid-then-resize, calibration
+caches that rebuild exactly when the calibration changes, and per-sensor isolation."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mlesam_ros.data.synth import SyntheticDrive, default_rig
+from mlesam_ros.data.synthetic_dataset import frame_to_images
+from mlesam_ros.data.transforms import resize
+from mlesam_ros.geometry import ParallaxMap, registration_map
+from mlesam_ros.geometry.lidar_image import dilate_nearest, dilation_targets
+from mlesam_ros.msgs import camera_to_camera_info, numpy_to_image
+from mlesam_ros.pipeline.bench import frame_job
+from mlesam_ros.pipeline.config import NodeConfig
+from mlesam_ros.pipeline.frame import FramePath, nearest_resize
+from mlesam_ros.pipeline.grid import (
+    nearest_upsample,
+    repeat_counts,
+    valid_area_resize,
+    working_size,
+)
+
+MODALITIES = ("rgb", "depth", "thermal", "lidar")
+SPARSE = ("depth", "lidar")
+
+
+def _segmenter(input_size=(96, 128)):
+    return SimpleNamespace(modalities=MODALITIES, input_size=input_size,
+                           class_names=tuple(f"c{i}" for i in range(25)))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def vga():
+    rig = default_rig(width=640, height=480)
+    frame = SyntheticDrive(seed=3, rig=rig).frame(0)
+    job, tf = frame_job(frame, rig)
+    return rig, frame, job, tf
+
+
+def _camera_grid_reference(frame, size):
+    """Yesterday's path: encode at camera resolution (training's encoders), then shrink."""
+    images, present = frame_to_images(frame, MODALITIES)
+    assert present.all()
+    out = {}
+    for slot, modality in enumerate(MODALITIES):
+        if modality in SPARSE:
+            out[modality] = valid_area_resize(images[slot], size)
+        else:
+            out[modality] = resize({"images": images[slot : slot + 1]}, size)["images"][0]
+    return out
+
+
+def test_working_grid_is_the_camera_when_small_else_twice_the_model() -> None:
+    assert working_size((240, 320), (96, 128)) == (240, 320)  # 2.5x: the camera itself
+    assert working_size((480, 640), (96, 128)) == (192, 256)
+    assert working_size((1080, 1920), (96, 128)) == (192, 256)
+    assert working_size((60, 80), (96, 128)) == (60, 80)  # smaller than the model
+
+
+def test_model_grid_encodings_match_camera_grid_then_resize(vga) -> None:
+    """At 640x480 -> 96x128 the node encodes on a 192x256 grid instead of 480x640.
+
+    Stated tolerance, in uint8 levels of the model input, mean |difference| over all pixels:
+    RGB <= 1 (2x2 box steps vs one area resize), depth <= 1.5 (nearest depth samples vs
+    averaged encodings), LiDAR <= 2 (z-buffer on the coarser grid), thermal <= 4 (the 1st
+    percentile of the contrast stretch, a tail statistic, moves with the sampling density);
+    the set of empty pixels differs on <= 2 % of pixels.
+    """
+    _, frame, job, tf = vga
+    path = FramePath(_segmenter(), NodeConfig.from_parameters())
+    prepared = path.prepare(job, tf.lookup)
+    assert prepared.issues == [] and prepared.grid.size == (192, 256)
+    reference = _camera_grid_reference(frame, (96, 128))
+    limits = {"rgb": 1.0, "depth": 1.5, "thermal": 4.0, "lidar": 2.0}
+    for modality, limit in limits.items():
+        got, want = prepared.images[modality], reference[modality]
+        assert got.shape == want.shape == (96, 128, 3) and got.dtype == np.uint8
+        difference = np.abs(got.astype(int) - want.astype(int))
+        assert difference.mean() <= limit, (modality, difference.mean())
+        empty_mismatch = ((got.max(2) > 0) != (want.max(2) > 0)).mean()
+        assert empty_mismatch <= 0.02, (modality, empty_mismatch)
+        assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.95, modality
+
+
+def test_small_cameras_get_exactly_the_training_encoding() -> None:
+    """A camera up to 3x the model input is encoded on its own grid: training's exact images
+    (then the dense ones area-shrunk like training, the sparse ones over valid pixels)."""
+    rig = default_rig(width=80, height=60)
+    frame = SyntheticDrive(seed=4, rig=rig).frame(0)
+    job, tf = frame_job(frame, rig)
+    path = FramePath(_segmenter((30, 40)), NodeConfig.from_parameters())
+    prepared = path.prepare(job, tf.lookup)
+    assert prepared.issues == [] and prepared.grid is prepared.camera
+    reference = _camera_grid_reference(frame, (30, 40))
+    for modality in MODALITIES:
+        got, want = prepared.images[modality], reference[modality]
+        if modality == "thermal":  # float32 vs float64 remap tables: a count may move one step
+            assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+        else:
+            np.testing.assert_array_equal(got, want, err_msg=modality)
+
+
+def test_valid_area_resize_never_mixes_in_empty_pixels() -> None:
+    image = np.zeros((4, 4, 3), np.uint8)
+    image[0, 0] = (200, 100, 50)  # one return in the top-left 2x2 block
+    image[2:, 2:] = 10  # a full block
+    out = valid_area_resize(image, (2, 2))
+    np.testing.assert_array_equal(out[0, 0], (200, 100, 50))  # not dimmed to a quarter
+    np.testing.assert_array_equal(out[1, 1], (10, 10, 10))
+    assert not out[0, 1].any() and not out[1, 0].any()  # empty stays empty
+    grown = valid_area_resize(image, (8, 8))  # growing samples, never interpolates
+    assert set(np.unique(grown)) <= set(np.unique(image))
+
+
+def test_calibration_caches_reuse_and_rebuild(vga) -> None:
+    rig, _, job, tf = vga
+    path = FramePath(_segmenter(), NodeConfig.from_parameters())
+    first = path.prepare(job, tf.lookup).images["thermal"]
+    again = path.prepare(job, tf.lookup).images["thermal"]
+    np.testing.assert_array_equal(first, again)
+    assert path.cache.builds == {"grid": 1, "thermal_rays": 1}  # reused on frame 2
+    # A new thermal CameraInfo (another focal length) gives new tables.
+    thermal = rig.thermal.camera
+    K = thermal.K.copy()
+    K[0, 0] *= 1.1
+    changed = dataclasses.replace(thermal, K=K)
+    infos = dict(job.infos, thermal=camera_to_camera_info(changed, 0, rig.thermal.frame_id))
+    moved = path.prepare(dataclasses.replace(job, infos=infos), tf.lookup).images["thermal"]
+    assert path.cache.builds["thermal_rays"] == 2 and not np.array_equal(moved, first)
+    # Back to the old calibration, then a new extrinsic: rebuilt again each time.
+    path.prepare(job, tf.lookup)
+    assert path.cache.builds["thermal_rays"] == 3
+    T = rig.thermal.T_base_from_sensor.copy()
+    T[1, 3] += 0.3
+    shifted_tf = tf.__class__()
+    for spec in (rig.rgb, rig.depth, rig.lidar):
+        shifted_tf.add(rig.base_frame, spec.frame_id, spec.T_base_from_sensor, 0, static=True)
+    shifted_tf.add(rig.base_frame, rig.thermal.frame_id, T, 0, static=True)
+    path.prepare(job, shifted_tf.lookup)
+    assert path.cache.builds["thermal_rays"] == 4
+    # Without depth the tables are fixed per calibration, in fixed point: built once.
+    no_depth = dataclasses.replace(job, messages={k: v for k, v in job.messages.items()
+                                                  if k != "depth"})  # fmt: skip
+    path.prepare(no_depth, tf.lookup)
+    path.prepare(no_depth, tf.lookup)
+    assert path.cache.builds["thermal_map"] == 1
+    assert path.cache.builds["grid"] == 1  # the RGB calibration never changed
+
+
+def test_parallax_map_matches_registration_map(vga) -> None:
+    rig, frame, _, _ = vga
+    grid = rig.rgb.camera.scaled(256, 192)
+    T = np.linalg.inv(rig.rgb.T_base_from_sensor) @ rig.thermal.T_base_from_sensor
+    depth = nearest_resize(np.where(frame.depth > 0, frame.depth, np.nan), (192, 256))
+    fast = ParallaxMap(rig.thermal.camera, grid, T)
+    for rgb_depth in (depth, None):
+        for got, want in zip(fast.maps(rgb_depth), registration_map(rig.thermal.camera, grid, T,
+                                                                    rgb_depth), strict=True):
+            assert got.shape == (192, 256) and got.dtype == np.float32
+            np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+def test_dense_dilation_equals_the_sparse_reference() -> None:
+    rng = np.random.default_rng(1)
+    height, width = 40, 50
+    pixels = rng.choice(height * width, 300, replace=False)
+    depth = rng.uniform(1, 50, 300).astype(np.float32)
+    channels = rng.integers(1, 256, (300, 3)).astype(np.uint8)
+    image = np.zeros((height * width, 3), np.uint8)
+    image[pixels] = channels
+    depth_image = np.zeros(height * width, np.float32)
+    depth_image[pixels] = depth
+    for radius in (1, 2):
+        want = image.copy()
+        targets, sources = dilation_targets(pixels, depth, height, width, radius)
+        want[targets] = channels[sources]
+        got = dilate_nearest(image.reshape(height, width, 3),
+                             depth_image.reshape(height, width), radius)  # fmt: skip
+        np.testing.assert_array_equal(got.reshape(-1, 3), want)
+
+
+def test_label_upsampling_equals_pixel_centre_nearest() -> None:
+    labels = np.random.default_rng(0).integers(0, 300, (96, 128)).astype(np.uint16)
+    for size in ((1080, 1920), (240, 320), (50, 70)):
+        counts = (repeat_counts(96, size[0]), repeat_counts(128, size[1]))
+        np.testing.assert_array_equal(nearest_upsample(labels, counts),
+                                      nearest_resize(labels, size))  # fmt: skip
+
+
+def _with_image(job, sensor, array, encoding):
+    old = job.messages[sensor]
+    message = numpy_to_image(array, encoding, old.header)
+    return dataclasses.replace(job, messages=dict(job.messages, **{sensor: message}))
+
+
+def test_a_broken_optional_sensor_only_removes_itself(vga, monkeypatch) -> None:
+    _, frame, job, tf = vga
+    path = FramePath(_segmenter(), NodeConfig.from_parameters())
+    # Depth with no valid pixel counts as absent, named, and thermal falls back to the plane.
+    blank = _with_image(job, "depth", np.full(frame.depth.shape, np.nan, np.float32), "32FC1")
+    prepared = path.prepare(blank, tf.lookup)
+    assert set(prepared.images) == {"rgb", "thermal", "lidar"}
+    assert [issue.sensor for issue in prepared.issues] == ["depth"]
+    assert "no valid depth pixel" in prepared.issues[0].text
+    # A black thermal camera is absent too.
+    black = _with_image(job, "thermal", np.zeros(frame.thermal.shape, np.uint16), "mono16")
+    prepared = path.prepare(black, tf.lookup)
+    assert set(prepared.images) == {"rgb", "depth", "lidar"}
+    assert [issue.sensor for issue in prepared.issues] == ["thermal"]
+    # Any exception inside one sensor's step becomes that sensor's issue; the frame goes on.
+    def explode(self, rgb_depth_m):
+        raise RuntimeError("table exploded")
+
+    monkeypatch.setattr(ParallaxMap, "maps", explode)
+    prepared = path.prepare(job, tf.lookup)
+    assert set(prepared.images) == {"rgb", "depth", "lidar"}
+    (issue,) = prepared.issues
+    assert issue.sensor == "thermal" and "RuntimeError: table exploded" in issue.text
+    assert "left out of this frame" in issue.text
+
+
+def test_stage_benchmark_reports_every_stage_and_the_ratio_table() -> None:
+    import os
+
+    from mlesam_ros.pipeline.bench import stage_table, stage_timings, thread_setup
+
+    class Model:
+        modalities, input_size = MODALITIES, (30, 40)
+        class_names = tuple(f"c{i}" for i in range(25))
+
+        def segment(self, images, present):
+            assert images.shape == (1, 4, 3, 30, 40) and present.all()
+            return SimpleNamespace(labels=np.zeros((30, 40), np.uint8),
+                                   confidence=np.ones((30, 40), np.float32))  # fmt: skip
+
+    report = stage_timings(Model(), (60, 80), points=4096, frames=2, warmup=0)
+    stages = report["stages"]
+    for name in ("prepare", "inference", "postprocess", "publish", "frame", "overhead",
+                 "  depth", "  thermal", "  points", "  overlay", "  labelled points"):
+        assert stages[name]["p50"] >= 0, name
+    assert stages["overhead"]["p50"] < stages["frame"]["p50"]
+    assert "cpu_p50" in stages["overhead"] and "cpu_p50" in stages["  points"]
+    labels_only = stage_timings(Model(), (60, 80), points=4096, frames=1, warmup=0,
+                                outputs="labels")  # fmt: skip
+    assert "  overlay" not in labels_only["stages"]
+    table = stage_table([report], [report])
+    assert "| **overhead** |" in table and "→" in table and "(×1.0)" in table
+    import cv2
+    import torch
+
+    saved = (torch.get_num_threads(), cv2.getNumThreads())
+    try:
+        assert thread_setup(0)["threads"] == len(os.sched_getaffinity(0))
+        assert thread_setup(1)["threads"] == 1
+        assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
+    finally:
+        torch.set_num_threads(saved[0])
+        cv2.setNumThreads(saved[1])
