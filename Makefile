@@ -10,8 +10,11 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): setup.py setup.cfg
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	# sam2 (in [test]) is an sdist that builds against the installed torch: torch first, then
+	# the rest without build isolation and without SAM 2's optional CUDA extension.
+	$(BIN)/python -m pip install --quiet -e '.[torch]'
+	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --quiet --no-build-isolation -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)

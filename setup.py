@@ -37,6 +37,13 @@ TORCH_REQUIRES = [
     "onnxscript>=0.5,<0.8",  # needed by torch.onnx's dynamo exporter (mlesam export --exporter)
 ]
 
+# SAM 2's Hiera encoder family (presets hiera_*). PyPI's sam2 1.1.0 is a source distribution
+# whose build imports torch and by default compiles a CUDA extension (not needed here), so it is
+# installed after torch, without build isolation (which would pull a second, multi-GB torch):
+#   SAM2_BUILD_CUDA=0 pip install --no-build-isolation -e '.[sam2]'
+# `make venv` does this. Its runtime needs (hydra-core, iopath) do not constrain torch or numpy.
+SAM2_REQUIRES = ["sam2==1.1.0"]
+
 # The live node without ROS (`mlesam node --transport dds`). Pinned exactly: the wheel bundles
 # its own libddsc, and mlesam_ros/dds/types.py relies on DataWriter.write/DataReader.take calling
 # IdlStruct.serialize/deserialize, checked against this version by test/test_dds_*.py.
@@ -69,6 +76,7 @@ setup(
     ],
     extras_require={
         "torch": TORCH_REQUIRES,
+        "sam2": [*TORCH_REQUIRES, *SAM2_REQUIRES],
         "train": [*TORCH_REQUIRES, "matplotlib>=3.8"],
         "trt": ["tensorrt>=10.0"],
         # ONNX Runtime's CUDA provider. It ships the same `onnxruntime` module as the CPU wheel
@@ -77,6 +85,7 @@ setup(
         "dds": DDS_REQUIRES,
         "test": [
             *TORCH_REQUIRES,
+            *SAM2_REQUIRES,
             *DDS_REQUIRES,
             "matplotlib>=3.8",
             "pytest>=8",

@@ -106,8 +106,8 @@ def test_parameter_report_accounts_for_every_parameter() -> None:
     assert total.frozen == sum(p.numel() for p in model.parameters() if not p.requires_grad)
     # 4 blocks x 2 experts x (A and B for Q and V) of size 96 x 4.
     assert rows["lora experts"].trainable == 4 * 2 * 4 * 96 * 4
-    assert rows["encoder (SAM ViT)"].trainable == 0
-    assert rows["encoder (SAM ViT)"].frozen == total.frozen
+    assert rows["encoder (SAM, SAM 2)"].trainable == 0
+    assert rows["encoder (SAM, SAM 2)"].frozen == total.frozen
     assert "other" not in rows
 
 
@@ -148,7 +148,7 @@ def test_model_info_vit_b_four_modalities(capsys: pytest.CaptureFixture[str]) ->
     # 12 blocks x 4 experts x Q and V x (A + B) of 768 x 32: computed independently here.
     lora = re.search(r"lora experts\s+([\d,]+)", out)
     assert int(lora.group(1).replace(",", "")) == 12 * 4 * 2 * 2 * 768 * 32
-    encoder = re.search(r"encoder \(SAM ViT\)\s+0\s+([\d,]+)", out)
+    encoder = re.search(r"encoder \(SAM, SAM 2\)\s+0\s+([\d,]+)", out)
     assert int(encoder.group(1).replace(",", "")) == 89_670_912  # SAM ViT-B image encoder
     # Same range as the published ~20.8 M trainable parameters.
     assert 10e6 < _trainable_from_output(out) < 30e6

@@ -25,7 +25,8 @@ ROS_PACKAGES = {"rclpy", "rcl_interfaces", "rosidl_runtime_py", "ament_index_pyt
 PIP_DISTRIBUTIONS = {"cv2": "opencv-python-headless", "PIL": "pillow", "yaml": "pyyaml",
                      "segment_anything": "segment-anything", "numpy": "numpy", "onnx": "onnx",
                      "onnxruntime": "onnxruntime", "rosbags": "rosbags", "tqdm": "tqdm",
-                     "torch": "torch", "matplotlib": "matplotlib", "tensorrt": "tensorrt"}
+                     "torch": "torch", "matplotlib": "matplotlib", "tensorrt": "tensorrt",
+                     "sam2": "sam2", "cyclonedds": "cyclonedds"}
 
 
 def _third_party_imports() -> dict[str, set[str]]:

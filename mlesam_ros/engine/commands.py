@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mlesam_ros.engine import COMPILE_MODES
 from mlesam_ros.modalities import parse_modalities
+from mlesam_ros.model.presets import PRESETS
 
 # Modalities of an untrained --preset model, in order; `--modalities N` takes the first N.
 DEFAULT_MODALITIES = ("rgb", "depth", "thermal", "lidar")
@@ -27,7 +28,7 @@ def _add_model_source(parser: argparse.ArgumentParser) -> None:
                         help="MLE-SAM checkpoint (default: the shipped demo model)")
     parser.add_argument("--sam-checkpoint", type=Path,
                         help="official SAM weights the checkpoint was trained from, if any")
-    parser.add_argument("--preset", choices=("tiny", "vit_b", "vit_l", "vit_h"),
+    parser.add_argument("--preset", choices=tuple(PRESETS),
                         help="instead of a checkpoint: an untrained model of this size "
                              "(for timing and engine builds only; its labels are noise)")
     parser.add_argument("--height", type=int, help="input height (default: the model's)")

@@ -1,4 +1,4 @@
-"""The factory: a config (and optionally an official SAM checkpoint) → an ``MLESAM`` model."""
+"""The factory: a config (and optionally an official SAM / SAM 2 checkpoint) → ``MLESAM``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 from mlesam_ros.model.backbone import build_image_encoder
 from mlesam_ros.model.config import MLESAMConfig
+from mlesam_ros.model.hiera import HieraLoRABackbone, build_hiera_encoder
 from mlesam_ros.model.mlesam import MLESAM
 from mlesam_ros.model.presets import get_preset
 from mlesam_ros.model.sam_weights import (
@@ -20,7 +21,9 @@ from mlesam_ros.model.sam_weights import (
 
 def encoder_fingerprint(model: MLESAM) -> float:
     """Checksum of ``patch_embed`` only: the format 1 fingerprint, kept for old checkpoints."""
-    weight = model.backbone.encoder.patch_embed.proj.weight
+    backbone = model.backbone
+    encoder = backbone.trunk if isinstance(backbone, HieraLoRABackbone) else backbone.encoder
+    weight = encoder.patch_embed.proj.weight
     return float(weight.detach().double().abs().sum())
 
 
@@ -29,17 +32,22 @@ def encoder_digest(model: MLESAM) -> str:
 
     Patch embedding, position embedding, the first, middle and last blocks' attention and MLP
     weights, and the neck: a fine-tuned or different SAM differs in at least one of them.
+    For Hiera the frozen trunk only (SAM 2's FPN neck trains with the pyramid).
     """
-    encoder = model.backbone.encoder
+    backbone = model.backbone
+    hiera = isinstance(backbone, HieraLoRABackbone)
+    encoder = backbone.trunk if hiera else backbone.encoder
     blocks = encoder.blocks
     picked: list[torch.Tensor] = [encoder.patch_embed.proj.weight]
     if encoder.pos_embed is not None:
         picked.append(encoder.pos_embed)
     for block in (blocks[0], blocks[len(blocks) // 2], blocks[-1]):
         qkv = block.attn.qkv
+        mlp = block.mlp.layers if hiera else (block.mlp.lin1, block.mlp.lin2)
         picked += [getattr(qkv, "base", qkv).weight, block.attn.proj.weight,
-                   block.mlp.lin1.weight, block.mlp.lin2.weight]  # fmt: skip
-    picked.append(encoder.neck[0].weight)
+                   mlp[0].weight, mlp[1].weight]  # fmt: skip
+    if not hiera:
+        picked.append(encoder.neck[0].weight)
     digest = hashlib.sha256()
     for tensor in picked:
         digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
@@ -47,21 +55,27 @@ def encoder_digest(model: MLESAM) -> str:
 
 
 def build_mlesam(config: MLESAMConfig, sam_checkpoint: str | Path | None = None) -> MLESAM:
-    """Build MLE-SAM; with ``sam_checkpoint`` the encoder and decoder start from SAM.
+    """Build MLE-SAM; with ``sam_checkpoint`` the encoder and decoder start from SAM (2).
 
     SAM weights go into the stock encoder before LoRA is injected, so the official key layout
     is checked strictly (a wrong preset is reported with the preset the file looks like).
+    ViT presets take SAM files, Hiera presets SAM 2 files (``sam2.1_hiera_*.pt``).
     Without a checkpoint every weight is randomly initialised (tests, ``tiny`` from scratch).
     """
     preset = get_preset(config.preset)
-    encoder = build_image_encoder(preset)
+    hiera = preset.family == "hiera"
+    encoder = build_hiera_encoder(preset) if hiera else build_image_encoder(preset)
     state = None
     if sam_checkpoint is not None:
-        state = read_sam_state_dict(sam_checkpoint)
+        state = read_sam_state_dict(sam_checkpoint, preset.family)
         load_encoder_weights(encoder, state, preset, str(sam_checkpoint))
     model = MLESAM(config, encoder)
     if state is not None:
         load_decoder_weights(model.mask_decoder, state)
+        if hiera:
+            if "no_mem_embed" not in state:
+                raise ValueError(f"SAM 2 checkpoint {sam_checkpoint} lacks 'no_mem_embed'")
+            model.pyramid.no_mem_embed.data.copy_(state["no_mem_embed"])
         model.sam_source = {
             "file": Path(sam_checkpoint).name,
             "fingerprint": encoder_fingerprint(model),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mlesam_ros.modalities import MODALITIES, parse_modalities
+from mlesam_ros.model.presets import PRESETS
 
 PUBLISHED_TRAINABLE = "~20.8 M (MLE-SAM on SAM2 Hiera-B+, DELIVER RGB-D-E-L)"
 
@@ -19,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "trainable vs frozen parameters per part."
         ),
     )
-    parser.add_argument("--preset", default="vit_b", help="vit_b, vit_l, vit_h or tiny")
+    parser.add_argument("--preset", default="vit_b", choices=tuple(PRESETS),
+                        help="encoder size: SAM ViT (vit_*, tiny) or SAM 2 Hiera (hiera_*)")
     parser.add_argument(
         "--modalities",
         default="rgb,depth,thermal,lidar",

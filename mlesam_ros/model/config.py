@@ -22,11 +22,12 @@ class MLESAMConfig:
     """What to build: encoder size, modalities, classes, input size and the adapter options.
 
     ``image_size`` is the (H, W) the model is trained and exported at (multiples of 16, the
-    patch size); ``None`` means the preset's native square size. ``pyramid_dim``,
+    ViT patch size, or of 32, Hiera's coarsest stride); ``None`` means the preset's native
+    square size. ``pyramid_dim``,
     ``aux_head_dim`` and ``taps`` default to the preset's values. ``lora_alpha / lora_rank``
     scales the LoRA update. ``router_top_k`` 0 mixes all present modalities; k keeps the k
-    best-scored present ones. ``train_encoder`` unfreezes the ViT (for ``tiny`` without SAM
-    weights); otherwise only LoRA, routers, pyramid and decoders train.
+    best-scored present ones. ``train_encoder`` unfreezes the ViT or Hiera trunk (for
+    ``tiny`` without SAM weights); otherwise only LoRA, routers, pyramid and decoders train.
     """
 
     preset: str = "tiny"
@@ -50,10 +51,12 @@ class MLESAMConfig:
         if self.image_size is None:
             self.image_size = (preset.img_size, preset.img_size)
         self.image_size = _pair(self.image_size, "image_size")
-        if any(side <= 0 or side % preset.patch_size for side in self.image_size):
+        multiple = preset.size_multiple
+        if any(side <= 0 or side % multiple for side in self.image_size):
+            unit = "the coarsest Hiera stride" if preset.family == "hiera" else "the patch size"
             raise ValueError(
-                f"image_size: {self.image_size} must be positive multiples of the patch size "
-                f"{preset.patch_size}"
+                f"image_size: {self.image_size} must be positive multiples of {multiple} "
+                f"({unit} of preset {self.preset})"
             )
         if self.num_classes < 2:
             raise ValueError(f"num_classes: need at least 2, got {self.num_classes}")
@@ -80,6 +83,16 @@ class MLESAMConfig:
             raise ValueError(
                 f"taps: need {PYRAMID_LEVELS} increasing block indexes ending at the last block "
                 f"{preset.depth - 1} of {self.preset}, got {self.taps}"
+            )
+        if preset.family == "hiera" and self.taps != preset.taps:
+            raise ValueError(
+                f"taps: {self.preset} routes over Hiera's stage ends {preset.taps}, "
+                f"got {self.taps}"
+            )
+        if preset.family == "hiera" and self.pyramid_dim != preset.out_chans:
+            raise ValueError(
+                f"pyramid_dim: {self.preset}'s pyramid is SAM 2's FPN neck with "
+                f"{preset.out_chans} channels; got {self.pyramid_dim}"
             )
 
     @property

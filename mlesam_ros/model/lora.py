@@ -1,6 +1,7 @@
 """Per-modality LoRA experts on the Q and V projections of SAM's attention blocks.
 
-SAM's ``Attention`` computes Q, K and V with one ``nn.Linear(dim, 3 * dim)``. ``LoRAQKV``
+SAM's ``Attention`` computes Q, K and V with one ``nn.Linear(dim, 3 * dim)`` (SAM 2's Hiera
+with ``nn.Linear(dim, 3 * dim_out)``, wider at stage transitions). ``LoRAQKV``
 replaces that linear: the frozen projection is shared by every sample, and each sample adds
 its own modality's low-rank update. The batch is modality-major (all samples of modality 0,
 then modality 1, ...), and SAM's window partition keeps each sample's windows contiguous, so
@@ -28,18 +29,19 @@ class LoRAQKV(nn.Module):
 
     def __init__(self, base: nn.Linear, num_experts: int, rank: int, alpha: float) -> None:
         super().__init__()
-        dim = base.in_features
-        if base.out_features != 3 * dim:
-            raise ValueError(f"LoRAQKV: expected a (dim, 3*dim) qkv linear, got {base}")
+        dim, dim_out = base.in_features, base.out_features // 3
+        if base.out_features != 3 * dim_out:
+            raise ValueError(f"LoRAQKV: expected a (dim, 3*dim_out) qkv linear, got {base}")
+        self.dim_out = dim_out
         self.base = base
         self.num_experts = num_experts
         self.rank = rank
         self.scale = alpha / rank
         factory = {"device": base.weight.device, "dtype": base.weight.dtype}
         self.lora_a_q = nn.Parameter(torch.empty(num_experts, dim, rank, **factory))
-        self.lora_b_q = nn.Parameter(torch.zeros(num_experts, rank, dim, **factory))
+        self.lora_b_q = nn.Parameter(torch.zeros(num_experts, rank, dim_out, **factory))
         self.lora_a_v = nn.Parameter(torch.empty(num_experts, dim, rank, **factory))
-        self.lora_b_v = nn.Parameter(torch.zeros(num_experts, rank, dim, **factory))
+        self.lora_b_v = nn.Parameter(torch.zeros(num_experts, rank, dim_out, **factory))
         # Per-sample expert index (N,) for a batch that is not M equal modality blocks (the
         # torch path skipping absent modalities); None = modality-major equal blocks.
         self.expert_ids: torch.Tensor | None = None
@@ -49,7 +51,7 @@ class LoRAQKV(nn.Module):
             nn.init.uniform_(a, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: (M * N, ..., dim), modality-major; returns (M * N, ..., 3 * dim)."""
+        """``x``: (M * N, ..., dim), modality-major; returns (M * N, ..., 3 * dim_out)."""
         qkv = self.base(x)
         dim = x.shape[-1]
         a_q, b_q, a_v, b_v = self.lora_a_q, self.lora_b_q, self.lora_a_v, self.lora_b_v
@@ -62,7 +64,7 @@ class LoRAQKV(nn.Module):
             a_q, b_q, a_v, b_v = a_q[ids], b_q[ids], a_v[ids], b_v[ids]
         delta_q = torch.matmul(torch.matmul(tokens, a_q), b_q)
         delta_v = torch.matmul(torch.matmul(tokens, a_v), b_v)
-        q, k, v = qkv.split(dim, dim=-1)
+        q, k, v = qkv.split(self.dim_out, dim=-1)
         q = q + (self.scale * delta_q).reshape(q.shape)
         v = v + (self.scale * delta_v).reshape(v.shape)
         return torch.cat([q, k, v], dim=-1)

@@ -13,6 +13,7 @@ from mlesam_ros.model.aux_head import MultiScaleMLPHead
 from mlesam_ros.model.backbone import LoRABackbone
 from mlesam_ros.model.config import MLESAMConfig
 from mlesam_ros.model.decoder import SemanticMaskDecoder
+from mlesam_ros.model.hiera import HieraFeaturePyramid, HieraLoRABackbone
 from mlesam_ros.model.presets import get_preset
 from mlesam_ros.model.pyramid import SimpleFeaturePyramid
 from mlesam_ros.model.router import ModalityFusion
@@ -31,6 +32,7 @@ class MLESAM(nn.Module):
     """
 
     def __init__(self, config: MLESAMConfig, encoder: nn.Module) -> None:
+        """Wrap ``encoder``: SAM's ``ImageEncoderViT`` or SAM 2's ``ImageEncoder`` (per preset)."""
         super().__init__()
         preset = get_preset(config.preset)
         self.config = config
@@ -41,16 +43,26 @@ class MLESAM(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(mean).reshape(1, -1, 3, 1, 1))
         self.register_buffer("pixel_std", torch.tensor(std).reshape(1, -1, 3, 1, 1))
 
-        self.backbone = LoRABackbone(
-            encoder, config.num_modalities, config.taps, config.lora_rank, config.lora_alpha
-        )
+        hiera = preset.family == "hiera"
+        if hiera:
+            self.backbone = HieraLoRABackbone(
+                encoder.trunk, config.num_modalities, config.lora_rank, config.lora_alpha
+            )
+        else:
+            self.backbone = LoRABackbone(
+                encoder, config.num_modalities, config.taps, config.lora_rank, config.lora_alpha
+            )
         for name, parameter in self.backbone.named_parameters():
             parameter.requires_grad_(config.train_encoder or ".lora_" in name)
         self.fusions = nn.ModuleList(
-            ModalityFusion(preset.embed_dim, config.fusion, config.router_top_k)
-            for _ in config.taps
+            ModalityFusion(dim, config.fusion, config.router_top_k) for dim in preset.stage_dims
         )
-        self.pyramid = SimpleFeaturePyramid(preset.embed_dim, config.pyramid_dim)
+        # Hiera's stages are a pyramid already: SAM 2's FPN neck (trainable) makes the levels.
+        self.pyramid = (
+            HieraFeaturePyramid(encoder.neck)
+            if hiera
+            else SimpleFeaturePyramid(preset.embed_dim, config.pyramid_dim)
+        )
         self.mask_decoder = SemanticMaskDecoder(
             num_classes=config.num_classes,
             transformer_dim=preset.out_chans,
@@ -116,7 +128,10 @@ class MLESAM(nn.Module):
     def encode(
         self, images: torch.Tensor, present: torch.Tensor | None = None
     ) -> list[torch.Tensor]:
-        """Per-modality encoder taps, each (B, M, embed_dim, H/16, W/16), from raw images.
+        """Per-modality encoder taps, each (B, M, C, h, w), from raw images.
+
+        ViT: four (embed_dim, H/16, W/16) block outputs; Hiera: the stage outputs at strides
+        4, 8, 16 and 32.
 
         With ``present`` (B, M), absent images are replaced by zeros before the encoder, so
         NaN or inf in a dead sensor's pixels cannot reach a gradient (0 x NaN), and in eager
@@ -143,14 +158,18 @@ class MLESAM(nn.Module):
     ) -> list[torch.Tensor]:
         """Encode only the ``rows`` of a modality-major batch; the others' taps are zero."""
         index = rows.nonzero().squeeze(1)
-        patch = self.backbone.encoder.patch_embed.proj
-        grid = (flat.shape[-2] // patch.stride[0], flat.shape[-1] // patch.stride[1])
-        shape = (flat.shape[0], patch.out_channels, *grid)
+        preset = get_preset(self.config.preset)
+        strides = (4, 8, 16, 32) if preset.family == "hiera" else (preset.patch_size,) * 4
+        height, width = flat.shape[-2:]
+        shapes = [
+            (flat.shape[0], dim, height // stride, width // stride)
+            for dim, stride in zip(preset.stage_dims, strides, strict=True)
+        ]
         if index.numel() == 0:
-            return [flat.new_zeros(shape) for _ in self.config.taps]
+            return [flat.new_zeros(shape) for shape in shapes]
         partial = self.backbone(flat[index], expert_ids=index // batch)
         taps = []
-        for tap in partial:
+        for tap, shape in zip(partial, shapes, strict=True):
             full = tap.new_zeros(shape)
             taps.append(full.index_copy(0, index, tap))
         return taps
@@ -178,7 +197,10 @@ class MLESAM(nn.Module):
             fused.append(features)
             weights.append(level_weights)
         levels = self.pyramid(fused)
-        embedding = self.backbone.neck(fused[-1])
+        if isinstance(self.pyramid, HieraFeaturePyramid):
+            embedding = self.pyramid.image_embedding(levels)
+        else:
+            embedding = self.backbone.neck(fused[-1])
         mask_logits = self.mask_decoder(embedding, levels[0], levels[1])
         aux_logits = self.aux_head(levels)
         mask_logits = F.interpolate(mask_logits, size=size, mode="bilinear", align_corners=False)

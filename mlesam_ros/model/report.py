@@ -9,7 +9,7 @@ from torch import nn
 # Part of a parameter, decided from its name; first match wins.
 PARTS = (
     ("lora experts", lambda name: ".lora_" in name),
-    ("encoder (SAM ViT)", lambda name: name.startswith("backbone.")),
+    ("encoder (SAM, SAM 2)", lambda name: name.startswith("backbone.")),
     ("routers", lambda name: name.startswith("fusions.")),
     ("pyramid", lambda name: name.startswith("pyramid.")),
     ("mask decoder", lambda name: name.startswith("mask_decoder.")),
