@@ -90,8 +90,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/frame_path_agreement"))
     parser.add_argument("--plain-area", action="store_true",
                         help="shrink depth/LiDAR with the plain area average (empty pixels "
-                             "count as 0, as the old path and today's training do) instead of "
-                             "averaging valid pixels only")
+                             "count as 0, as the old path and the old training did) instead "
+                             "of training's validity-aware resampler")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # runs with the checkout under test first on PYTHONPATH

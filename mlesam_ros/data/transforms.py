@@ -59,9 +59,11 @@ def resize_sparse(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize an (H, W, C) image whose 0 pixels mean "no measurement", inventing no values.
 
     Each output pixel takes the valid (non-zero) input pixel of its footprint that lies
-    nearest the footprint's centre, all channels from that one pixel, or 0 when the footprint
-    holds none. Enlarging is plain nearest neighbour. Written by hand because cv2 and torch
-    offer no resampling that ignores invalid pixels; the window gather is vectorised.
+    nearest the footprint's centre (ties: the first in row-major order), all channels from
+    that one pixel, or 0 when the footprint holds none. Enlarging is plain nearest neighbour.
+    Written by hand because cv2 and torch offer no resampling that ignores invalid pixels. It
+    scans the few candidate offsets of a footprint (4 for a 2x shrink) over the whole output
+    at once, so the node can afford it per frame.
     """
     height, width = image.shape[:2]
     out_h, out_w = int(size[0]), int(size[1])
@@ -69,28 +71,28 @@ def resize_sparse(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     col_start, col_stop = _window_bounds(out_w, width)
     k_rows = int((row_stop - row_start).max())
     k_cols = int((col_stop - col_start).max())
-    rows = row_start[:, None] + np.arange(k_rows)[None, :]  # (out_h, k_rows)
-    cols = col_start[:, None] + np.arange(k_cols)[None, :]  # (out_w, k_cols)
-    row_inside = rows < row_stop[:, None]
-    col_inside = cols < col_stop[:, None]
-    rows, cols = np.minimum(rows, height - 1), np.minimum(cols, width - 1)
     # Squared distance of each candidate from its footprint centre (in source pixels).
-    row_centre = (row_start + row_stop)[:, None] / 2.0
-    col_centre = (col_start + col_stop)[:, None] / 2.0
-    row_dist = (rows + 0.5 - row_centre) ** 2
-    col_dist = (cols + 0.5 - col_centre) ** 2
-    window = image[rows[:, :, None, None], cols[None, None, :, :]]  # (oh, kr, ow, kc, C)
-    valid = window.reshape((*window.shape[:4], -1)).any(axis=-1)
-    valid &= row_inside[:, :, None, None] & col_inside[None, None, :, :]
-    distance = row_dist[:, :, None, None] + col_dist[None, None, :, :]
-    distance = np.where(valid, distance, np.inf)
-    # (oh, ow, kr * kc) candidates per output pixel; argmin picks the nearest valid one.
-    distance = distance.transpose(0, 2, 1, 3).reshape(out_h, out_w, -1)
-    window = window.transpose(0, 2, 1, 3, 4).reshape(out_h, out_w, k_rows * k_cols, -1)
-    best = distance.argmin(axis=-1)
-    picked = np.take_along_axis(window, best[:, :, None, None], axis=2)[:, :, 0]
-    found = np.isfinite(np.take_along_axis(distance, best[:, :, None], axis=2))
-    return np.where(found, picked, 0).astype(image.dtype).reshape(out_h, out_w, *image.shape[2:])
+    row_centre = (row_start + row_stop) / 2.0
+    col_centre = (col_start + col_stop) / 2.0
+    valid = image.reshape(height, width, -1).any(axis=-1)
+    best = np.full((out_h, out_w), np.inf)
+    picked = np.zeros((out_h, out_w, *image.shape[2:]), dtype=image.dtype)
+    for i in range(k_rows):
+        rows = row_start + i
+        row_inside = rows < row_stop
+        rows = np.minimum(rows, height - 1)
+        row_dist = np.where(row_inside, (rows + 0.5 - row_centre) ** 2, np.inf)
+        for j in range(k_cols):
+            cols = col_start + j
+            col_inside = cols < col_stop
+            cols = np.minimum(cols, width - 1)
+            col_dist = np.where(col_inside, (cols + 0.5 - col_centre) ** 2, np.inf)
+            distance = row_dist[:, None] + col_dist[None, :]
+            distance = np.where(valid[rows[:, None], cols[None, :]], distance, np.inf)
+            better = distance < best  # strict: an earlier candidate wins a tie
+            best = np.where(better, distance, best)
+            picked[better] = image[rows[:, None], cols[None, :]][better]
+    return picked
 
 
 def resize_with_holes(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
