@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlesam_ros.engine import BACKENDS
+
 TRANSPORTS = ("dds",)
-BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torch")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Run the segmentation node core live on DDS (cyclonedds, no ROS install): the "
             "same parameters YAML, topics and QoS as the ROS 2 node, ROS_DOMAIN_ID and "
             "ROS_LOCALHOST_ONLY honoured, visible in `ros2 node list`. Stops on Ctrl-C or "
-            "SIGTERM. For the rclpy node use `ros2 launch mlesam_ros mlesam.launch.py`."
+            "SIGTERM. For the rclpy node use `ros2 launch mlesam_ros segment.launch.py`."
         ),
     )
     node.add_argument("--transport", choices=TRANSPORTS, default="dds", help="default: dds")
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     node.add_argument("--name", default="mlesam", help="node name (default mlesam)")
     node.add_argument("--namespace", default="/", help="node namespace (default /)")
     node.add_argument("--domain-id", type=int, help="DDS domain (default: ROS_DOMAIN_ID or 0)")
-    node.add_argument("--backend", choices=BACKEND_CHOICES, help="overrides model.backend")
+    node.add_argument("--backend", choices=BACKENDS, help="overrides model.backend")
     node.add_argument("--model", type=Path, help="overrides model.path (.onnx/.engine/.pt)")
     node.add_argument(
         "-p",
@@ -86,18 +87,14 @@ def _run_node(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from mlesam_ros.pipeline.config import load_params_file
+    from mlesam_ros.pipeline.config import command_line_parameters
 
     if _cyclonedds_missing("node"):
         return 2
     from mlesam_ros.dds.transport import run_node
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    parameters = load_params_file(args.params) if args.params else {}
-    if args.backend:
-        parameters["model.backend"] = args.backend
-    if args.model:
-        parameters["model.path"] = str(args.model)
+    parameters = command_line_parameters(args.params, args.backend, args.model)
     parameters.update(parse_overrides(args.param))
     stop = threading.Event()
 

@@ -14,6 +14,9 @@ from pathlib import Path
 # repository's models/ folder; colcon installs the same folder to share/mlesam_ros/models.
 DEMO_CHECKPOINT_NAME = "mlesam_demo_tiny.pt"
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "models" / DEMO_CHECKPOINT_NAME
+# Inference backends ("auto" picks one from the model file); here so the CLI and the parameter
+# spec can list them without importing a runtime.
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 # torch.compile modes the torch backend accepts ("none" = eager); here so the CLI can list them
 # without importing torch.
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune",

@@ -8,7 +8,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from mlesam_ros.engine import COMPILE_MODES
+from mlesam_ros.engine import BACKENDS, COMPILE_MODES
 from mlesam_ros.modalities import parse_modalities
 from mlesam_ros.model.presets import PRESETS
 
@@ -83,7 +83,7 @@ def _register_bench(subparsers: argparse._SubParsersAction) -> None:
                     "folder). --steps times each optimisation in turn (torch): stock eager → "
                     "SDPA attention → bf16/fp16 → torch.compile → CUDA graphs.")
     parser.add_argument("--model", type=Path, help="engine, ONNX or checkpoint to time")
-    parser.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"),
+    parser.add_argument("--backend", choices=BACKENDS,
                         default="auto")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: a GPU when the backend can use one. cuda on a machine "

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mlesam_ros.engine import BACKENDS
 from mlesam_ros.engine.backends.base import Backend
 from mlesam_ros.engine.engine_cache import BuildOptions
 from mlesam_ros.engine.spec import ModelSpec
 
 LOG = logging.getLogger(__name__)
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 _KIND_BY_SUFFIX = {".onnx": "onnx", ".engine": "engine", ".plan": "engine",
                    ".pt": "checkpoint", ".pth": "checkpoint", ".ckpt": "checkpoint"}
 # Which artefact kinds each backend can run.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torch")
+from mlesam_ros.engine import BACKENDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--bag", type=Path, required=True, help="input bag folder")
     replay.add_argument("--out", type=Path, required=True, help="output bag folder (new)")
     replay.add_argument("--params", type=Path, help="ROS 2 params YAML (/**: ros__parameters:)")
-    replay.add_argument("--backend", choices=BACKEND_CHOICES, help="overrides model.backend")
+    replay.add_argument("--backend", choices=BACKENDS, help="overrides model.backend")
     replay.add_argument("--model", type=Path, help="overrides model.path (.onnx/.engine/.pt)")
     replay.add_argument(
         "--storage", choices=("mcap", "sqlite3"), help="output storage (default: the input's)"
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--out", type=Path, default=Path("mlesam_demo"), help="output folder")
     demo.add_argument("--frames", type=int, default=48, help="frames at 10 Hz (default 48)")
-    demo.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
+    demo.add_argument("--backend", choices=BACKENDS, default="auto")
     demo.add_argument("--model", type=Path, help="model file (default: shipped demo model)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(handler=_run_demo)
@@ -60,7 +60,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     import logging
     import signal
 
-    from mlesam_ros.pipeline.config import load_params_file
+    from mlesam_ros.pipeline.config import command_line_parameters
     from mlesam_ros.replay import replay_bag
 
     def stop(signum: int, frame: object) -> None:
@@ -68,11 +68,7 @@ def _run_replay(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    parameters = load_params_file(args.params) if args.params else {}
-    if args.backend:
-        parameters["model.backend"] = args.backend
-    if args.model:
-        parameters["model.path"] = str(args.model)
+    parameters = command_line_parameters(args.params, args.backend, args.model)
     result = replay_bag(
         args.bag,
         args.out,

@@ -23,14 +23,12 @@ from typing import Any
 import numpy as np
 
 from mlesam_ros.data import topics
+from mlesam_ros.engine import BACKENDS  # cheap: the engine package imports no runtime
 from mlesam_ros.pipeline.interface import RELIABILITIES
 
 SENSOR_INPUTS = ("rgb", "depth", "thermal", "points")
 """Subscribed sensor streams (``points`` feeds the ``lidar`` modality)."""
 IDENTITY_POSE = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
-# Kept here rather than imported from mlesam_ros.engine.segmenter so that reading the
-# parameter spec never imports an inference runtime; a test checks both tuples agree.
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 PRECISIONS = ("", "fp16", "fp32", "int8", "bf16")
 EXTRINSICS_SOURCES = ("tf", "config")
 
@@ -405,6 +403,22 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def command_line_parameters(
+    params_file: str | Path | None, backend: str | None = None, model: str | Path | None = None
+) -> dict[str, Any]:
+    """Parameters for a command-line transport (replay, the DDS node).
+
+    The params file first, then the ``--backend``/``--model`` shortcuts over
+    ``model.backend``/``model.path``.
+    """
+    parameters = load_params_file(params_file) if params_file else {}
+    if backend:
+        parameters["model.backend"] = backend
+    if model:
+        parameters["model.path"] = str(model)
+    return parameters
 
 
 def load_params_file(path: str | Path) -> dict[str, Any]:
