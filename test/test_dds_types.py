@@ -134,11 +134,11 @@ def test_domain_id_and_localhost_from_environment():
     assert domain.config_from_env({"ROS_LOCALHOST_ONLY": "1", "CYCLONEDDS_URI": "x.xml"}) is None
 
 
-def test_topic_name_resolution():
-    assert domain.resolve_topic("~/labels", "mlesam") == "/mlesam/labels"
-    assert domain.resolve_topic("~/labels", "seg", "/robot1") == "/robot1/seg/labels"
-    assert domain.resolve_topic("diagnostics", "seg", "robot1") == "/robot1/diagnostics"
-    assert domain.resolve_topic("/tf", "seg", "/robot1") == "/tf"
+def test_topic_name_resolution_is_the_cores():
+    assert m.resolve_topic("~/labels", "mlesam") == "/mlesam/labels"
+    assert m.resolve_topic("~/labels", "seg", "/robot1") == "/robot1/seg/labels"
+    assert m.resolve_topic("diagnostics", "seg", "robot1") == "/robot1/diagnostics"
+    assert m.resolve_topic("/tf", "seg", "/robot1") == "/tf"
 
 
 def test_qos_matches_the_rclpy_node():

@@ -124,16 +124,6 @@ def reader_qos(*, reliable: bool, latched: bool = False, depth: int = INPUT_DEPT
     )
 
 
-def resolve_topic(name: str, node_name: str, namespace: str = "/") -> str:
-    """ROS 2 name resolution: ``~/x`` → ``/ns/node/x``, ``x`` → ``/ns/x``, ``/x`` unchanged."""
-    namespace = "/" + namespace.strip("/") if namespace.strip("/") else ""
-    if name.startswith("/"):
-        return name
-    if name.startswith("~"):
-        return f"{namespace}/{node_name}{name[1:]}".replace("//", "/")
-    return f"{namespace}/{name}"
-
-
 __all__ = [
     "LOCALHOST_CONFIG",
     "config_from_env",
@@ -142,6 +132,5 @@ __all__ = [
     "open_participant",
     "private_domain_id",
     "reader_qos",
-    "resolve_topic",
     "writer_qos",
 ]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mlesam_ros.dds.domain import open_participant, resolve_topic
+from mlesam_ros.dds.domain import open_participant
 from mlesam_ros.dds.endpoints import GraphAnnouncer, RosReader, RosWriter, delete_participant
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.interface import RELIABILITIES
@@ -162,7 +162,7 @@ class DdsTransport:
                 f"reliability of {topic}: choose from {', '.join(RELIABILITIES)}, "
                 f"got {reliability!r}"
             )
-        resolved = resolve_topic(topic, self.node_name, self.namespace)
+        resolved = m.resolve_topic(topic, self.node_name, self.namespace)
         writer = RosWriter(
             self.participant, resolved, msgtype, latched=latched,
             reliable=reliability == "reliable", depth=int(depth),
@@ -195,7 +195,7 @@ class DdsTransport:
     def _reader(
         self, topic: str, msgtype: str, callback, *, reliable, latched=False, depth=5, raw=False
     ):
-        resolved = resolve_topic(topic, self.node_name, self.namespace)
+        resolved = m.resolve_topic(topic, self.node_name, self.namespace)
         reader = RosReader(
             self.participant, resolved, msgtype, callback,
             reliable=reliable, latched=latched, depth=depth, raw=raw,
