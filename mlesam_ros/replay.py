@@ -609,7 +609,7 @@ def _run(reader, transport, core, result, progress, groups, tqdm, copy_inputs) -
                     transport.write_raw(connection.topic, connection.msgtype, raw)
                 if connection.topic == GT_LABELS_TOPIC:
                     if scorer is not None:
-                        scorer.truth(m.decode(raw, connection.msgtype))
+                        scorer.truth(message)
                     continue
                 transport.deliver(connection.topic, message)
         # Let the last frames time out and go through, then report once more.

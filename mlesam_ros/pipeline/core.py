@@ -179,8 +179,8 @@ class SegmentationCore:
 
         Raises ``ValueError`` naming the parameter (and its allowed values) on bad input.
         """
-        config = NodeConfig.from_parameters(self.io.parameters())
         self._values = validate_parameters(self.io.parameters())
+        config = NodeConfig.from_parameters(self._values)
         self.config = config
         self.segmenter = self._injected or open_segmenter(config)
         try:
@@ -235,10 +235,12 @@ class SegmentationCore:
                 self._ensure_output(output)
         for key in config.enabled_inputs:
             msgtype = m.POINTCLOUD2 if key == "points" else m.IMAGE
+            # A failing RGB callback loses that frame: it is counted as a drop.
+            drop_reason = "callback_error" if key == "rgb" else None
             io.subscribe(
                 config.topics[key],
                 msgtype,
-                self._guard(self.on_sensor, key),
+                self._guard(self.on_sensor, key, drop_reason=drop_reason),
                 config.reliability[key],
             )
             info_topic = config.info_topics.get(key)
@@ -342,8 +344,13 @@ class SegmentationCore:
 
     # -- callbacks ----------------------------------------------------------------------------
 
-    def _guard(self, function: Callable[..., None], *bound: Any) -> Callable[..., None]:
-        """Wrap a callback so nothing escapes into the transport's executor."""
+    def _guard(
+        self, function: Callable[..., None], *bound: Any, drop_reason: str | None = None
+    ) -> Callable[..., None]:
+        """Wrap a callback so nothing escapes into the transport's executor.
+
+        ``drop_reason``: a failure of this callback costs a frame, counted under that reason.
+        """
 
         def guarded(*args: Any) -> None:
             if not self._active:
@@ -353,8 +360,8 @@ class SegmentationCore:
             except Exception as error:
                 with self._lock:
                     self.stats.callback_errors += 1
-                    if bound == ("rgb",) and function.__name__ == "on_sensor":
-                        self.stats.dropped["callback_error"] += 1
+                    if drop_reason is not None:
+                        self.stats.dropped[drop_reason] += 1
                 self._log_once(
                     "error",
                     f"callback {function.__name__}{bound}",

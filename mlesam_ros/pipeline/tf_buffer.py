@@ -37,7 +37,6 @@ class TfBuffer:
         self._dynamic: dict[str, tuple[list[int], list[np.ndarray]]] = {}
         self.max_history = max_history
         self.max_extrapolation_ns = max_extrapolation_ns
-        self.refused = 0
 
     def add_message(self, msg: Any, static: bool) -> list[str]:
         """Add every valid transform of a ``tf2_msgs/TFMessage``; return why others were not."""
@@ -60,7 +59,6 @@ class TfBuffer:
                 )
             except (ValueError, AttributeError, TypeError) as error:
                 problems.append(f"transform {name} refused: {error}")
-        self.refused += len(problems)
         return problems
 
     def add(
