@@ -83,10 +83,10 @@ class RosCdrSample:
 
     @classmethod
     def from_message(cls, message: Any) -> RosCdrSample:
-        """Serialise a rosbags message of this type."""
-        from mlesam_ros.pipeline.messages import ensure_vision_msgs
+        """Serialise a rosbags message of this type with the core's codec."""
+        from mlesam_ros.pipeline.messages import encode
 
-        return cls.from_cdr(ensure_vision_msgs().serialize_cdr(message, cls.ros_type))
+        return cls.from_cdr(encode(message, cls.ros_type))
 
     @classmethod
     def from_cdr(cls, data: bytes) -> RosCdrSample:
@@ -96,10 +96,10 @@ class RosCdrSample:
         return sample
 
     def message(self) -> Any:
-        """Decode into a rosbags message object."""
-        from mlesam_ros.pipeline.messages import ensure_vision_msgs
+        """Decode into a rosbags message object with the core's codec."""
+        from mlesam_ros.pipeline.messages import decode
 
-        return ensure_vision_msgs().deserialize_cdr(self.cdr, self.ros_type)
+        return decode(self.cdr, self.ros_type)
 
     def serialize(self, buffer: Any = None, endianness: Any = None, use_version_2: Any = None):
         """Return the carried CDR bytes (XCDR1, as ROS 2 sends them)."""
