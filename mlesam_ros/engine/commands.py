@@ -256,7 +256,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         if args.stages:
             from mlesam_ros.pipeline.bench import run_stage_bench
 
-            return run_stage_bench(args, model_path)
+            return run_stage_bench(args, model_path, backend, device)
         setup: dict[str, object] = {
             "model": described, "modalities": None, "input": None,
             "full_frame_camera": f"{args.camera[1]}x{args.camera[0]} all sensors",

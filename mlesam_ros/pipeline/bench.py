@@ -260,8 +260,14 @@ def thread_setup(threads: int) -> dict[str, int]:
     return {"threads": resolved, "cpus_allowed": allowed}
 
 
-def run_stage_bench(args: Any, model_path: Any) -> int:
-    """``mlesam bench --stages``: per-stage p50/p90 of the frame path at each ``--frame`` size."""
+def run_stage_bench(
+    args: Any, model_path: Any, backend: str | None = None, device: str | None = None
+) -> int:
+    """``mlesam bench --stages``: per-stage p50/p90 of the frame path at each ``--frame`` size.
+
+    ``backend``/``device`` are the ones ``mlesam bench`` already resolved (``--backend``,
+    ``--device``); without them ``args.backend`` and the backend's default device apply.
+    """
     import json
 
     from mlesam_ros.engine.segmenter import Segmenter
@@ -274,8 +280,9 @@ def run_stage_bench(args: Any, model_path: Any) -> int:
         except ValueError:
             raise ValueError(f"--frame: expected WxH such as 1920x1080, got '{text}'") from None
         sizes.append((height, width))
-    segmenter = Segmenter(model_path, args.backend, precision=args.precision,
-                          compile=args.compile, threads=threads["threads"],
+    segmenter = Segmenter(model_path, backend or args.backend, device=device,
+                          precision=args.precision, compile=args.compile,
+                          threads=threads["threads"],
                           sam_checkpoint=args.sam_checkpoint)  # fmt: skip
     try:
         reports = [stage_timings(segmenter, size, args.points, args.iters, args.warmup,
