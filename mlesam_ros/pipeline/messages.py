@@ -42,8 +42,8 @@ DIAGNOSTICS_TOPIC = "/diagnostics"
 def resolve_topic(name: str, node_name: str = NODE_NAME, namespace: str = "/") -> str:
     """Expand a topic name the way rcl does: ``~`` = node's FQN, relative = under namespace.
 
-    Replay (which has no rcl) names its output bag topics with it; the live node lets rcl do
-    it (and rcl also applies remapping rules, which this function does not).
+    Replay and the DDS transport (which have no rcl) name their topics with it; the rclpy node
+    lets rcl do it (and rcl also applies remapping rules, which this function does not).
     """
     namespace = "/" + namespace.strip("/") if namespace.strip("/") else ""
     if name.startswith("~"):
