@@ -67,6 +67,15 @@ def resize_sparse(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """
     height, width = image.shape[:2]
     out_h, out_w = int(size[0]), int(size[1])
+    if height % out_h == 0 and width % out_w == 0 and height > out_h and width > out_w:
+        return _shrink_sparse_by_blocks(image, height // out_h, width // out_w)
+    return _resize_sparse_windows(image, (out_h, out_w))
+
+
+def _resize_sparse_windows(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`resize_sparse` for any sizes: scan candidate offsets over all footprints."""
+    height, width = image.shape[:2]
+    out_h, out_w = size
     row_start, row_stop = _window_bounds(out_h, height)
     col_start, col_stop = _window_bounds(out_w, width)
     k_rows = int((row_stop - row_start).max())
@@ -93,6 +102,37 @@ def resize_sparse(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
             best = np.where(better, distance, best)
             picked[better] = image[rows[:, None], cols[None, :]][better]
     return picked
+
+
+def _shrink_sparse_by_blocks(image: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    """:func:`resize_sparse` for whole-number shrink factors, in a few strided passes.
+
+    Every footprint is an ``fy`` x ``fx`` block, so the candidates' order (distance from the
+    block centre, then row-major) is the same for all of them: mark each block's candidate
+    where it is valid, lowest priority first, so the best valid one is marked last; then
+    gather every chosen pixel (all channels) at once.
+    """
+    full_h, full_w = image.shape[:2]
+    height, width = full_h // fy, full_w // fx
+    pixels = image.reshape(full_h, full_w, -1)
+    valid = pixels[:, :, 0] != 0
+    for channel in range(1, pixels.shape[2]):
+        valid |= pixels[:, :, channel] != 0
+    offsets = [(dy, dx) for dy in range(fy) for dx in range(fx)]
+    centre_y, centre_x = fy / 2.0, fx / 2.0
+    rank = sorted(range(len(offsets)), key=lambda k: (
+        (offsets[k][0] + 0.5 - centre_y) ** 2 + (offsets[k][1] + 0.5 - centre_x) ** 2, k))
+    choice = np.full((height, width), -1, dtype=np.int32)
+    for k in reversed(rank):
+        dy, dx = offsets[k]
+        np.copyto(choice, k, where=valid[dy::fy, dx::fx])
+    step = np.array([dy * full_w + dx for dy, dx in offsets] + [0], dtype=np.int64)
+    source = np.arange(height)[:, None] * (fy * full_w) + np.arange(width)[None, :] * fx
+    source += step[choice]
+    # A block with no valid pixel takes any invalid pixel of the image: all its channels are 0.
+    source[choice < 0] = np.argmin(valid)
+    picked = np.take(pixels.reshape(full_h * full_w, -1), source, axis=0)
+    return picked.reshape(height, width, *image.shape[2:])
 
 
 def resize_with_holes(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

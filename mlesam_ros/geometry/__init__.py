@@ -15,7 +15,7 @@ from mlesam_ros.geometry.lidar_image import (
     lidar_image,
     projection_image,
 )
-from mlesam_ros.geometry.projection import LidarProjection, project_lidar
+from mlesam_ros.geometry.projection import LidarProjection, frustum_candidates, project_lidar
 from mlesam_ros.geometry.registration import (
     ParallaxMap,
     crop_resize,
@@ -47,6 +47,7 @@ __all__ = [
     "decode_channel",
     "dilation_targets",
     "encode_channel",
+    "frustum_candidates",
     "homography_at_depth",
     "invert_transform",
     "lidar_image",

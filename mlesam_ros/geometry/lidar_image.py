@@ -26,6 +26,9 @@ from mlesam_ros.geometry.transforms import transform_points
 DEFAULT_MAX_RANGE_M = 80.0
 DEFAULT_INTENSITY_MAX = 1.0
 DEFAULT_HEIGHT_RANGE_M = (-3.0, 5.0)
+# dilate_nearest's key of an empty pixel; keys of real returns (any shift) stay below the other.
+_EMPTY = np.iinfo(np.int64).max
+_EMPTY_FOUND = np.int64(0x7F800000) << 32
 
 
 def encode_channel(values: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -148,35 +151,41 @@ def projection_image(
 def dilate_nearest(image: np.ndarray, depth: np.ndarray, radius: int) -> np.ndarray:
     """Fill empty pixels (``depth`` 0) from the nearest return within ``radius`` (a square).
 
-    The dense form of :func:`dilation_targets`, for images where returns are not rare: one
-    min filter (``cv2.erode``) finds each empty pixel's nearest neighbouring depth, then each
-    of the (2r+1)^2 - 1 shifts hands its channels to the pixels whose minimum it holds (the
-    first shift in row-major order on an exact depth tie). Pixels with a return keep it.
+    The dense form of :func:`dilation_targets`, for images where returns are not rare. Each
+    pixel becomes one int64 key ``depth bits | row shift | column shift | r, g, b`` (positive
+    float32 depths sort like their bits), so a square min filter, run separably as a row
+    pass and a column pass of ``np.minimum`` over shifted views, finds the nearest return of
+    every window together with its channels; on an exact depth tie the first shift in
+    row-major order wins. Pixels with a return keep it. Written by hand because OpenCV's
+    min filter (``cv2.erode``) has no 64-bit type to carry the channels along.
     """
+    height, width = depth.shape
+    span = 2 * radius + 1
+    if radius <= 0:
+        return image
+    if span > 16:
+        raise ValueError(f"dilation radius {radius}: at most 7 (15 x 15 window)")
     import cv2
 
-    height, width = depth.shape
     filled = depth > 0
-    nearest_depth = np.where(filled, depth, np.inf).astype(np.float32)
-    size = 2 * radius + 1
-    window_min = cv2.erode(nearest_depth, np.ones((size, size), np.uint8),
-                           borderType=cv2.BORDER_CONSTANT, borderValue=float("inf"))  # fmt: skip
-    todo = ~filled & np.isfinite(window_min)
-    if not todo.any():
-        return image
-    padded_depth = np.pad(nearest_depth, radius, constant_values=np.inf)
-    # The three channels packed in one int32 per pixel: one select per shift, not three.
-    packed = np.zeros((height + 2 * radius, width + 2 * radius, 4), dtype=np.uint8)
-    packed[radius : radius + height, radius : radius + width, :3] = image
-    packed = packed.view(np.int32)[..., 0]
-    out = packed[radius : radius + height, radius : radius + width].copy()
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            if dy == 0 and dx == 0:
-                continue
-            rows = slice(radius + dy, radius + dy + height)
-            cols = slice(radius + dx, radius + dx + width)
-            hit = todo & (padded_depth[rows, cols] == window_min)
-            np.copyto(out, packed[rows, cols], where=hit)
-            todo &= ~hit
-    return np.ascontiguousarray(out[..., None].view(np.uint8)[..., :3])
+    # r, g, b in the low three bytes (RGBA's alpha byte masked off): one uint32 per pixel.
+    colours = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2RGBA).view(np.uint32)
+    keys = np.asarray(depth, np.float32).view(np.int32).astype(np.int64) << 32
+    keys |= colours.reshape(height, width) & 0xFFFFFF
+    keys = np.where(filled, keys, _EMPTY)
+    padded = np.full((height + 2 * radius, width + 2 * radius), _EMPTY, dtype=np.int64)
+    padded[radius : radius + height, radius : radius + width] = keys
+    # Row pass (over the padded rows, so the column pass can read its own border), then the
+    # column pass; each shift's rank rides in bits 24..31, above the channels.
+    rows = np.full((height + 2 * radius, width), _EMPTY, dtype=np.int64)
+    for dx in range(span):
+        np.minimum(rows, padded[:, dx : dx + width] | (dx << 24), out=rows)
+    best = np.full((height, width), _EMPTY, dtype=np.int64)
+    for dy in range(span):
+        np.minimum(best, rows[dy : dy + height] | (dy << 28), out=best)
+    # Whole-image selects (boolean indexing is several times slower here): own return, else
+    # the window's nearest, else nothing.
+    best = np.where(filled, keys, best)
+    best = np.where(best < _EMPTY_FOUND, best, 0)
+    rgba = (best & 0xFFFFFF).astype(np.uint32).view(np.uint8).reshape(height, width, 4)
+    return np.ascontiguousarray(rgba[..., :3])

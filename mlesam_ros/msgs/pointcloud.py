@@ -115,8 +115,32 @@ def pointcloud2_to_array(
     return points
 
 
+class _ArrayInterface:
+    """An ``__array_interface__`` holder that keeps the array it describes alive."""
+
+    def __init__(self, interface: dict, base: np.ndarray) -> None:
+        self.__array_interface__ = interface
+        self.base = base
+
+
 def cloud_xyz(points: np.ndarray) -> np.ndarray:
-    """Return ``(N, 3)`` float32 x, y, z from a structured point array."""
+    """Return ``(N, 3)`` float32 x, y, z (contiguous) from a structured point array.
+
+    Most drivers lay out x, y, z as three adjacent native float32 fields; those 12 bytes per
+    point are copied as one opaque item (~3x faster than gathering three strided fields).
+    """
+    fields = points.dtype.fields or {}
+    if points.ndim == 1 and all(name in fields for name in XYZ_FIELDS):
+        offset = fields["x"][1]
+        adjacent = all(
+            fields[name][0] == np.dtype(np.float32) and fields[name][1] == offset + 4 * axis
+            for axis, name in enumerate(XYZ_FIELDS)
+        )
+        if adjacent:
+            # The x field's view, re-typed as 12 opaque bytes (any point stride works).
+            interface = dict(points["x"].__array_interface__, typestr="|V12", descr=[("", "|V12")])
+            xyz_items = np.asarray(_ArrayInterface(interface, points))
+            return xyz_items.copy().view(np.float32).reshape(-1, 3)
     return np.stack([points[name].astype(np.float32) for name in XYZ_FIELDS], axis=-1)
 
 
@@ -124,7 +148,7 @@ def cloud_field(points: np.ndarray, name: str) -> np.ndarray | None:
     """Return one field as float32 ``(N,)``, or ``None`` when the cloud does not have it."""
     if points.dtype.names is None or name not in points.dtype.names:
         return None
-    return points[name].astype(np.float32)
+    return points[name].astype(np.float32, copy=False)
 
 
 def array_to_pointcloud2(points: np.ndarray, header_or_stamp: Any, frame_id: str = "") -> Any:

@@ -168,20 +168,6 @@ def _same_camera(a: CameraModel, b: CameraModel) -> bool:
     )
 
 
-def _in_view_cone(xyz: np.ndarray, T: np.ndarray, camera: CameraModel) -> np.ndarray:  # noqa: N803
-    """Points in front of ``camera`` within 1.5x its widest ray slope (a superset of its view)."""
-    T32 = np.asarray(T, dtype=np.float32)
-    in_camera = xyz @ T32[:3, :3].T  # one BLAS product for the three rows
-    in_camera += T32[:3, 3]
-    x, y, z = in_camera[:, 0], in_camera[:, 1], in_camera[:, 2]
-    limit = np.float32((1.5 * camera.max_ray_slope) ** 2)
-    z_squared = z * z
-    z_squared *= limit
-    x_squared = x * x
-    x_squared += y * y
-    return (z > 0.05) & (x_squared <= z_squared)
-
-
 class _StageClock:
     """Adds wall and CPU time per stage name to ``FramePath.stage_ms`` / ``stage_cpu_ms``.
 
@@ -581,33 +567,24 @@ class FramePath:
     def _points(
         self, job: FrameJob, prepared: PreparedFrame, rgb_frame: str, lookup: Lookup
     ) -> None:
-        from mlesam_ros.geometry import project_lidar, projection_image
+        from mlesam_ros.geometry import frustum_candidates, project_lidar, projection_image
         from mlesam_ros.msgs import cloud_field, cloud_xyz, header_stamp_ns, pointcloud2_to_array
         from mlesam_ros.pipeline.grid import valid_area_resize
 
         topic, msg, issues = self.config.topics["points"], job.messages["points"], prepared.issues
         try:
-            cloud = pointcloud2_to_array(msg, topic)
+            # A view of the message; points with a NaN coordinate fall out in the view cull.
+            cloud = pointcloud2_to_array(msg, topic, skip_nans=False)
         except ValueError as error:
             issues.append(Issue("points", topic, f"{error}; LiDAR left out of this frame"))
             return
+        empty = "empty point cloud (no finite x, y, z); LiDAR left out of this frame"
         if cloud.size == 0:
-            issues.append(
-                Issue(
-                    "points",
-                    topic,
-                    "empty point cloud (no finite x, y, z); LiDAR left out of this frame",
-                )
-            )
+            issues.append(Issue("points", topic, empty))
             return
         if prepared.camera is None or prepared.grid is None:
-            issues.append(
-                Issue(
-                    "points",
-                    topic,
-                    "cannot project the LiDAR without the RGB CameraInfo; LiDAR left out",
-                )
-            )
+            text = "cannot project the LiDAR without the RGB CameraInfo; LiDAR left out"
+            issues.append(Issue("points", topic, text))
             return
         T = self._extrinsic("points", rgb_frame, msg, header_stamp_ns(msg), lookup, issues)
         if T is None:
@@ -615,9 +592,12 @@ class FramePath:
         xyz = cloud_xyz(cloud)
         intensity = cloud_field(cloud, "intensity")
         grid = prepared.grid
-        # A spinning LiDAR puts most points outside a camera's view: drop them with one float32
-        # pass (a cone with a margin, so the exact float64 projection below decides the rest).
-        in_view = _in_view_cone(xyz, T, grid)
+        # A spinning LiDAR puts most points outside a camera's view: keep only those the exact
+        # projection below may use (one float32 pass; the same result as projecting them all).
+        in_view = frustum_candidates(xyz, T, grid, min_depth=0.1)
+        if in_view.size == 0 and not np.isfinite(xyz).all(axis=1).any():
+            issues.append(Issue("points", topic, empty))
+            return
         xyz = xyz[in_view]
         intensity = None if intensity is None else intensity[in_view]
         # One projection, on the working grid: the LiDAR image and the labelled points share it.
