@@ -54,9 +54,18 @@ def encode_depth(
     inverse = (1.0 / z - 1.0 / far) / (1.0 / near - 1.0 / far)
     log = np.log(z / near) / np.log(far / near)
     linear = (z - near) / (far - near)
-    channels = np.stack([inverse, log, linear], axis=-1)
-    encoded = 1.0 + np.rint(254.0 * channels)
-    return np.where(valid[..., None], encoded, 0).astype(np.uint8)
+    # Per channel, in place: 1 + rint(254 * value) where valid, else 0 (the 0/1 factor).
+    # float64 like the stacked form this replaced (the log channel is float64), so the
+    # codes, ties at .5 included, are those the shipped models were trained on.
+    keep = valid.astype(np.float64)
+    encoded = np.empty((*depth.shape, 3), dtype=np.uint8)
+    for index, channel in enumerate((inverse, log, linear)):
+        scaled = np.multiply(channel, 254.0, dtype=np.float64)
+        np.rint(scaled, out=scaled)
+        scaled += 1.0
+        scaled *= keep
+        encoded[..., index] = scaled
+    return encoded
 
 
 def decode_depth(

@@ -55,6 +55,19 @@ def _window_bounds(out: int, full: int) -> tuple[np.ndarray, np.ndarray]:
     return start, np.minimum(stop, full)
 
 
+def valid_pixels(image: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: pixels with any non-zero channel (a measurement, not a hole).
+
+    One comparison per channel plane: ``np.any(axis=-1)`` over a short last axis is several
+    times slower.
+    """
+    pixels = image.reshape(image.shape[0], image.shape[1], -1)
+    valid = pixels[:, :, 0] != 0
+    for channel in range(1, pixels.shape[2]):
+        valid |= pixels[:, :, channel] != 0
+    return valid
+
+
 def resize_sparse(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize an (H, W, C) image whose 0 pixels mean "no measurement", inventing no values.
 
@@ -83,7 +96,7 @@ def _resize_sparse_windows(image: np.ndarray, size: tuple[int, int]) -> np.ndarr
     # Squared distance of each candidate from its footprint centre (in source pixels).
     row_centre = (row_start + row_stop) / 2.0
     col_centre = (col_start + col_stop) / 2.0
-    valid = image.reshape(height, width, -1).any(axis=-1)
+    valid = valid_pixels(image)
     best = np.full((out_h, out_w), np.inf)
     picked = np.zeros((out_h, out_w, *image.shape[2:]), dtype=image.dtype)
     for i in range(k_rows):
@@ -115,9 +128,7 @@ def _shrink_sparse_by_blocks(image: np.ndarray, fy: int, fx: int) -> np.ndarray:
     full_h, full_w = image.shape[:2]
     height, width = full_h // fy, full_w // fx
     pixels = image.reshape(full_h, full_w, -1)
-    valid = pixels[:, :, 0] != 0
-    for channel in range(1, pixels.shape[2]):
-        valid |= pixels[:, :, channel] != 0
+    valid = valid_pixels(image)
     offsets = [(dy, dx) for dy in range(fy) for dx in range(fx)]
     centre_y, centre_x = fy / 2.0, fx / 2.0
     rank = sorted(range(len(offsets)), key=lambda k: (
@@ -147,9 +158,10 @@ def resize_with_holes(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     out_h, out_w = int(size[0]), int(size[1])
     shrink = out_h < height and out_w < width
     mode = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    valid = image.reshape(height, width, -1).any(axis=-1).astype(np.float32)
-    values = image.astype(np.float32) * valid.reshape(height, width, *([1] * (image.ndim - 2)))
-    summed = cv2.resize(values, (out_w, out_h), interpolation=mode)
+    valid = valid_pixels(image).astype(np.float32)
+    # A hole is 0 in every channel, so the plain sum over a footprint is the sum of its valid
+    # pixels.
+    summed = cv2.resize(image.astype(np.float32), (out_w, out_h), interpolation=mode)
     weight = cv2.resize(valid, (out_w, out_h), interpolation=mode)
     if summed.ndim == 2 and image.ndim == 3:
         summed = summed[:, :, None]

@@ -60,6 +60,10 @@ def make_transform(rotation: np.ndarray | None = None, translation=(0.0, 0.0, 0.
     return T
 
 
+_EYE3 = np.eye(3)
+_LAST_ROW = np.array([0.0, 0.0, 0.0, 1.0])
+
+
 def check_transform(transform: np.ndarray, name: str = "transform") -> np.ndarray:
     """Validate a 4x4 rigid transform (finite, orthonormal rotation) and return it as float64."""
     T = np.asarray(transform, dtype=np.float64)
@@ -68,9 +72,12 @@ def check_transform(transform: np.ndarray, name: str = "transform") -> np.ndarra
     if not np.isfinite(T).all():
         raise ValueError(f"{name}: has NaN or inf entries; fix the extrinsic (tf or config)")
     R = T[:3, :3]
-    if not np.allclose(R @ R.T, np.eye(3), atol=1e-5) or np.linalg.det(R) < 0:
+    # np.allclose(R @ R.T, I, atol=1e-5) and det(R) >= 0, written out: the frame path checks
+    # every transform of every frame, and the generic helpers cost ~0.1 ms each.
+    orthonormal = (np.abs(R @ R.T - _EYE3) <= 1e-5 + 1e-5 * _EYE3).all()
+    if not orthonormal or float(np.dot(np.cross(R[0], R[1]), R[2])) < 0:
         raise ValueError(f"{name}: the 3x3 block is not a rotation (R @ R.T != I or det < 0)")
-    if not np.allclose(T[3], [0, 0, 0, 1]):
+    if not (np.abs(T[3] - _LAST_ROW) <= 1e-8 + 1e-5 * _LAST_ROW).all():
         raise ValueError(f"{name}: last row must be [0, 0, 0, 1], got {T[3].tolist()}")
     return T
 

@@ -146,7 +146,8 @@ def numpy_to_image(
 
     ``array`` is ``(H, W)`` or ``(H, W, C)`` with the encoding's exact dtype (uint8, uint16
     for mono16/16UC1, float32 for 32FC1) and channel count; ``header_or_stamp`` is integer
-    nanoseconds, a Time or a Header. Rows are written unpadded in native byte order.
+    nanoseconds, a Time or a Header. Rows are written unpadded in native byte order. The
+    message copies ``array`` unless it is read-only and owns its memory (then it is shared).
     """
     base, channels = _encoding_info(encoding, "")
     array = np.asarray(array)
@@ -165,8 +166,13 @@ def numpy_to_image(
             f"numpy_to_image: encoding '{encoding}' needs shape {wanted}, got {array.shape}"
         )
     height, width = array.shape[:2]
-    # A copy, so later edits of the caller's array cannot change a message in flight.
-    data = np.array(array, order="C", copy=True).reshape(-1).view(np.uint8)
+    if array.flags.c_contiguous and not array.flags.writeable and array.base is None:
+        # Read-only and owning its memory: nothing can change it, so the message shares it
+        # (the node's outputs at camera resolution are several MB per frame).
+        data = array.reshape(-1).view(np.uint8)
+    else:
+        # A copy, so later edits of the caller's array cannot change a message in flight.
+        data = np.array(array, order="C", copy=True).reshape(-1).view(np.uint8)
     return message_class("sensor_msgs/msg/Image")(
         header=make_header(header_or_stamp, frame_id),
         height=height,

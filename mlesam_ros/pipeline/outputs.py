@@ -54,10 +54,11 @@ class OutputMaker:
             repeat_counts(source[0], target[0]), repeat_counts(source[1], target[1])))
 
     def labels(self, labels: np.ndarray, size: tuple[int, int], dtype: Any) -> np.ndarray:
-        """Ids at camera ``size``, nearest neighbour (ids never blend)."""
-        labels = np.asarray(labels).astype(dtype, copy=False)
+        """Ids at camera ``size``, nearest neighbour (ids never blend); always a new array."""
+        labels = np.asarray(labels)
         if labels.shape == tuple(size):
-            return labels
+            return labels.astype(dtype, copy=True)  # never the engine's (reused) buffer
+        labels = labels.astype(dtype, copy=False)
         return nearest_upsample(labels, self.counts(labels.shape, size))
 
     def overlay(
