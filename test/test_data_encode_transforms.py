@@ -99,3 +99,27 @@ def test_model_input_layout_zeroes_absent_modalities_and_normalises():
     np.testing.assert_allclose(normalised[1], -127.5 / 64.0)
     with pytest.raises(ValueError, match="3 modalities but 2"):
         normalize(model_input["images"], ("rgb", "depth"))
+
+
+def test_depth_encoding_codes_match_the_stacked_reference_even_on_half_ties():
+    """Codes equal the stacked form the shipped models were trained with, ties included.
+
+    There the float32 channels met the float64 log channel in one stack, so ``254 * value``
+    was rounded in float64: 14.890748 m gives 46.5 in float32 but just above it in float64,
+    so code 48, where a float32 shortcut would give 47.
+    """
+    rng = np.random.default_rng(4)
+    depth = rng.uniform(-5, 120, (60, 70)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.2] = np.nan
+    depth[rng.random(depth.shape) < 0.05] = np.inf
+    depth[0, 0] = np.float32(14.890748)
+    near, far = 0.3, 80.0
+    valid = np.isfinite(depth) & (depth > 0)
+    z = np.clip(np.where(valid, depth, far), near, far)
+    channels = np.stack([(1.0 / z - 1.0 / far) / (1.0 / near - 1.0 / far),
+                         np.log(z / near) / np.log(far / near), (z - near) / (far - near)],
+                        axis=-1)  # fmt: skip
+    expected = np.where(valid[..., None], 1.0 + np.rint(254.0 * channels), 0).astype(np.uint8)
+    encoded = encode_depth(depth, (near, far))
+    np.testing.assert_array_equal(encoded, expected)
+    assert encoded[0, 0, 2] == 48

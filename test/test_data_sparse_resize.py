@@ -86,3 +86,22 @@ def test_resize_treats_each_modality_its_own_way() -> None:
         "dense", "dense", "holes", "sparse", "sparse"]  # fmt: skip
     with pytest.raises(ValueError, match="modalities: 1 names for 2 images"):
         resize(sample, (24, 32), ("rgb",))
+
+
+@pytest.mark.parametrize("factors", [(2, 2), (3, 3), (2, 3), (4, 1), (1, 2)])
+@pytest.mark.parametrize("density", [0.02, 0.3, 0.95])
+@pytest.mark.parametrize("channels", [3, None])
+def test_whole_block_shrink_equals_the_window_scan(factors, density, channels) -> None:
+    from mlesam_ros.data.transforms import _resize_sparse_windows, _shrink_sparse_by_blocks
+
+    image = _sparse((24, 36), density, seed=factors[0] * 10 + factors[1])
+    # Ties on purpose: few distinct values, so equal candidates meet in a block.
+    image = (image // 64) * 64
+    if channels is None:
+        image = image[:, :, 0]
+    fy, fx = factors
+    fast = _shrink_sparse_by_blocks(image, fy, fx)
+    reference = _resize_sparse_windows(image.reshape(24, 36, -1), (24 // fy, 36 // fx))
+    np.testing.assert_array_equal(fast, reference.reshape(fast.shape))
+    if fy > 1 and fx > 1:  # resize_sparse takes the block path for these
+        np.testing.assert_array_equal(resize_sparse(image, (24 // fy, 36 // fx)), fast)

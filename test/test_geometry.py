@@ -11,6 +11,7 @@ from mlesam_ros.geometry import (
     decode_channel,
     dilation_targets,
     encode_channel,
+    frustum_candidates,
     homography_at_depth,
     invert_transform,
     lidar_image,
@@ -370,3 +371,54 @@ def test_dilation_matches_a_brute_force_reference() -> None:
             assert pixel not in got
         else:
             assert got[pixel] == min(near, key=lambda k: (depth[k], k))
+
+
+@pytest.mark.parametrize("model", ["pinhole", *DISTORTIONS])
+def test_frustum_cull_keeps_everything_the_projection_keeps(model: str) -> None:
+    """Projecting only the culled points gives the same projection as projecting them all."""
+    camera = pinhole(160, 120, 90.0) if model == "pinhole" else distorted(model, 160, 120)
+    T = make_transform(
+        LIDAR_TO_OPTICAL @ quaternion_to_matrix([0.01, 0.02, 0.0, 1.0]), [0.1, 0.2, -0.3]
+    )
+    points = random_cloud(30_000, seed=5).astype(np.float32)
+    # Points exactly on the image border rays, near the camera, and not finite.
+    rays = camera.pixels_to_rays(np.array([[-0.5, 10.0], [159.49, 60.0], [80.0, -0.5]]))
+    border = camera_to_lidar(rays * 12.0)
+    points = np.concatenate([points, border.astype(np.float32),
+                             camera_to_lidar(np.array([[0.0, 0.0, 0.05]])).astype(np.float32),
+                             np.full((2, 3), np.nan, np.float32)])  # fmt: skip
+    kept = frustum_candidates(points, T, camera, min_depth=0.1)
+    full = project_lidar(points, T, camera)
+    assert set(np.flatnonzero(full.valid)) <= set(kept)
+    assert kept.size < 0.5 * points.shape[0]  # it does cull: a camera sees a slice of a sweep
+    assert not np.isin(points.shape[0] - np.arange(1, 4), kept).any()  # near and NaN points
+    part = project_lidar(points[kept], T, camera)
+    np.testing.assert_array_equal(kept[part.point_index], full.point_index)
+    np.testing.assert_array_equal(part.pixel_index, full.pixel_index)
+    np.testing.assert_array_equal(part.depth_image(), full.depth_image())
+    np.testing.assert_array_equal(kept[part.candidates], full.candidates)
+    np.testing.assert_array_equal(part.nearest, full.nearest)
+    assert frustum_candidates(np.zeros((0, 3), np.float32), T, camera).size == 0
+
+
+def test_dense_dilation_breaks_depth_ties_by_the_first_shift_in_row_major_order() -> None:
+    from mlesam_ros.geometry.lidar_image import dilate_nearest
+
+    rng = np.random.default_rng(8)
+    for radius in (1, 2):
+        depth = np.where(rng.random((9, 11)) < 0.3, rng.integers(1, 3, (9, 11)), 0)
+        depth = depth.astype(np.float32)  # two depth values: many exact ties
+        image = np.where(depth[..., None] > 0, rng.integers(1, 256, (9, 11, 3)), 0)
+        image = image.astype(np.uint8)
+        expected = image.copy()
+        for row, col in zip(*np.nonzero(depth == 0), strict=True):
+            best = None
+            for dy in range(-radius, radius + 1):  # row-major: the first strict minimum wins
+                for dx in range(-radius, radius + 1):
+                    r, c = row + dy, col + dx
+                    if 0 <= r < 9 and 0 <= c < 11 and depth[r, c] > 0:
+                        if best is None or depth[r, c] < depth[best]:
+                            best = (r, c)
+            if best is not None:
+                expected[row, col] = image[best]
+        np.testing.assert_array_equal(dilate_nearest(image, depth, radius), expected)

@@ -159,11 +159,45 @@ def test_malformed_images_give_clear_errors() -> None:
         msgs.numpy_to_image(np.zeros((2, 2, 4), np.uint8), "rgb8", 0)
 
 
-def test_numpy_to_image_copies_its_input() -> None:
+def test_numpy_to_image_copies_its_input_unless_nothing_can_change_it() -> None:
     original = ENCODING_ARRAYS["mono8"]()
     msg = msgs.numpy_to_image(original, "mono8", 0)
     original[:] = 0
     assert msgs.image_to_numpy(msg).any()
+    # Read-only and owning its memory: shared, not copied.
+    frozen = ENCODING_ARRAYS["rgb8"]()
+    frozen.flags.writeable = False
+    assert np.shares_memory(msgs.numpy_to_image(frozen, "rgb8", 0).data, frozen)
+    # A read-only view of a writable array can still change through that array: copied.
+    base = ENCODING_ARRAYS["mono8"]()
+    view = base.view()
+    view.flags.writeable = False
+    msg = msgs.numpy_to_image(view, "mono8", 0)
+    base[:] = 0
+    assert msgs.image_to_numpy(msg).any()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")],
+        [("intensity", "<f4"), ("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("ring", "<u2")],
+        [("x", "<f8"), ("y", "<f8"), ("z", "<f8")],
+        [("y", "<f4"), ("x", "<f4"), ("z", "<f4")],
+        [("x", ">f4"), ("y", ">f4"), ("z", ">f4")],
+    ],
+)
+def test_cloud_xyz_matches_the_fields_for_every_layout(fields) -> None:
+    rng = np.random.default_rng(2)
+    points = np.zeros(50, dtype=fields)
+    for name in ("x", "y", "z"):
+        points[name] = rng.normal(size=50)
+    expected = np.stack([points[name].astype(np.float32) for name in ("x", "y", "z")], -1)
+    decoded = msgs.pointcloud2_to_array(msgs.array_to_pointcloud2(points, 0, "lidar"))
+    for cloud, want in ((decoded, expected), (decoded[::3], expected[::3])):
+        xyz = msgs.cloud_xyz(cloud)
+        assert xyz.dtype == np.float32 and xyz.flags.c_contiguous
+        np.testing.assert_array_equal(xyz, want)
 
 
 def _pointfield(name: str, offset: int, datatype: int, count: int = 1):

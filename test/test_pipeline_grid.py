@@ -264,3 +264,23 @@ def test_stage_benchmark_reports_every_stage_and_the_ratio_table() -> None:
     finally:
         torch.set_num_threads(saved[0])
         cv2.setNumThreads(saved[1])
+
+
+def test_labelled_points_from_the_recorded_z_buffer_equal_the_derived_ones(vga) -> None:
+    """paint_points reads each point's pixel depth from the projection's z-buffer record; a
+    projection without it (built elsewhere) derives it from the depth image: same points."""
+    from mlesam_ros.pipeline.outputs import paint_points
+
+    _, _, job, tf = vga
+    path = FramePath(_segmenter(), NodeConfig.from_parameters())
+    prepared = path.prepare(job, tf.lookup)
+    cloud = prepared.cloud
+    labels = np.random.default_rng(1).integers(0, 25, prepared.size).astype(np.uint8)
+    points, pixels = paint_points(cloud, labels)
+    stripped = dataclasses.replace(cloud, projection=dataclasses.replace(
+        cloud.projection, candidates=None, nearest=None))  # fmt: skip
+    again, again_pixels = paint_points(stripped, labels)
+    assert points.size > 1000
+    np.testing.assert_array_equal(points, again)
+    np.testing.assert_array_equal(pixels, again_pixels)
+    np.testing.assert_array_equal(points["label"], labels[pixels[:, 0], pixels[:, 1]])

@@ -30,7 +30,9 @@ def _radial_and_tangential(
     k1, k2, p1, p2, k3 = coefficients[:5]
     k4, k5, k6 = coefficients[5:8] if len(coefficients) >= 8 else (0.0, 0.0, 0.0)
     r2 = x * x + y * y
-    radial = (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    if k4 or k5 or k6:  # plumb_bob's denominator is exactly 1: skip its passes
+        radial = radial / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
     dx = 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
     dy = p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
     return radial, dx, dy

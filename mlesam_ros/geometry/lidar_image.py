@@ -122,61 +122,70 @@ def projection_image(
     The node reuses its projection for the labelled points instead of projecting twice.
     """
     winners = projection.point_index
-    height_frame = (
-        points[winners]
-        if T_ground_from_lidar is None
-        else transform_points(T_ground_from_lidar, points[winners])
-    )
-    channels = np.zeros((winners.size, 3), dtype=np.uint8)
-    channels[:, 0] = encode_channel(projection.depth[winners], 0.0, max_range)
+    if T_ground_from_lidar is None:
+        height_values = np.asarray(points)[winners, 2]
+    else:
+        height_values = transform_points(T_ground_from_lidar, points[winners])[:, 2]
+    depth = projection.depth[winners]
+    # The winners' codes packed as r | g << 8 | b << 16 (r, g, b = depth, intensity, height):
+    # one int64 scatter places all three channels, and the dilation works on the same keys.
+    packed = encode_channel(depth, 0.0, max_range).astype(np.int64)
     if intensity is not None:
         intensity = np.asarray(intensity)
         if intensity.shape != (points.shape[0],):
             raise ValueError(
                 f"intensity: expected ({points.shape[0]},) to match points, got {intensity.shape}"
             )
-        channels[:, 1] = encode_channel(intensity[winners], 0.0, intensity_max)
-    channels[:, 2] = encode_channel(height_frame[:, 2], *height_range)
+        packed |= encode_channel(intensity[winners], 0.0, intensity_max).astype(np.int64) << 8
+    packed |= encode_channel(height_values, *height_range).astype(np.int64) << 16
     height, width = projection.height, projection.width
-    image = np.zeros((height * width, 3), dtype=np.uint8)
-    image[projection.pixel_index] = channels
-    image = image.reshape(height, width, 3)
     if dilation > 0:
-        depth = np.zeros(height * width, dtype=np.float32)
-        depth[projection.pixel_index] = projection.depth[winners]
-        image = dilate_nearest(image, depth.reshape(height, width), dilation)
-    return image
+        keys = np.full(height * width, _EMPTY, dtype=np.int64)
+        keys[projection.pixel_index] = (depth.view(np.int32).astype(np.int64) << 32) | packed
+        return _unpack(_nearest_within(keys.reshape(height, width), dilation))
+    colours = np.zeros(height * width, dtype=np.int64)
+    colours[projection.pixel_index] = packed
+    return _unpack(colours.reshape(height, width))
 
 
 def dilate_nearest(image: np.ndarray, depth: np.ndarray, radius: int) -> np.ndarray:
     """Fill empty pixels (``depth`` 0) from the nearest return within ``radius`` (a square).
 
-    The dense form of :func:`dilation_targets`, for images where returns are not rare. Each
-    pixel becomes one int64 key ``depth bits | row shift | column shift | r, g, b`` (positive
-    float32 depths sort like their bits), so a square min filter, run separably as a row
-    pass and a column pass of ``np.minimum`` over shifted views, finds the nearest return of
-    every window together with its channels; on an exact depth tie the first shift in
-    row-major order wins. Pixels with a return keep it. Written by hand because OpenCV's
-    min filter (``cv2.erode``) has no 64-bit type to carry the channels along.
+    The dense form of :func:`dilation_targets`, for images where returns are not rare (see
+    :func:`_nearest_within`); on an exact depth tie the first shift in row-major order wins.
+    Pixels with a return keep it.
     """
-    height, width = depth.shape
-    span = 2 * radius + 1
-    if radius <= 0:
-        return image
-    if span > 16:
-        raise ValueError(f"dilation radius {radius}: at most 7 (15 x 15 window)")
     import cv2
 
+    if radius <= 0:
+        return image
+    height, width = depth.shape
     filled = depth > 0
     # r, g, b in the low three bytes (RGBA's alpha byte masked off): one uint32 per pixel.
-    colours = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2RGBA).view(np.uint32)
+    colours = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2RGBA).view("<u4")
     keys = np.asarray(depth, np.float32).view(np.int32).astype(np.int64) << 32
     keys |= colours.reshape(height, width) & 0xFFFFFF
-    keys = np.where(filled, keys, _EMPTY)
+    return _unpack(_nearest_within(np.where(filled, keys, _EMPTY), radius))
+
+
+def _nearest_within(keys: np.ndarray, radius: int) -> np.ndarray:
+    """Per pixel, its own key if it has a return, else the smallest key within ``radius``.
+
+    Keys are ``depth bits << 32 | r | g << 8 | b << 16`` (``_EMPTY`` where no return):
+    positive float32 depths sort like their bits, so a square min filter, run separably as a
+    row pass and a column pass of ``np.minimum`` over shifted views, finds the nearest return
+    of every window together with its channels; each shift's rank rides in bits 24..31, so
+    an exact depth tie goes to the first shift in row-major order. Returns ``0`` (no colour)
+    where nothing is in reach. Written by hand because OpenCV's min filter (``cv2.erode``) has
+    no 64-bit type to carry the channels along.
+    """
+    span = 2 * radius + 1
+    if span > 16:
+        raise ValueError(f"dilation radius {radius}: at most 7 (15 x 15 window)")
+    height, width = keys.shape
     padded = np.full((height + 2 * radius, width + 2 * radius), _EMPTY, dtype=np.int64)
     padded[radius : radius + height, radius : radius + width] = keys
-    # Row pass (over the padded rows, so the column pass can read its own border), then the
-    # column pass; each shift's rank rides in bits 24..31, above the channels.
+    # Row pass over the padded rows (so the column pass can read its own border), then columns.
     rows = np.full((height + 2 * radius, width), _EMPTY, dtype=np.int64)
     for dx in range(span):
         np.minimum(rows, padded[:, dx : dx + width] | (dx << 24), out=rows)
@@ -185,7 +194,12 @@ def dilate_nearest(image: np.ndarray, depth: np.ndarray, radius: int) -> np.ndar
         np.minimum(best, rows[dy : dy + height] | (dy << 28), out=best)
     # Whole-image selects (boolean indexing is several times slower here): own return, else
     # the window's nearest, else nothing.
-    best = np.where(filled, keys, best)
-    best = np.where(best < _EMPTY_FOUND, best, 0)
-    rgba = (best & 0xFFFFFF).astype(np.uint32).view(np.uint8).reshape(height, width, 4)
+    found = np.where(best < _EMPTY_FOUND, best, 0)
+    return np.where(keys != _EMPTY, keys, found)
+
+
+def _unpack(keys: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` uint8 r, g, b from the low three bytes of packed keys."""
+    height, width = keys.shape
+    rgba = (keys & 0xFFFFFF).astype("<u4").view(np.uint8).reshape(height, width, 4)
     return np.ascontiguousarray(rgba[..., :3])

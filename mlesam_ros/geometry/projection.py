@@ -51,6 +51,10 @@ class LidarProjection:
     point_index: Any
     pixel_index: Any
     value_image: Any = None
+    candidates: Any = None
+    """Indices of the ``valid`` points, ascending (``flatnonzero(valid)``)."""
+    nearest: Any = None
+    """Per candidate: the z-buffer depth of its pixel (float32), i.e. its pixel's winner's."""
 
     def scatter(self, values: Any, fill: float = 0) -> Any:
         """Dense ``(H, W, ...)`` image of per-point ``values`` of the winning points."""
@@ -89,7 +93,11 @@ def _flatnonzero(mask: Any) -> Any:
 def _row(x: Any, y: Any, z: Any, transform: np.ndarray, i: int) -> Any:
     """Row ``i`` of ``T @ p`` in float64, element-wise so numpy and torch round alike."""
     T = transform
-    return x * float(T[i, 0]) + y * float(T[i, 1]) + z * float(T[i, 2]) + float(T[i, 3])
+    row = x * float(T[i, 0])  # in place, in the order of x*a + y*b + z*c + d: same rounding
+    row += y * float(T[i, 1])
+    row += z * float(T[i, 2])
+    row += float(T[i, 3])
+    return row
 
 
 def frustum_candidates(
@@ -220,16 +228,20 @@ def project_lidar(
         np.minimum.at(zbuffer, pixel, keys)
         uv = np.full((count, 2), np.nan)
         valid = np.zeros(count, dtype=bool)
-    wins = zbuffer[pixel] == keys
+    best = zbuffer[pixel]
+    wins = best == keys
     point_index = candidates[wins]
+    nearest = (best >> 32).to(torch.int32) if use_torch else (best >> 32).astype(np.int32)
+    nearest = nearest.view(torch.float32 if use_torch else np.float32)
     uv[front, 0] = u
     uv[front, 1] = v
     valid[candidates] = True
     visible = xp.zeros_like(valid)
     visible[point_index] = True
     projection = LidarProjection(
-        height, width, uv, depth, valid, visible, point_index, pixel[wins]
-    )
+        height, width, uv, depth, valid, visible, point_index, pixel[wins],
+        candidates=candidates, nearest=nearest,
+    )  # fmt: skip
     if values is not None:
         projection.value_image = projection.scatter(values)
     return projection

@@ -229,10 +229,11 @@ def labelled_points(
             )
         fields.append(("intensity", "<f4"))
     fields.append(("label", "<u4"))
-    points = np.zeros(xyz.shape[0], dtype=np.dtype(fields).newbyteorder("="))
-    for axis, name in enumerate(XYZ_FIELDS):
-        points[name] = xyz[:, axis]
+    # Every field is 4 bytes: fill an (N, fields) float32 table (x, y, z as one block), then
+    # view it as the structured type, instead of one strided write per field.
+    table = np.empty((xyz.shape[0], len(fields)), dtype=np.float32)
+    table[:, :3] = xyz
     if intensity is not None:
-        points["intensity"] = intensity
-    points["label"] = labels
-    return points
+        table[:, 3] = intensity
+    table.view(np.uint32)[:, -1] = labels
+    return table.view(np.dtype(fields).newbyteorder("=")).reshape(-1)

@@ -96,22 +96,21 @@ def paint_points(
     from mlesam_ros.msgs import labelled_points
 
     projection = cloud.projection
-    valid = np.flatnonzero(projection.valid)
-    uv = projection.uv[valid]
-    grid_cols = np.floor(uv[:, 0] + 0.5).astype(np.int64)
-    grid_rows = np.floor(uv[:, 1] + 0.5).astype(np.int64)
-    nearest = projection.depth_image()[grid_rows, grid_cols]
-    depth = projection.depth[valid]
+    candidates, nearest = projection.candidates, projection.nearest
+    if candidates is None:  # a projection from elsewhere: derive what project_lidar records
+        candidates = np.flatnonzero(projection.valid)
+        grid_pixels = np.floor(projection.uv[candidates] + 0.5).astype(np.int64)
+        nearest = projection.depth_image()[grid_pixels[:, 1], grid_pixels[:, 0]]
     fraction, margin = SURFACE_TOLERANCE
-    on_surface = depth <= nearest * (1.0 + fraction) + margin
-    keep = valid[on_surface]
+    on_surface = projection.depth[candidates] <= nearest * (1.0 + fraction) + margin
+    keep = candidates[on_surface]
     # Working-grid pixel coordinates back to the camera's: u_cam + 0.5 = (u_grid + 0.5) / s.
     height, width = labels.shape[:2]
     scale_x, scale_y = cloud.grid_scale
-    kept_uv = uv[on_surface]
+    kept_uv = projection.uv[keep]
     cols = np.clip(np.floor((kept_uv[:, 0] + 0.5) / scale_x), 0, width - 1).astype(np.int64)
     rows = np.clip(np.floor((kept_uv[:, 1] + 0.5) / scale_y), 0, height - 1).astype(np.int64)
-    point_labels = labels[rows, cols].astype(np.uint32)
+    point_labels = np.take(labels.reshape(-1), rows * width + cols).astype(np.uint32)
     intensity = None if cloud.intensity is None else cloud.intensity[keep]
     points = labelled_points(cloud.xyz[keep], point_labels, intensity)
     return points, np.stack([rows, cols], axis=1)
