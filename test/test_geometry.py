@@ -416,9 +416,9 @@ def test_dense_dilation_breaks_depth_ties_by_the_first_shift_in_row_major_order(
             for dy in range(-radius, radius + 1):  # row-major: the first strict minimum wins
                 for dx in range(-radius, radius + 1):
                     r, c = row + dy, col + dx
-                    if 0 <= r < 9 and 0 <= c < 11 and depth[r, c] > 0:
-                        if best is None or depth[r, c] < depth[best]:
-                            best = (r, c)
+                    inside = 0 <= r < 9 and 0 <= c < 11 and depth[r, c] > 0
+                    if inside and (best is None or depth[r, c] < depth[best]):
+                        best = (r, c)
             if best is not None:
                 expected[row, col] = image[best]
         np.testing.assert_array_equal(dilate_nearest(image, depth, radius), expected)
