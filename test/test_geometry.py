@@ -422,3 +422,13 @@ def test_dense_dilation_breaks_depth_ties_by_the_first_shift_in_row_major_order(
             if best is not None:
                 expected[row, col] = image[best]
         np.testing.assert_array_equal(dilate_nearest(image, depth, radius), expected)
+
+
+@pytest.mark.parametrize("model", list(DISTORTIONS))
+def test_strided_pixel_rays_equal_the_full_table(model: str) -> None:
+    camera = distorted(model, 97, 61)
+    for stride in (1, 2, 5, 7):
+        rays = camera.pixel_rays_every(stride)
+        assert rays.flags.c_contiguous
+        np.testing.assert_array_equal(rays, camera.pixel_rays[::stride, ::stride])
+    assert camera.pixel_rays_every(5) is camera.pixel_rays_every(5)  # cached

@@ -135,6 +135,22 @@ class CameraModel:
         uv = np.stack([cols.ravel(), rows.ravel()], -1).astype(np.float64)
         return self.pixels_to_rays(uv).reshape(self.height, self.width, 3)
 
+    def pixel_rays_every(self, stride: int) -> np.ndarray:
+        """:attr:`pixel_rays` of every ``stride``-th row and column, contiguous and cached.
+
+        The node registers a 1080p depth image from every 5th pixel: undistorting only those
+        takes 1/25 of the time and memory of all rays, and a contiguous copy is gathered from
+        several times faster than a strided view of the full table.
+        """
+        if stride == 1:
+            return self.pixel_rays
+        cache = self.__dict__.setdefault("_strided_rays", {})
+        if stride not in cache:
+            rows, cols = np.mgrid[0 : self.height : stride, 0 : self.width : stride]
+            uv = np.stack([cols.ravel(), rows.ravel()], -1).astype(np.float64)
+            cache[stride] = self.pixels_to_rays(uv).reshape(*rows.shape, 3)
+        return cache[stride]
+
     @property
     def size(self) -> tuple[int, int]:
         """Image size as ``(height, width)``."""

@@ -44,7 +44,7 @@ def register_depth(
         raise ValueError(f"stride: must be >= 1, got {stride}")
     sampled = depth_m[::stride, ::stride]
     valid = np.isfinite(sampled) & (sampled > 0)
-    rays = depth_camera.pixel_rays[::stride, ::stride]
+    rays = depth_camera.pixel_rays_every(stride)
     points = rays[valid] * sampled[valid, None].astype(np.float64)
     projection = project_lidar(points, T_rgb_from_depth, rgb_camera, min_depth=1e-3)
     image = projection.scatter(projection.depth, np.nan)
