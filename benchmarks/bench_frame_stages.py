@@ -7,6 +7,9 @@ prints one markdown table of p50 ms with ``old → new (×ratio)`` cells. Pin it
 
     taskset -c 1 python benchmarks/bench_frame_stages.py --baseline /tmp/old --frames 40
 
+Both builds run ``--rounds`` times, alternately, and each stage reports the median round, so
+a drift in the machine's speed lands on both sides of the ratio.
+
 The model is the shipped ONNX on ONNX Runtime with ``--threads`` intra-op threads (1 by
 default: ONNX Runtime's own default ignores ``taskset`` and oversubscribes the core).
 """
@@ -51,6 +54,20 @@ def run_tree(tree: Path, args: argparse.Namespace) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def merge_rounds(runs: list[dict]) -> dict:
+    """One report per size: each stage's median over the rounds (p50, p90, CPU p50)."""
+    import statistics
+
+    merged = json.loads(json.dumps(runs[0]))
+    for index, report in enumerate(merged["reports"]):
+        for name, values in report["stages"].items():
+            for metric in values:
+                values[metric] = statistics.median(
+                    run["reports"][index]["stages"][name][metric] for run in runs
+                )
+    return merged
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", type=Path, help="older checkout to compare against")
@@ -62,14 +79,24 @@ def main() -> int:
     parser.add_argument("--outputs", choices=("all", "labels"), default="all")
     parser.add_argument("--depth-offset", type=float, default=0.0,
                         help="move the depth camera this far (m): unregistered depth")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternate new/old this many times; report the median round")
     parser.add_argument("--json", type=Path, help="also write both runs here")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from mlesam_ros.pipeline.bench import stage_table
 
-    new = run_tree(ROOT, args)
-    old = run_tree(args.baseline, args) if args.baseline else None
+    # Alternate the two builds round by round: a shared VM's speed drifts by tens of percent
+    # over minutes, and one run of each, back to back, would put that drift in the ratio.
+    news, olds = [], []
+    for _ in range(args.rounds):
+        news.append(run_tree(ROOT, args))
+        if args.baseline:
+            olds.append(run_tree(args.baseline, args))
+    new = merge_rounds(news)
+    old = merge_rounds(olds) if olds else None
     print(f"threads: {new['threads']}; frames per size: {args.frames} (p50 over them); "
+          f"rounds: {args.rounds} (median of the rounds' p50s); "
           f"LiDAR points: {args.points}; outputs: {args.outputs}; "
           f"depth offset: {args.depth_offset} m")
     print("\nwall time, median over the frames:")

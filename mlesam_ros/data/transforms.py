@@ -86,7 +86,11 @@ def resize_sparse(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _resize_sparse_windows(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """:func:`resize_sparse` for any sizes: scan candidate offsets over all footprints."""
+    """:func:`resize_sparse` for any sizes: scan candidate offsets over all footprints.
+
+    Only the choice (which source pixel) is scanned; the pixels themselves, all channels at
+    once, are gathered once at the end.
+    """
     height, width = image.shape[:2]
     out_h, out_w = size
     row_start, row_stop = _window_bounds(out_h, height)
@@ -98,7 +102,7 @@ def _resize_sparse_windows(image: np.ndarray, size: tuple[int, int]) -> np.ndarr
     col_centre = (col_start + col_stop) / 2.0
     valid = valid_pixels(image)
     best = np.full((out_h, out_w), np.inf)
-    picked = np.zeros((out_h, out_w, *image.shape[2:]), dtype=image.dtype)
+    source = np.zeros((out_h, out_w), dtype=np.int64)
     for i in range(k_rows):
         rows = row_start + i
         row_inside = rows < row_stop
@@ -112,9 +116,13 @@ def _resize_sparse_windows(image: np.ndarray, size: tuple[int, int]) -> np.ndarr
             distance = row_dist[:, None] + col_dist[None, :]
             distance = np.where(valid[rows[:, None], cols[None, :]], distance, np.inf)
             better = distance < best  # strict: an earlier candidate wins a tie
-            best = np.where(better, distance, best)
-            picked[better] = image[rows[:, None], cols[None, :]][better]
-    return picked
+            np.copyto(best, distance, where=better)
+            np.copyto(source, rows[:, None] * width + cols[None, :], where=better)
+    # A footprint with no valid pixel takes any invalid pixel of the image: all channels 0.
+    if not valid.all():
+        source[np.isinf(best)] = np.argmin(valid)
+    picked = np.take(image.reshape(height * width, -1), source, axis=0)
+    return picked.reshape(out_h, out_w, *image.shape[2:])
 
 
 def _shrink_sparse_by_blocks(image: np.ndarray, fy: int, fx: int) -> np.ndarray:
