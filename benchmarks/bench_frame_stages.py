@@ -89,10 +89,14 @@ def main() -> int:
     # Alternate the two builds round by round: a shared VM's speed drifts by tens of percent
     # over minutes, and one run of each, back to back, would put that drift in the ratio.
     news, olds = [], []
-    for _ in range(args.rounds):
-        news.append(run_tree(ROOT, args))
-        if args.baseline:
-            olds.append(run_tree(args.baseline, args))
+    for index in range(args.rounds):
+        # Which build goes first alternates too, so neither always runs on a warmer machine.
+        order = ("new", "old") if index % 2 == 0 else ("old", "new")
+        for build in order:
+            if build == "new":
+                news.append(run_tree(ROOT, args))
+            elif args.baseline:
+                olds.append(run_tree(args.baseline, args))
     new = merge_rounds(news)
     old = merge_rounds(olds) if olds else None
     print(f"threads: {new['threads']}; frames per size: {args.frames} (p50 over them); "
