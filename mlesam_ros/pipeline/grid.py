@@ -99,8 +99,11 @@ def nearest_sample(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Training's image resize (``mlesam_ros.data.transforms.resize``) for one image.
 
-    Large shrinks first halve with exact 2x2 box averages (OpenCV's fast path), which is the
-    same box filter as one area resize but several times faster at 1080p.
+    Large shrinks first halve with exact 2x2 box averages (OpenCV's fast path; one direct
+    area resize of a 1080p image is ~4x slower). That equals one area resize when the
+    remaining factor is whole; otherwise the last step's footprints snap to 2x2 blocks: on
+    synthetic 640x480, 1280x720 and 1920x1080 frames the model input differs from a direct
+    area resize by 0.2-0.6 levels on average, by more than 2 levels on 0.5-5.6 % of values.
     """
     import cv2
 
