@@ -432,3 +432,29 @@ def test_strided_pixel_rays_equal_the_full_table(model: str) -> None:
         assert rays.flags.c_contiguous
         np.testing.assert_array_equal(rays, camera.pixel_rays[::stride, ::stride])
     assert camera.pixel_rays_every(5) is camera.pixel_rays_every(5)  # cached
+
+
+@pytest.mark.parametrize("model", ["pinhole", "plumb_bob", "rational_polynomial"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_projection_equals_the_numpy_passes(model, dtype, monkeypatch) -> None:
+    """The numba loop (geometry.compiled) reproduces the numpy passes bit for bit."""
+    from mlesam_ros.geometry import compiled
+
+    if compiled.kernel() is None:
+        pytest.skip("numba not installed: only the numpy passes exist")
+    camera = pinhole(160, 120, 90.0) if model == "pinhole" else distorted(model, 160, 120)
+    T = make_transform(
+        LIDAR_TO_OPTICAL @ quaternion_to_matrix([0.01, 0.02, 0.0, 1.0]), [0.1, 0.2, -0.3]
+    )
+    points = random_cloud(30_000, seed=6).astype(dtype)
+    points[:3] = np.nan
+    values = np.arange(points.shape[0])
+    assert compiled.supports(camera, points, rectified=False)
+    fast = project_lidar(points, T, camera, values=values, max_depth=35.0)
+    monkeypatch.setattr(compiled, "kernel", lambda: None)
+    reference = project_lidar(points, T, camera, values=values, max_depth=35.0)
+    assert reference.visible.sum() > 1000
+    for name in ("uv", "depth", "nearest"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(reference, name), name)
+    for name in ("valid", "visible", "point_index", "pixel_index", "candidates", "value_image"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(reference, name), name)

@@ -26,7 +26,7 @@ PIP_DISTRIBUTIONS = {"cv2": "opencv-python-headless", "PIL": "pillow", "yaml": "
                      "segment_anything": "segment-anything", "numpy": "numpy", "onnx": "onnx",
                      "onnxruntime": "onnxruntime", "rosbags": "rosbags", "tqdm": "tqdm",
                      "torch": "torch", "matplotlib": "matplotlib", "tensorrt": "tensorrt",
-                     "sam2": "sam2", "cyclonedds": "cyclonedds"}
+                     "sam2": "sam2", "cyclonedds": "cyclonedds", "numba": "numba"}
 
 
 def _third_party_imports() -> dict[str, set[str]]:

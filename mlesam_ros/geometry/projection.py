@@ -174,6 +174,15 @@ def project_lidar(
     T = check_transform(T_camera_from_lidar, "T_camera_from_lidar")
     if tuple(points_xyz.shape[1:]) != (3,) or len(points_xyz.shape) != 2:
         raise ValueError(f"points_xyz: expected (N, 3), got {tuple(points_xyz.shape)}")
+    from mlesam_ros.geometry import compiled
+
+    if compiled.supports(camera, points_xyz, rectified):
+        projection = _from_zbuffer(
+            camera, *compiled.project(points_xyz, T, camera, min_depth, max_depth,
+                                      _RAY_SLOPE_MARGIN))  # fmt: skip
+        if values is not None:
+            projection.value_image = projection.scatter(values)
+        return projection
     use_torch = _is_torch(points_xyz)
     if use_torch:
         import torch
@@ -245,3 +254,27 @@ def project_lidar(
     if values is not None:
         projection.value_image = projection.scatter(values)
     return projection
+
+
+def _from_zbuffer(
+    camera: CameraModel,
+    uv: np.ndarray,
+    depth: np.ndarray,
+    candidates: np.ndarray,
+    pixel: np.ndarray,
+    zbuffer: np.ndarray,
+) -> LidarProjection:
+    """Build the :class:`LidarProjection` of a filled z-buffer (the compiled path's end)."""
+    keys = (depth[candidates].view(np.int32).astype(np.int64) << 32) | candidates
+    best = zbuffer[pixel]
+    wins = best == keys
+    point_index = candidates[wins]
+    valid = np.zeros(depth.shape[0], dtype=bool)
+    valid[candidates] = True
+    visible = np.zeros_like(valid)
+    visible[point_index] = True
+    nearest = (best >> 32).astype(np.int32).view(np.float32)
+    return LidarProjection(
+        camera.height, camera.width, uv, depth, valid, visible, point_index, pixel[wins],
+        candidates=candidates, nearest=nearest,
+    )  # fmt: skip

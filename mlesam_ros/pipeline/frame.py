@@ -218,6 +218,9 @@ class FramePath:
         self._cameras: dict[str, tuple[tuple, CameraModel]] = {}
         self.cache = CalibrationCache()
         self.outputs = OutputMaker(self.palette, config.overlay_alpha)
+        from mlesam_ros.geometry import compiled
+
+        compiled.warm_up()  # ~1 s the first time, then numba's on-disk cache: not on frame 1
         self.stage_ms: dict[str, float] = {}
         self.stage_cpu_ms: dict[str, float] = {}
 
@@ -573,7 +576,12 @@ class FramePath:
     def _points(
         self, job: FrameJob, prepared: PreparedFrame, rgb_frame: str, lookup: Lookup
     ) -> None:
-        from mlesam_ros.geometry import frustum_candidates, project_lidar, projection_image
+        from mlesam_ros.geometry import (
+            compiled,
+            frustum_candidates,
+            project_lidar,
+            projection_image,
+        )
         from mlesam_ros.msgs import cloud_field, cloud_xyz, header_stamp_ns, pointcloud2_to_array
         from mlesam_ros.pipeline.grid import valid_area_resize
 
@@ -598,16 +606,21 @@ class FramePath:
         xyz = cloud_xyz(cloud)
         intensity = cloud_field(cloud, "intensity")
         grid = prepared.grid
-        # A spinning LiDAR puts most points outside a camera's view: keep only those the exact
-        # projection below may use (one float32 pass; the same result as projecting them all).
-        in_view = frustum_candidates(xyz, T, grid, min_depth=0.1)
-        if in_view.size == 0 and not np.isfinite(xyz).all(axis=1).any():
-            issues.append(Issue("points", topic, empty))
-            return
-        xyz = xyz[in_view]
-        intensity = None if intensity is None else intensity[in_view]
+        if not compiled.supports(grid, xyz, rectified=False):
+            # A spinning LiDAR puts most points outside a camera's view: for the numpy passes,
+            # keep only those the exact projection may use (one float32 pass; the result equals
+            # projecting them all). The compiled loop culls as it goes, faster than this pass.
+            in_view = frustum_candidates(xyz, T, grid, min_depth=0.1)
+            if in_view.size == 0 and not np.isfinite(xyz).all(axis=1).any():
+                issues.append(Issue("points", topic, empty))
+                return
+            xyz = xyz[in_view]
+            intensity = None if intensity is None else intensity[in_view]
         # One projection, on the working grid: the LiDAR image and the labelled points share it.
         projection = project_lidar(xyz, T, grid, min_depth=0.1)
+        if projection.point_index.size == 0 and not np.isfinite(xyz).all(axis=1).any():
+            issues.append(Issue("points", topic, empty))
+            return
         if projection.point_index.size == 0:
             text = ("no LiDAR point lands in the RGB camera's view (check the extrinsic); "
                     "LiDAR left out of this frame")  # fmt: skip

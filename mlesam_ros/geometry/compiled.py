@@ -1,0 +1,130 @@
+"""The z-buffered projection of :func:`~mlesam_ros.geometry.project_lidar` as one compiled loop.
+
+numpy runs the projection as ~40 passes over the points (rows of ``T``, the lens polynomial,
+bounds, keys), each with its own temporary array; on one CPU core that costs ~4 ms for the
+~37,000 points of a 131,072-point sweep that a camera sees. The same arithmetic, written per
+point and compiled by numba, is one pass (~1 ms): every expression keeps numpy's operand order
+and float64 precision, and numba does not contract or reorder floating-point operations
+without ``fastmath``, so the results are bit-identical (``test_geometry`` compares every
+field). Written by hand because no library projects with ROS's lens models into a z-buffer;
+``cv2.projectPoints`` was slower than numpy (9 ms) and has no z-buffer.
+
+Used for numpy float inputs with the pinhole, plumb_bob or rational_polynomial model (the
+equidistant model's ``arctan`` is left to numpy, whose implementation may round differently).
+Without numba, :func:`kernel` returns ``None`` and the numpy passes run.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+
+@cache
+def kernel() -> Any:
+    """Return the compiled per-point loop, or ``None`` when numba is not installed."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def project_points(points, T, K, D, rational, width, height, min_depth, max_depth,  # noqa: N803
+                       cone_limit, uv, depth, candidates, pixels, zbuffer):  # fmt: skip
+        """Fill ``uv``/``depth`` per point; candidates, pixels, z-buffer; return the count."""
+        k1, k2, p1, p2, k3 = D[0], D[1], D[2], D[3], D[4]
+        k4, k5, k6 = D[5], D[6], D[7]
+        distorted = cone_limit > 0.0
+        count = 0
+        for i in range(points.shape[0]):
+            px = np.float64(points[i, 0])
+            py = np.float64(points[i, 1])
+            pz = np.float64(points[i, 2])
+            z = px * T[2, 0] + py * T[2, 1] + pz * T[2, 2] + T[2, 3]
+            depth[i] = np.float32(z)
+            if not (z >= min_depth and z <= max_depth):
+                continue
+            x = px * T[0, 0] + py * T[0, 1] + pz * T[0, 2] + T[0, 3]
+            y = px * T[1, 0] + py * T[1, 1] + pz * T[1, 2] + T[1, 3]
+            xn = x / z
+            yn = y / z
+            if distorted:
+                r2 = xn * xn + yn * yn
+                radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+                if rational:
+                    radial = radial / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+                dx = 2 * p1 * xn * yn + p2 * (r2 + 2 * xn * xn)
+                dy = p1 * (r2 + 2 * yn * yn) + 2 * p2 * xn * yn
+                xn, yn = xn * radial + dx, yn * radial + dy
+            u = K[0, 0] * xn + K[0, 1] * yn + K[0, 2]
+            v = K[1, 1] * yn + K[1, 2]
+            uv[i, 0] = u
+            uv[i, 1] = v
+            shifted_u = u + 0.5
+            shifted_v = v + 0.5
+            if not (shifted_u >= 0 and shifted_u < width and shifted_v >= 0
+                    and shifted_v < height):  # fmt: skip
+                continue
+            if distorted and not ((x * x + y * y) <= cone_limit * (z * z)):
+                continue
+            pixel = np.int64(shifted_v) * width + np.int64(shifted_u)
+            key = (np.int64(np.float32(z).view(np.int32)) << 32) | i
+            if key < zbuffer[pixel]:
+                zbuffer[pixel] = key
+            candidates[count] = i
+            pixels[count] = pixel
+            count += 1
+        return count
+
+    return project_points
+
+
+def supports(camera: Any, points: Any, rectified: bool) -> bool:
+    """Whether :func:`project` reproduces :func:`project_lidar` for these inputs."""
+    return (
+        not rectified
+        and isinstance(points, np.ndarray)
+        and points.dtype in (np.float32, np.float64)
+        and (not camera.is_distorted or camera.distortion_model != "equidistant")
+        and kernel() is not None
+    )
+
+
+def project(
+    points: np.ndarray,
+    T: np.ndarray,  # noqa: N803
+    camera: Any,
+    min_depth: float,
+    max_depth: float,
+    slope_margin: float,
+) -> tuple[np.ndarray, ...]:
+    """Run the compiled loop: ``(uv, depth, candidates, pixels, zbuffer)`` as numpy arrays."""
+    count = points.shape[0]
+    coefficients = np.zeros(8)
+    distortion = np.asarray(camera.D, dtype=np.float64)[:8]
+    coefficients[: distortion.size] = distortion
+    rational = bool(camera.is_distorted and np.any(coefficients[5:8]))
+    cone_limit = (camera.max_ray_slope * slope_margin) ** 2 if camera.is_distorted else 0.0
+    uv = np.full((count, 2), np.nan)
+    depth = np.empty(count, dtype=np.float32)
+    candidates = np.empty(count, dtype=np.int64)
+    pixels = np.empty(count, dtype=np.int64)
+    zbuffer = np.full(camera.height * camera.width, np.iinfo(np.int64).max, dtype=np.int64)
+    kept = kernel()(np.ascontiguousarray(points), np.ascontiguousarray(T, dtype=np.float64),
+                    np.ascontiguousarray(camera.K, dtype=np.float64), coefficients, rational,
+                    camera.width, camera.height, float(min_depth), float(max_depth),
+                    float(cone_limit), uv, depth, candidates, pixels, zbuffer)  # fmt: skip
+    return uv, depth, candidates[:kept], pixels[:kept], zbuffer
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) both point types now, not on the first frame."""
+    if kernel() is None:
+        return
+    from mlesam_ros.geometry.camera import CameraModel
+
+    camera = CameraModel(2, 2, [[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1]], [0.1, 0, 0, 0, 0])
+    for dtype in (np.float32, np.float64):
+        project(np.ones((1, 3), dtype=dtype), np.eye(4), camera, 0.1, np.inf, 1.25)
