@@ -284,3 +284,16 @@ def test_labelled_points_from_the_recorded_z_buffer_equal_the_derived_ones(vga) 
     np.testing.assert_array_equal(points, again)
     np.testing.assert_array_equal(pixels, again_pixels)
     np.testing.assert_array_equal(points["label"], labels[pixels[:, 0], pixels[:, 1]])
+    # The compiled loop (geometry.compiled, when numba is installed) equals the numpy passes,
+    # with and without intensity, for mono8 and mono16 labels.
+    from mlesam_ros.geometry import compiled
+
+    for cloud_case in (cloud, dataclasses.replace(cloud, intensity=None)):
+        for label_image in (labels, labels.astype(np.uint16) * 300):
+            fast = paint_points(cloud_case, label_image)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(compiled, "paint_kernel", lambda: None)
+                slow = paint_points(cloud_case, label_image)
+            assert fast[0].dtype == slow[0].dtype
+            np.testing.assert_array_equal(fast[0], slow[0])
+            np.testing.assert_array_equal(fast[1], slow[1])

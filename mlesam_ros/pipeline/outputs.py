@@ -102,6 +102,9 @@ def paint_points(
         grid_pixels = np.floor(projection.uv[candidates] + 0.5).astype(np.int64)
         nearest = projection.depth_image()[grid_pixels[:, 1], grid_pixels[:, 0]]
     fraction, margin = SURFACE_TOLERANCE
+    fast = _paint_compiled(cloud, labels, candidates, nearest)
+    if fast is not None:
+        return fast
     on_surface = projection.depth[candidates] <= nearest * (1.0 + fraction) + margin
     keep = candidates[on_surface]
     # Working-grid pixel coordinates back to the camera's: u_cam + 0.5 = (u_grid + 0.5) / s.
@@ -114,3 +117,41 @@ def paint_points(
     intensity = None if cloud.intensity is None else cloud.intensity[keep]
     points = labelled_points(cloud.xyz[keep], point_labels, intensity)
     return points, np.stack([rows, cols], axis=1)
+
+
+def _paint_compiled(
+    cloud: PaintableCloud, labels: np.ndarray, candidates: np.ndarray, nearest: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`paint_points` as one compiled loop (``geometry.compiled``); ``None`` without it.
+
+    The same arithmetic in the same precision (the surface test in float32, pixels in
+    float64), so the published points are identical (``test_pipeline_grid``).
+    """
+    from mlesam_ros.geometry import compiled
+
+    paint = compiled.paint_kernel()
+    xyz = np.asarray(cloud.xyz)
+    labels = np.ascontiguousarray(labels)
+    if paint is None or xyz.dtype != np.float32 or xyz.ndim != 2 or labels.ndim != 2:
+        return None
+    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+    if cloud.intensity is not None:
+        fields.append(("intensity", "<f4"))
+        intensity = np.ascontiguousarray(cloud.intensity, dtype=np.float32)  # one layout
+    else:
+        intensity = np.zeros(0, dtype=np.float32)
+    fields.append(("label", "<u4"))
+    capacity = candidates.shape[0]
+    table = np.empty((capacity, len(fields)), dtype=np.float32)
+    rows = np.empty(capacity, dtype=np.int64)
+    cols = np.empty(capacity, dtype=np.int64)
+    height, width = labels.shape
+    fraction, margin = SURFACE_TOLERANCE
+    projection = cloud.projection
+    count = paint(candidates, np.asarray(nearest, dtype=np.float32), projection.depth,
+                  projection.uv, xyz, intensity, labels.reshape(-1), width, height,
+                  float(cloud.grid_scale[0]), float(cloud.grid_scale[1]),
+                  np.float32(1.0 + fraction), np.float32(margin), table,
+                  table.view(np.uint32)[:, -1], rows, cols)  # fmt: skip
+    points = np.ascontiguousarray(table[:count]).view(np.dtype(fields).newbyteorder("="))
+    return points.reshape(-1), np.stack([rows[:count], cols[:count]], axis=1)
