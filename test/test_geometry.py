@@ -401,8 +401,18 @@ def test_frustum_cull_keeps_everything_the_projection_keeps(model: str) -> None:
     assert frustum_candidates(np.zeros((0, 3), np.float32), T, camera).size == 0
 
 
-def test_dense_dilation_breaks_depth_ties_by_the_first_shift_in_row_major_order() -> None:
+@pytest.mark.parametrize("compiled_loop", [True, False])
+def test_dense_dilation_breaks_depth_ties_by_the_first_shift_in_row_major_order(
+    compiled_loop, monkeypatch
+) -> None:
+    """Both the compiled loop and the numpy min filter (numba absent) follow the rule."""
+    from mlesam_ros.geometry import compiled
     from mlesam_ros.geometry.lidar_image import dilate_nearest
+
+    if compiled_loop and compiled.dilate_kernel() is None:
+        pytest.skip("numba not installed")
+    if not compiled_loop:
+        monkeypatch.setattr(compiled, "dilate_kernel", lambda: None)
 
     rng = np.random.default_rng(8)
     for radius in (1, 2):

@@ -45,6 +45,8 @@ def kernel() -> Any:
             z = px * T[2, 0] + py * T[2, 1] + pz * T[2, 2] + T[2, 3]
             depth[i] = np.float32(z)
             if not (z >= min_depth and z <= max_depth):
+                uv[i, 0] = np.nan
+                uv[i, 1] = np.nan
                 continue
             x = px * T[0, 0] + py * T[0, 1] + pz * T[0, 2] + T[0, 3]
             y = px * T[1, 0] + py * T[1, 1] + pz * T[1, 2] + T[1, 3]
@@ -79,6 +81,67 @@ def kernel() -> Any:
         return count
 
     return project_points
+
+
+@cache
+def finish_kernel() -> Any:
+    """Return the compiled z-buffer read-out of :func:`project` (numba present)."""
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def finish(candidates, pixels, depth, zbuffer, valid, visible, nearest, winners,
+               winner_pixels):  # fmt: skip
+        """Mark valid/visible points, each candidate's pixel depth; return the winner count."""
+        wins = 0
+        for j in range(candidates.shape[0]):
+            i = candidates[j]
+            best = zbuffer[pixels[j]]
+            valid[i] = True
+            nearest[j] = np.int32(best >> 32).view(np.float32)
+            if best == (np.int64(np.float32(depth[i]).view(np.int32)) << 32) | i:
+                winners[wins] = i
+                winner_pixels[wins] = pixels[j]
+                visible[i] = True
+                wins += 1
+        return wins
+
+    return finish
+
+
+@cache
+def dilate_kernel() -> Any:
+    """Return the compiled form of ``lidar_image._nearest_within`` + unpack, or ``None``."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def dilate(keys, radius, empty, reachable, out):
+        """Own key, else the smallest (key | dy << 28 | dx << 24) in reach; r, g, b to out."""
+        height, width = keys.shape
+        for row in range(height):
+            for col in range(width):
+                key = keys[row, col]
+                if key == empty:
+                    best = empty
+                    for dy in range(2 * radius + 1):
+                        r = row + dy - radius
+                        if r < 0 or r >= height:
+                            continue
+                        for dx in range(2 * radius + 1):
+                            c = col + dx - radius
+                            if c < 0 or c >= width:
+                                continue
+                            candidate = keys[r, c] | (dy << 28) | (dx << 24)
+                            if candidate < best:
+                                best = candidate
+                    key = best if best < reachable else 0
+                out[row, col, 0] = key & 255
+                out[row, col, 1] = (key >> 8) & 255
+                out[row, col, 2] = (key >> 16) & 255
+
+    return dilate
 
 
 @cache
@@ -139,14 +202,14 @@ def project(
     max_depth: float,
     slope_margin: float,
 ) -> tuple[np.ndarray, ...]:
-    """Run the compiled loop: ``(uv, depth, candidates, pixels, zbuffer)`` as numpy arrays."""
+    """Run the compiled loops: the fields of a ``LidarProjection``, in its order."""
     count = points.shape[0]
     coefficients = np.zeros(8)
     distortion = np.asarray(camera.D, dtype=np.float64)[:8]
     coefficients[: distortion.size] = distortion
     rational = bool(camera.is_distorted and np.any(coefficients[5:8]))
     cone_limit = (camera.max_ray_slope * slope_margin) ** 2 if camera.is_distorted else 0.0
-    uv = np.full((count, 2), np.nan)
+    uv = np.empty((count, 2))  # the loop writes every row (NaN where not in front)
     depth = np.empty(count, dtype=np.float32)
     candidates = np.empty(count, dtype=np.int64)
     pixels = np.empty(count, dtype=np.int64)
@@ -155,7 +218,15 @@ def project(
                     np.ascontiguousarray(camera.K, dtype=np.float64), coefficients, rational,
                     camera.width, camera.height, float(min_depth), float(max_depth),
                     float(cone_limit), uv, depth, candidates, pixels, zbuffer)  # fmt: skip
-    return uv, depth, candidates[:kept], pixels[:kept], zbuffer
+    candidates, pixels = candidates[:kept], pixels[:kept]
+    valid = np.zeros(count, dtype=bool)
+    visible = np.zeros(count, dtype=bool)
+    nearest = np.empty(kept, dtype=np.float32)
+    winners = np.empty(kept, dtype=np.int64)
+    winner_pixels = np.empty(kept, dtype=np.int64)
+    wins = finish_kernel()(candidates, pixels, depth, zbuffer, valid, visible, nearest, winners,
+                           winner_pixels)  # fmt: skip
+    return uv, depth, valid, visible, winners[:wins], winner_pixels[:wins], candidates, nearest
 
 
 def warm_up() -> None:
@@ -168,6 +239,7 @@ def warm_up() -> None:
     for dtype in (np.float32, np.float64):
         project(np.ones((1, 3), dtype=dtype), np.eye(4), camera, 0.1, np.inf, 1.25)
     one, table = np.zeros(1, np.int64), np.zeros((1, 5), np.float32)
+    dilate_kernel()(np.zeros((2, 2), np.int64), 1, 1, 1, np.zeros((2, 2, 3), np.uint8))
     for label_type in (np.uint8, np.uint16):  # mono8 and mono16 label images
         paint_kernel()(one, np.zeros(1, np.float32), np.zeros(1, np.float32), np.zeros((1, 2)),
                        np.zeros((1, 3), np.float32), np.zeros(1, np.float32),

@@ -142,7 +142,7 @@ def projection_image(
     if dilation > 0:
         keys = np.full(height * width, _EMPTY, dtype=np.int64)
         keys[projection.pixel_index] = (depth.view(np.int32).astype(np.int64) << 32) | packed
-        return _unpack(_nearest_within(keys.reshape(height, width), dilation))
+        return _dilate(keys.reshape(height, width), dilation)
     colours = np.zeros(height * width, dtype=np.int64)
     colours[projection.pixel_index] = packed
     return _unpack(colours.reshape(height, width))
@@ -165,7 +165,21 @@ def dilate_nearest(image: np.ndarray, depth: np.ndarray, radius: int) -> np.ndar
     colours = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2RGBA).view("<u4")
     keys = np.asarray(depth, np.float32).view(np.int32).astype(np.int64) << 32
     keys |= colours.reshape(height, width) & 0xFFFFFF
-    return _unpack(_nearest_within(np.where(filled, keys, _EMPTY), radius))
+    return _dilate(np.where(filled, keys, _EMPTY), radius)
+
+
+def _dilate(keys: np.ndarray, radius: int) -> np.ndarray:
+    """``_unpack(_nearest_within(keys, radius))``, by the compiled loop when numba is there."""
+    from mlesam_ros.geometry import compiled
+
+    kernel = compiled.dilate_kernel()
+    if kernel is None:
+        return _unpack(_nearest_within(keys, radius))
+    if 2 * radius + 1 > 16:
+        raise ValueError(f"dilation radius {radius}: at most 7 (15 x 15 window)")
+    out = np.empty((*keys.shape, 3), dtype=np.uint8)
+    kernel(np.ascontiguousarray(keys), radius, _EMPTY, _EMPTY_FOUND, out)
+    return out
 
 
 def _nearest_within(keys: np.ndarray, radius: int) -> np.ndarray:

@@ -177,9 +177,12 @@ def project_lidar(
     from mlesam_ros.geometry import compiled
 
     if compiled.supports(camera, points_xyz, rectified):
-        projection = _from_zbuffer(
-            camera, *compiled.project(points_xyz, T, camera, min_depth, max_depth,
-                                      _RAY_SLOPE_MARGIN))  # fmt: skip
+        uv, depth, valid, visible, winners, pixels, candidates, nearest = compiled.project(
+            points_xyz, T, camera, min_depth, max_depth, _RAY_SLOPE_MARGIN
+        )
+        projection = LidarProjection(camera.height, camera.width, uv, depth, valid, visible,
+                                     winners, pixels, candidates=candidates,
+                                     nearest=nearest)  # fmt: skip
         if values is not None:
             projection.value_image = projection.scatter(values)
         return projection
@@ -255,26 +258,3 @@ def project_lidar(
         projection.value_image = projection.scatter(values)
     return projection
 
-
-def _from_zbuffer(
-    camera: CameraModel,
-    uv: np.ndarray,
-    depth: np.ndarray,
-    candidates: np.ndarray,
-    pixel: np.ndarray,
-    zbuffer: np.ndarray,
-) -> LidarProjection:
-    """Build the :class:`LidarProjection` of a filled z-buffer (the compiled path's end)."""
-    keys = (depth[candidates].view(np.int32).astype(np.int64) << 32) | candidates
-    best = zbuffer[pixel]
-    wins = best == keys
-    point_index = candidates[wins]
-    valid = np.zeros(depth.shape[0], dtype=bool)
-    valid[candidates] = True
-    visible = np.zeros_like(valid)
-    visible[point_index] = True
-    nearest = (best >> 32).astype(np.int32).view(np.float32)
-    return LidarProjection(
-        camera.height, camera.width, uv, depth, valid, visible, point_index, pixel[wins],
-        candidates=candidates, nearest=nearest,
-    )  # fmt: skip
