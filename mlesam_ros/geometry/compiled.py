@@ -21,16 +21,27 @@ from typing import Any
 
 import numpy as np
 
+from mlesam_ros.geometry.projection import EMPTY_KEY
+
 
 @cache
-def kernel() -> Any:
-    """Return the compiled per-point loop, or ``None`` when numba is not installed."""
+def _njit() -> Any:
+    """``numba.njit(cache=True, nogil=True)``, or ``None`` when numba is not installed."""
     try:
         import numba
     except ImportError:
         return None
+    return numba.njit(cache=True, nogil=True)
 
-    @numba.njit(cache=True, nogil=True)
+
+@cache
+def kernel() -> Any:
+    """Return the compiled per-point loop, or ``None`` when numba is not installed."""
+    njit = _njit()
+    if njit is None:
+        return None
+
+    @njit
     def project_points(points, T, K, D, rational, width, height, min_depth, max_depth,  # noqa: N803
                        cone_limit, uv, depth, candidates, pixels, zbuffer):  # fmt: skip
         """Fill ``uv``/``depth`` per point; candidates, pixels, z-buffer; return the count."""
@@ -86,9 +97,8 @@ def kernel() -> Any:
 @cache
 def finish_kernel() -> Any:
     """Return the compiled z-buffer read-out of :func:`project` (numba present)."""
-    import numba
 
-    @numba.njit(cache=True, nogil=True)
+    @_njit()
     def finish(candidates, pixels, depth, zbuffer, valid, visible, nearest, winners,
                winner_pixels):  # fmt: skip
         """Mark valid/visible points, each candidate's pixel depth; return the winner count."""
@@ -111,12 +121,11 @@ def finish_kernel() -> Any:
 @cache
 def dilate_kernel() -> Any:
     """Return the compiled form of ``lidar_image._nearest_within`` + unpack, or ``None``."""
-    try:
-        import numba
-    except ImportError:
+    njit = _njit()
+    if njit is None:
         return None
 
-    @numba.njit(cache=True, nogil=True)
+    @njit
     def dilate(keys, radius, empty, reachable, out):
         """Own key, else the smallest (key | dy << 28 | dx << 24) in reach; r, g, b to out."""
         height, width = keys.shape
@@ -152,12 +161,11 @@ def paint_kernel() -> Any:
     evaluates it), its camera pixel, its label, and its row of the output table, in one pass
     instead of ~15 numpy passes and gathers.
     """
-    try:
-        import numba
-    except ImportError:
+    njit = _njit()
+    if njit is None:
         return None
 
-    @numba.njit(cache=True, nogil=True)
+    @njit
     def paint(candidates, nearest, depth, uv, xyz, intensity, labels, width, height,
               scale_x, scale_y, factor, margin, table, table_labels, rows, cols):  # fmt: skip
         """Fill the table of kept points and their camera pixels; return how many."""
@@ -213,7 +221,7 @@ def project(
     depth = np.empty(count, dtype=np.float32)
     candidates = np.empty(count, dtype=np.int64)
     pixels = np.empty(count, dtype=np.int64)
-    zbuffer = np.full(camera.height * camera.width, np.iinfo(np.int64).max, dtype=np.int64)
+    zbuffer = np.full(camera.height * camera.width, EMPTY_KEY, dtype=np.int64)
     kept = kernel()(np.ascontiguousarray(points), np.ascontiguousarray(T, dtype=np.float64),
                     np.ascontiguousarray(camera.K, dtype=np.float64), coefficients, rational,
                     camera.width, camera.height, float(min_depth), float(max_depth),

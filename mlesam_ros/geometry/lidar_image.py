@@ -20,14 +20,13 @@ from __future__ import annotations
 import numpy as np
 
 from mlesam_ros.geometry.camera import CameraModel
-from mlesam_ros.geometry.projection import LidarProjection, project_lidar
+from mlesam_ros.geometry.projection import EMPTY_KEY, LidarProjection, project_lidar
 from mlesam_ros.geometry.transforms import transform_points
 
 DEFAULT_MAX_RANGE_M = 80.0
 DEFAULT_INTENSITY_MAX = 1.0
 DEFAULT_HEIGHT_RANGE_M = (-3.0, 5.0)
-# dilate_nearest's key of an empty pixel; keys of real returns (any shift) stay below the other.
-_EMPTY = np.iinfo(np.int64).max
+# Below this, a packed key (empty: EMPTY_KEY, as in the z-buffer) holds a finite return.
 _EMPTY_FOUND = np.int64(0x7F800000) << 32
 
 
@@ -140,7 +139,7 @@ def projection_image(
     packed |= encode_channel(height_values, *height_range).astype(np.int64) << 16
     height, width = projection.height, projection.width
     if dilation > 0:
-        keys = np.full(height * width, _EMPTY, dtype=np.int64)
+        keys = np.full(height * width, EMPTY_KEY, dtype=np.int64)
         keys[projection.pixel_index] = (depth.view(np.int32).astype(np.int64) << 32) | packed
         return _dilate(keys.reshape(height, width), dilation)
     colours = np.zeros(height * width, dtype=np.int64)
@@ -165,27 +164,27 @@ def dilate_nearest(image: np.ndarray, depth: np.ndarray, radius: int) -> np.ndar
     colours = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2RGBA).view("<u4")
     keys = np.asarray(depth, np.float32).view(np.int32).astype(np.int64) << 32
     keys |= colours.reshape(height, width) & 0xFFFFFF
-    return _dilate(np.where(filled, keys, _EMPTY), radius)
+    return _dilate(np.where(filled, keys, EMPTY_KEY), radius)
 
 
 def _dilate(keys: np.ndarray, radius: int) -> np.ndarray:
     """``_unpack(_nearest_within(keys, radius))``, by the compiled loop when numba is there."""
     from mlesam_ros.geometry import compiled
 
+    if 2 * radius + 1 > 16:  # the shift ranks have 4 bits per axis
+        raise ValueError(f"dilation radius {radius}: at most 7 (15 x 15 window)")
     kernel = compiled.dilate_kernel()
     if kernel is None:
         return _unpack(_nearest_within(keys, radius))
-    if 2 * radius + 1 > 16:
-        raise ValueError(f"dilation radius {radius}: at most 7 (15 x 15 window)")
     out = np.empty((*keys.shape, 3), dtype=np.uint8)
-    kernel(np.ascontiguousarray(keys), radius, _EMPTY, _EMPTY_FOUND, out)
+    kernel(np.ascontiguousarray(keys), radius, EMPTY_KEY, _EMPTY_FOUND, out)
     return out
 
 
 def _nearest_within(keys: np.ndarray, radius: int) -> np.ndarray:
     """Per pixel, its own key if it has a return, else the smallest key within ``radius``.
 
-    Keys are ``depth bits << 32 | r | g << 8 | b << 16`` (``_EMPTY`` where no return):
+    Keys are ``depth bits << 32 | r | g << 8 | b << 16`` (``EMPTY_KEY`` where no return):
     positive float32 depths sort like their bits, so a square min filter, run separably as a
     row pass and a column pass of ``np.minimum`` over shifted views, finds the nearest return
     of every window together with its channels; each shift's rank rides in bits 24..31, so
@@ -194,22 +193,20 @@ def _nearest_within(keys: np.ndarray, radius: int) -> np.ndarray:
     no 64-bit type to carry the channels along.
     """
     span = 2 * radius + 1
-    if span > 16:
-        raise ValueError(f"dilation radius {radius}: at most 7 (15 x 15 window)")
     height, width = keys.shape
-    padded = np.full((height + 2 * radius, width + 2 * radius), _EMPTY, dtype=np.int64)
+    padded = np.full((height + 2 * radius, width + 2 * radius), EMPTY_KEY, dtype=np.int64)
     padded[radius : radius + height, radius : radius + width] = keys
     # Row pass over the padded rows (so the column pass can read its own border), then columns.
-    rows = np.full((height + 2 * radius, width), _EMPTY, dtype=np.int64)
+    rows = np.full((height + 2 * radius, width), EMPTY_KEY, dtype=np.int64)
     for dx in range(span):
         np.minimum(rows, padded[:, dx : dx + width] | (dx << 24), out=rows)
-    best = np.full((height, width), _EMPTY, dtype=np.int64)
+    best = np.full((height, width), EMPTY_KEY, dtype=np.int64)
     for dy in range(span):
         np.minimum(best, rows[dy : dy + height] | (dy << 28), out=best)
     # Whole-image selects (boolean indexing is several times slower here): own return, else
     # the window's nearest, else nothing.
     found = np.where(best < _EMPTY_FOUND, best, 0)
-    return np.where(keys != _EMPTY, keys, found)
+    return np.where(keys != EMPTY_KEY, keys, found)
 
 
 def _unpack(keys: np.ndarray) -> np.ndarray:

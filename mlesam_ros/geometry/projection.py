@@ -20,7 +20,8 @@ import numpy as np
 from mlesam_ros.geometry.camera import CameraModel
 from mlesam_ros.geometry.transforms import check_transform
 
-_EMPTY_KEY = np.iinfo(np.int64).max
+# The z-buffer's key of a pixel no point landed on (the LiDAR image's dilation uses it too).
+EMPTY_KEY = np.iinfo(np.int64).max
 # Rays up to this factor beyond the image border's slope are still distorted and tested
 # against the image bounds; farther ones are culled so lens polynomials cannot fold them in.
 _RAY_SLOPE_MARGIN = 1.25
@@ -226,7 +227,7 @@ def project_lidar(
         bits = depth[candidates].view(torch.int32).to(torch.int64)
         keys = (bits << 32) | candidates
         zbuffer = torch.full(
-            (height * width,), _EMPTY_KEY, dtype=torch.int64, device=device
+            (height * width,), EMPTY_KEY, dtype=torch.int64, device=device
         )
         zbuffer.scatter_reduce_(0, pixel, keys, reduce="amin")
         uv = torch.full((count, 2), float("nan"), dtype=torch.float64, device=device)
@@ -236,7 +237,7 @@ def project_lidar(
         pixel = shifted_v[kept].astype(np.int64) * width + shifted_u[kept].astype(np.int64)
         bits = depth[candidates].view(np.int32).astype(np.int64)
         keys = (bits << 32) | candidates
-        zbuffer = np.full(height * width, _EMPTY_KEY, dtype=np.int64)
+        zbuffer = np.full(height * width, EMPTY_KEY, dtype=np.int64)
         np.minimum.at(zbuffer, pixel, keys)
         uv = np.full((count, 2), np.nan)
         valid = np.zeros(count, dtype=bool)

@@ -22,6 +22,7 @@ from mlesam_ros.msgs.pointcloud import (
     cloud_field,
     cloud_xyz,
     labelled_points,
+    labelled_points_dtype,
     pointcloud2_dtype,
     pointcloud2_to_array,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "image_to_numpy",
     "image_to_rgb8",
     "labelled_points",
+    "labelled_points_dtype",
     "make_header",
     "matrices_to_tf_message",
     "matrix_to_transform_stamped",

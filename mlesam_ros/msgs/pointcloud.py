@@ -220,20 +220,27 @@ def labelled_points(
         raise ValueError(
             f"labelled_points: labels must be ({xyz.shape[0]},) to match xyz, got {labels.shape}"
         )
-    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
     if intensity is not None:
         intensity = np.asarray(intensity)
         if intensity.shape != labels.shape:
             raise ValueError(
                 f"labelled_points: intensity must be {labels.shape}, got {intensity.shape}"
             )
-        fields.append(("intensity", "<f4"))
-    fields.append(("label", "<u4"))
+    dtype = labelled_points_dtype(intensity is not None)
     # Every field is 4 bytes: fill an (N, fields) float32 table (x, y, z as one block), then
     # view it as the structured type, instead of one strided write per field.
-    table = np.empty((xyz.shape[0], len(fields)), dtype=np.float32)
+    table = np.empty((xyz.shape[0], len(dtype.names)), dtype=np.float32)
     table[:, :3] = xyz
     if intensity is not None:
         table[:, 3] = intensity
     table.view(np.uint32)[:, -1] = labels
-    return table.view(np.dtype(fields).newbyteorder("=")).reshape(-1)
+    return table.view(dtype).reshape(-1)
+
+
+def labelled_points_dtype(with_intensity: bool) -> np.dtype:
+    """Return the packed point of :func:`labelled_points`: x, y, z[, intensity], label."""
+    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+    if with_intensity:
+        fields.append(("intensity", "<f4"))
+    fields.append(("label", "<u4"))
+    return np.dtype(fields).newbyteorder("=")

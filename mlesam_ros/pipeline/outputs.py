@@ -134,15 +134,15 @@ def _paint_compiled(
     labels = np.ascontiguousarray(labels)
     if paint is None or xyz.dtype != np.float32 or xyz.ndim != 2 or labels.ndim != 2:
         return None
-    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+    from mlesam_ros.msgs import labelled_points_dtype
+
+    dtype = labelled_points_dtype(cloud.intensity is not None)
     if cloud.intensity is not None:
-        fields.append(("intensity", "<f4"))
         intensity = np.ascontiguousarray(cloud.intensity, dtype=np.float32)  # one layout
     else:
         intensity = np.zeros(0, dtype=np.float32)
-    fields.append(("label", "<u4"))
     capacity = candidates.shape[0]
-    table = np.empty((capacity, len(fields)), dtype=np.float32)
+    table = np.empty((capacity, len(dtype.names)), dtype=np.float32)
     rows = np.empty(capacity, dtype=np.int64)
     cols = np.empty(capacity, dtype=np.int64)
     height, width = labels.shape
@@ -153,5 +153,5 @@ def _paint_compiled(
                   float(cloud.grid_scale[0]), float(cloud.grid_scale[1]),
                   np.float32(1.0 + fraction), np.float32(margin), table,
                   table.view(np.uint32)[:, -1], rows, cols)  # fmt: skip
-    points = np.ascontiguousarray(table[:count]).view(np.dtype(fields).newbyteorder("="))
+    points = np.ascontiguousarray(table[:count]).view(dtype)
     return points.reshape(-1), np.stack([rows[:count], cols[:count]], axis=1)
