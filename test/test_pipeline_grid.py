@@ -297,3 +297,28 @@ def test_labelled_points_from_the_recorded_z_buffer_equal_the_derived_ones(vga) 
             assert fast[0].dtype == slow[0].dtype
             np.testing.assert_array_equal(fast[0], slow[0])
             np.testing.assert_array_equal(fast[1], slow[1])
+
+
+@pytest.mark.parametrize("compiled_loop", [True, False])
+def test_an_unusable_sweep_is_named_for_what_is_wrong(vga, compiled_loop, monkeypatch) -> None:
+    """All-NaN: "empty point cloud"; finite but none in view: "no LiDAR point lands" (both
+    with the compiled projection and with the numpy passes after the view cull)."""
+    from mlesam_ros.geometry import compiled
+    from mlesam_ros.msgs import array_to_pointcloud2
+
+    if not compiled_loop:
+        monkeypatch.setattr(compiled, "kernel", lambda: None)
+    _, frame, job, tf = vga
+    path = FramePath(_segmenter(), NodeConfig.from_parameters())
+    header = job.messages["points"].header
+    behind = frame.lidar.copy()
+    behind["x"] = -np.abs(behind["x"]) - 1.0  # every point behind the (forward) camera
+    nan = frame.lidar.copy()
+    nan["x"] = np.nan
+    for cloud, expected in ((nan, "empty point cloud"), (behind, "no LiDAR point lands")):
+        message = array_to_pointcloud2(cloud, header)
+        sweep = dataclasses.replace(job, messages=dict(job.messages, points=message))
+        prepared = path.prepare(sweep, tf.lookup)
+        assert "lidar" not in prepared.images
+        assert [issue.sensor for issue in prepared.issues] == ["points"]
+        assert expected in prepared.issues[0].text

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from mlesam_ros.geometry import CameraModel
+from mlesam_ros.geometry.transforms import allclose
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.grid import CalibrationCache, camera_fingerprint
 from mlesam_ros.pipeline.outputs import OutputMaker, PaintableCloud
@@ -159,15 +160,14 @@ _EYE4 = np.eye(4)
 
 
 def _is_identity(transform: np.ndarray) -> bool:
-    # np.allclose(transform, I, atol=1e-9) written out (it runs per sensor per frame).
-    return bool((np.abs(np.asarray(transform) - _EYE4) <= 1e-9 + 1e-5 * _EYE4).all())
+    return allclose(transform, _EYE4, atol=1e-9)
 
 
 def _same_camera(a: CameraModel, b: CameraModel) -> bool:
     return (
         a.size == b.size
         and a.distortion_model == b.distortion_model
-        and bool((np.abs(a.K - b.K) <= 1e-8 + 1e-5 * np.abs(b.K)).all())  # np.allclose
+        and allclose(a.K, b.K)
         and np.array_equal(np.asarray(a.D), np.asarray(b.D))
     )
 
@@ -603,25 +603,22 @@ class FramePath:
         T = self._extrinsic("points", rgb_frame, msg, header_stamp_ns(msg), lookup, issues)
         if T is None:
             return
-        xyz = cloud_xyz(cloud)
-        intensity = cloud_field(cloud, "intensity")
+        sweep = cloud_xyz(cloud)
+        xyz, intensity = sweep, cloud_field(cloud, "intensity")
         grid = prepared.grid
         if not compiled.supports(grid, xyz, rectified=False):
             # A spinning LiDAR puts most points outside a camera's view: for the numpy passes,
             # keep only those the exact projection may use (one float32 pass; the result equals
             # projecting them all). The compiled loop culls as it goes, faster than this pass.
             in_view = frustum_candidates(xyz, T, grid, min_depth=0.1)
-            if in_view.size == 0 and not np.isfinite(xyz).all(axis=1).any():
-                issues.append(Issue("points", topic, empty))
-                return
             xyz = xyz[in_view]
             intensity = None if intensity is None else intensity[in_view]
         # One projection, on the working grid: the LiDAR image and the labelled points share it.
         projection = project_lidar(xyz, T, grid, min_depth=0.1)
-        if projection.point_index.size == 0 and not np.isfinite(xyz).all(axis=1).any():
-            issues.append(Issue("points", topic, empty))
-            return
         if projection.point_index.size == 0:
+            if not np.isfinite(sweep).all(axis=1).any():  # judged on the whole sweep
+                issues.append(Issue("points", topic, empty))
+                return
             text = ("no LiDAR point lands in the RGB camera's view (check the extrinsic); "
                     "LiDAR left out of this frame")  # fmt: skip
             issues.append(Issue("points", topic, text))
