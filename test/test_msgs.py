@@ -196,8 +196,14 @@ def test_cloud_xyz_matches_the_fields_for_every_layout(fields) -> None:
     decoded = msgs.pointcloud2_to_array(msgs.array_to_pointcloud2(points, 0, "lidar"))
     for cloud, want in ((decoded, expected), (decoded[::3], expected[::3])):
         xyz = msgs.cloud_xyz(cloud)
-        assert xyz.dtype == np.float32 and xyz.flags.c_contiguous
+        assert xyz.dtype == np.float32 and xyz.shape == want.shape
+        assert not xyz.flags.writeable  # a view of the message must not be written through
         np.testing.assert_array_equal(xyz, want)
+        # Decoding byte-swaps a big-endian cloud, so only the field order decides.
+        names = [name for name, _ in fields]
+        first = names.index("x")
+        adjacent = names[first : first + 3] == ["x", "y", "z"] and fields[0][1][-2:] == "f4"
+        assert np.shares_memory(xyz, cloud) == adjacent  # float32 x, y, z: no copy
 
 
 def _pointfield(name: str, offset: int, datatype: int, count: int = 1):

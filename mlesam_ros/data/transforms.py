@@ -125,6 +125,16 @@ def _resize_sparse_windows(image: np.ndarray, size: tuple[int, int]) -> np.ndarr
     return picked.reshape(out_h, out_w, *image.shape[2:])
 
 
+def block_rank(fy: int, fx: int) -> list[int]:
+    """Offsets ``k = dy * fx + dx`` of an ``fy`` x ``fx`` block in :func:`resize_sparse`'s order.
+
+    Nearest the block centre first, ties in row-major order: the first valid one is chosen.
+    """
+    centre_y, centre_x = fy / 2.0, fx / 2.0
+    return sorted(range(fy * fx), key=lambda k: (
+        (k // fx + 0.5 - centre_y) ** 2 + (k % fx + 0.5 - centre_x) ** 2, k))  # fmt: skip
+
+
 def _shrink_sparse_by_blocks(image: np.ndarray, fy: int, fx: int) -> np.ndarray:
     """:func:`resize_sparse` for whole-number shrink factors, in a few strided passes.
 
@@ -138,9 +148,7 @@ def _shrink_sparse_by_blocks(image: np.ndarray, fy: int, fx: int) -> np.ndarray:
     pixels = image.reshape(full_h, full_w, -1)
     valid = valid_pixels(image)
     offsets = [(dy, dx) for dy in range(fy) for dx in range(fx)]
-    centre_y, centre_x = fy / 2.0, fx / 2.0
-    rank = sorted(range(len(offsets)), key=lambda k: (
-        (offsets[k][0] + 0.5 - centre_y) ** 2 + (offsets[k][1] + 0.5 - centre_x) ** 2, k))
+    rank = block_rank(fy, fx)
     choice = np.full((height, width), -1, dtype=np.int32)
     for k in reversed(rank):
         dy, dx = offsets[k]

@@ -25,19 +25,19 @@ from mlesam_ros.geometry.projection import EMPTY_KEY
 
 
 @cache
-def _njit() -> Any:
-    """``numba.njit(cache=True, nogil=True)``, or ``None`` when numba is not installed."""
+def numba_jit() -> Any:
+    """``numba.njit`` with numpy's float semantics (x / 0 is inf, no check), or ``None``."""
     try:
         import numba
     except ImportError:
         return None
-    return numba.njit(cache=True, nogil=True)
+    return numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @cache
 def kernel() -> Any:
     """Return the compiled per-point loop, or ``None`` when numba is not installed."""
-    njit = _njit()
+    njit = numba_jit()
     if njit is None:
         return None
 
@@ -98,7 +98,7 @@ def kernel() -> Any:
 def finish_kernel() -> Any:
     """Return the compiled z-buffer read-out of :func:`project` (numba present)."""
 
-    @_njit()
+    @numba_jit()
     def finish(candidates, pixels, depth, zbuffer, valid, visible, nearest, winners,
                winner_pixels):  # fmt: skip
         """Mark valid/visible points, each candidate's pixel depth; return the winner count."""
@@ -121,7 +121,7 @@ def finish_kernel() -> Any:
 @cache
 def dilate_kernel() -> Any:
     """Return the compiled form of ``lidar_image._nearest_within`` + unpack, or ``None``."""
-    njit = _njit()
+    njit = numba_jit()
     if njit is None:
         return None
 
@@ -161,7 +161,7 @@ def paint_kernel() -> Any:
     evaluates it), its camera pixel, its label, and its row of the output table, in one pass
     instead of ~15 numpy passes and gathers.
     """
-    njit = _njit()
+    njit = numba_jit()
     if njit is None:
         return None
 
@@ -189,6 +189,72 @@ def paint_kernel() -> Any:
         return count
 
     return paint
+
+
+@cache
+def pack_kernel() -> Any:
+    """Return the compiled form of ``lidar_image.projection_keys``, or ``None`` (no numba).
+
+    Per z-buffer winner (its values gathered contiguous, so one compiled type serves every
+    cloud layout): its three codes (``encode_channel`` in float64: depth, intensity, height)
+    and its depth bits, packed into the winner's pixel of the key image.
+    """
+    njit = numba_jit()
+    if njit is None:
+        return None
+
+    @njit
+    def code(value, low, high):
+        """``encode_channel`` of one value; NaN gives 0, as numpy's uint8 cast does on x86."""
+        scaled = min(max((np.float64(value) - low) / (high - low), 0.0), 1.0)
+        if scaled != scaled:
+            return np.int64(0)
+        return np.int64(1 + np.rint(254 * scaled))
+
+    @njit
+    def pack(pixels, depth, intensity, height, max_range, intensity_max, height_low,
+             height_high, keys):  # fmt: skip
+        """Write winner j's ``depth bits << 32 | r | g << 8 | b << 16`` at ``pixels[j]``."""
+        for j in range(pixels.shape[0]):
+            packed = code(depth[j], 0.0, max_range)
+            if intensity.shape[0] > 0:
+                packed |= code(intensity[j], 0.0, intensity_max) << 8
+            packed |= code(height[j], height_low, height_high) << 16
+            keys[pixels[j]] = (np.int64(np.float32(depth[j]).view(np.int32)) << 32) | packed
+
+    return pack
+
+
+@cache
+def parallax_kernel() -> Any:
+    """Return the compiled per-frame part of ``registration.ParallaxMap.maps``, or ``None``.
+
+    numpy's float32 passes (inverse depth, ray offsets, perspective division, intrinsics)
+    in one loop, operation for operation in float32.
+    """
+    njit = numba_jit()
+    if njit is None:
+        return None
+
+    @njit
+    def parallax(depth, rx, ry, rz, tx, ty, tz, fx, skew, cx, fy, cy, map_x, map_y):
+        """Fill the remap tables: ``-1`` behind the source camera."""
+        one, zero, tiny = np.float32(1.0), np.float32(0.0), np.float32(1e-9)
+        for i in range(depth.shape[0]):
+            d = depth[i]
+            inverse = one / d if (np.isfinite(d) and d > 0) else zero
+            z = rz[i] + tz * inverse
+            if not z > tiny:
+                map_x[i] = -1.0
+                map_y[i] = -1.0
+                continue
+            inverse_z = one / z
+            xn = (rx[i] + tx * inverse) * inverse_z
+            yn = (ry[i] + ty * inverse) * inverse_z
+            map_x[i] = fx * xn + skew * yn + cx
+            map_y[i] = fy * yn + cy
+
+    return parallax
 
 
 def supports(camera: Any, points: Any, rectified: bool) -> bool:
@@ -222,7 +288,7 @@ def project(
     candidates = np.empty(count, dtype=np.int64)
     pixels = np.empty(count, dtype=np.int64)
     zbuffer = np.full(camera.height * camera.width, EMPTY_KEY, dtype=np.int64)
-    kept = kernel()(np.ascontiguousarray(points), np.ascontiguousarray(T, dtype=np.float64),
+    kept = kernel()(points, np.ascontiguousarray(T, dtype=np.float64),
                     np.ascontiguousarray(camera.K, dtype=np.float64), coefficients, rational,
                     camera.width, camera.height, float(min_depth), float(max_depth),
                     float(cone_limit), uv, depth, candidates, pixels, zbuffer)  # fmt: skip
@@ -237,20 +303,41 @@ def project(
     return uv, depth, valid, visible, winners[:wins], winner_pixels[:wins], candidates, nearest
 
 
+def _point_views() -> list[np.ndarray]:
+    """``(1, 3)`` points in every layout the node passes (each is its own compiled type).
+
+    Contiguous float32 and float64, and read-only strided views of a cloud
+    (``msgs.cloud_xyz``), 4-byte aligned or not.
+    """
+    from numpy.lib.stride_tricks import as_strided
+
+    views = [np.ones((1, 3), np.float32), np.ones((1, 3), np.float64)]
+    for extra in ("<f4", "<u2"):  # x y z intensity (16 bytes), x y z ring (14 bytes)
+        cloud = np.ones(2, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("e", extra)])[1:]
+        x = cloud["x"]
+        views.append(as_strided(x, shape=(1, 3), strides=(x.strides[0], 4), writeable=False))
+    return views
+
+
 def warm_up() -> None:
-    """Compile (or load from numba's cache) both point types now, not on the first frame."""
+    """Compile (or load from numba's cache) every point layout now, not on the first frame."""
     if kernel() is None:
         return
     from mlesam_ros.geometry.camera import CameraModel
 
     camera = CameraModel(2, 2, [[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1]], [0.1, 0, 0, 0, 0])
-    for dtype in (np.float32, np.float64):
-        project(np.ones((1, 3), dtype=dtype), np.eye(4), camera, 0.1, np.inf, 1.25)
     one, table = np.zeros(1, np.int64), np.zeros((1, 5), np.float32)
+    keys, values = np.zeros(4, np.int64), np.zeros(1, np.float32)
+    for points in _point_views():
+        project(points, np.eye(4), camera, 0.1, np.inf, 1.25)
+        for label_type in (np.uint8, np.uint16):  # mono8 and mono16 label images
+            paint_kernel()(one, values, values, np.zeros((1, 2)), points, values,
+                           np.zeros(1, label_type), 1, 1, 1.0, 1.0, np.float32(1.05),
+                           np.float32(0.2), table, table.view(np.uint32)[:, -1], one.copy(),
+                           one.copy())  # fmt: skip
+    for height in (values, np.zeros(1)):  # float32 and float64 points
+        pack_kernel()(one, values, values, height, 1.0, 1.0, 0.0, 1.0, keys)
     dilate_kernel()(np.zeros((2, 2), np.int64), 1, 1, 1, np.zeros((2, 2, 3), np.uint8))
-    for label_type in (np.uint8, np.uint16):  # mono8 and mono16 label images
-        paint_kernel()(one, np.zeros(1, np.float32), np.zeros(1, np.float32), np.zeros((1, 2)),
-                       np.zeros((1, 3), np.float32), np.zeros(1, np.float32),
-                       np.zeros(1, label_type), 1, 1, 1.0, 1.0, np.float32(1.05),
-                       np.float32(0.2), table, table.view(np.uint32)[:, -1], one.copy(),
-                       one.copy())  # fmt: skip
+    rays = np.ones(1, np.float32)
+    t, k = np.float32(0.1), np.float32(1.0)
+    parallax_kernel()(rays, rays, rays, rays, t, t, t, k, k, k, k, k, rays.copy(), rays.copy())

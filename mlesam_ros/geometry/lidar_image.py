@@ -27,13 +27,18 @@ DEFAULT_MAX_RANGE_M = 80.0
 DEFAULT_INTENSITY_MAX = 1.0
 DEFAULT_HEIGHT_RANGE_M = (-3.0, 5.0)
 # Below this, a packed key (empty: EMPTY_KEY, as in the z-buffer) holds a finite return.
-_EMPTY_FOUND = np.int64(0x7F800000) << 32
+EMPTY_FOUND = np.int64(0x7F800000) << 32
+
+
+def check_range(low: float, high: float) -> None:
+    """Refuse an encoding range that is empty or inverted."""
+    if not high > low:
+        raise ValueError(f"encode range: high ({high}) must be greater than low ({low})")
 
 
 def encode_channel(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """Encode values as uint8 ``1..255`` over ``[low, high]`` (clipped); 0 is kept for empty."""
-    if not high > low:
-        raise ValueError(f"encode range: high ({high}) must be greater than low ({low})")
+    check_range(low, high)
     scaled = np.clip((np.asarray(values, dtype=np.float64) - low) / (high - low), 0.0, 1.0)
     return (1 + np.rint(254 * scaled)).astype(np.uint8)
 
@@ -120,31 +125,60 @@ def projection_image(
 
     The node reuses its projection for the labelled points instead of projecting twice.
     """
+    keys = projection_keys(
+        projection, points, intensity, max_range=max_range, intensity_max=intensity_max,
+        height_range=height_range, T_ground_from_lidar=T_ground_from_lidar,
+    )  # fmt: skip
+    return dilate_keys(keys, dilation)
+
+
+def projection_keys(
+    projection: LidarProjection,
+    points: np.ndarray,
+    intensity: np.ndarray | None,
+    *,
+    max_range: float = DEFAULT_MAX_RANGE_M,
+    intensity_max: float = DEFAULT_INTENSITY_MAX,
+    height_range: tuple[float, float] = DEFAULT_HEIGHT_RANGE_M,
+    T_ground_from_lidar: np.ndarray | None = None,  # noqa: N803
+) -> np.ndarray:
+    """``(H, W)`` int64 packed keys of the z-buffer winners (``EMPTY_KEY`` elsewhere).
+
+    A key is ``depth bits << 32 | r | g << 8 | b << 16`` (r, g, b = the depth, intensity and
+    height codes): one int64 scatter places all three channels, and :func:`dilate_keys` finds
+    the nearest return of a window with one comparison per pixel.
+    """
+    from mlesam_ros.geometry import compiled
+
     winners = projection.point_index
+    height, width = projection.height, projection.width
+    if intensity is not None and np.shape(intensity) != (points.shape[0],):
+        raise ValueError(
+            f"intensity: expected ({points.shape[0]},) to match points, got {np.shape(intensity)}"
+        )
+    kernel = compiled.pack_kernel()
+    if kernel is not None and T_ground_from_lidar is None and isinstance(points, np.ndarray):
+        for low, high in ((0.0, max_range), (0.0, intensity_max), height_range):
+            check_range(low, high)
+        keys = np.full(height * width, EMPTY_KEY, dtype=np.int64)
+        values = (np.zeros(0, np.float32) if intensity is None
+                  else np.asarray(intensity, dtype=np.float32)[winners])  # fmt: skip
+        kernel(projection.pixel_index, projection.depth[winners], values,
+               np.asarray(points)[winners, 2], float(max_range), float(intensity_max),
+               float(height_range[0]), float(height_range[1]), keys)  # fmt: skip
+        return keys.reshape(height, width)
     if T_ground_from_lidar is None:
         height_values = np.asarray(points)[winners, 2]
     else:
         height_values = transform_points(T_ground_from_lidar, points[winners])[:, 2]
     depth = projection.depth[winners]
-    # The winners' codes packed as r | g << 8 | b << 16 (r, g, b = depth, intensity, height):
-    # one int64 scatter places all three channels, and the dilation works on the same keys.
     packed = encode_channel(depth, 0.0, max_range).astype(np.int64)
     if intensity is not None:
-        intensity = np.asarray(intensity)
-        if intensity.shape != (points.shape[0],):
-            raise ValueError(
-                f"intensity: expected ({points.shape[0]},) to match points, got {intensity.shape}"
-            )
         packed |= encode_channel(intensity[winners], 0.0, intensity_max).astype(np.int64) << 8
     packed |= encode_channel(height_values, *height_range).astype(np.int64) << 16
-    height, width = projection.height, projection.width
-    if dilation > 0:
-        keys = np.full(height * width, EMPTY_KEY, dtype=np.int64)
-        keys[projection.pixel_index] = (depth.view(np.int32).astype(np.int64) << 32) | packed
-        return _dilate(keys.reshape(height, width), dilation)
-    colours = np.zeros(height * width, dtype=np.int64)
-    colours[projection.pixel_index] = packed
-    return _unpack(colours.reshape(height, width))
+    keys = np.full(height * width, EMPTY_KEY, dtype=np.int64)
+    keys[projection.pixel_index] = (depth.view(np.int32).astype(np.int64) << 32) | packed
+    return keys.reshape(height, width)
 
 
 def dilate_nearest(image: np.ndarray, depth: np.ndarray, radius: int) -> np.ndarray:
@@ -164,20 +198,28 @@ def dilate_nearest(image: np.ndarray, depth: np.ndarray, radius: int) -> np.ndar
     colours = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2RGBA).view("<u4")
     keys = np.asarray(depth, np.float32).view(np.int32).astype(np.int64) << 32
     keys |= colours.reshape(height, width) & 0xFFFFFF
-    return _dilate(np.where(filled, keys, EMPTY_KEY), radius)
+    return dilate_keys(np.where(filled, keys, EMPTY_KEY), radius)
 
 
-def _dilate(keys: np.ndarray, radius: int) -> np.ndarray:
-    """``_unpack(_nearest_within(keys, radius))``, by the compiled loop when numba is there."""
+def check_dilation(radius: int) -> None:
+    """Refuse radii whose window ranks do not fit the 4 bits per axis of a packed key."""
+    if 2 * radius + 1 > 16:
+        raise ValueError(f"dilation radius {radius}: at most 7 (15 x 15 window)")
+
+
+def dilate_keys(keys: np.ndarray, radius: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8 image of packed ``keys``, empty pixels filled within ``radius``.
+
+    ``_unpack(_nearest_within(keys, radius))``, by the compiled loop when numba is there.
+    """
     from mlesam_ros.geometry import compiled
 
-    if 2 * radius + 1 > 16:  # the shift ranks have 4 bits per axis
-        raise ValueError(f"dilation radius {radius}: at most 7 (15 x 15 window)")
+    check_dilation(radius)
     kernel = compiled.dilate_kernel()
     if kernel is None:
         return _unpack(_nearest_within(keys, radius))
     out = np.empty((*keys.shape, 3), dtype=np.uint8)
-    kernel(np.ascontiguousarray(keys), radius, EMPTY_KEY, _EMPTY_FOUND, out)
+    kernel(np.ascontiguousarray(keys), radius, EMPTY_KEY, EMPTY_FOUND, out)
     return out
 
 
@@ -205,7 +247,7 @@ def _nearest_within(keys: np.ndarray, radius: int) -> np.ndarray:
         np.minimum(best, rows[dy : dy + height] | (dy << 28), out=best)
     # Whole-image selects (boolean indexing is several times slower here): own return, else
     # the window's nearest, else nothing.
-    found = np.where(best < _EMPTY_FOUND, best, 0)
+    found = np.where(best < EMPTY_FOUND, best, 0)
     return np.where(keys != EMPTY_KEY, keys, found)
 
 

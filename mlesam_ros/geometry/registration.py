@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mlesam_ros.geometry import compiled
 from mlesam_ros.geometry.camera import CameraModel
 from mlesam_ros.geometry.projection import project_lidar
 from mlesam_ros.geometry.transforms import check_transform, invert_transform
@@ -121,6 +122,14 @@ class ParallaxMap:
                                     rgb_depth_m)  # fmt: skip
         shape = self.rgb_camera.size
         rx, ry, rz = self.rays
+        kernel = compiled.parallax_kernel()
+        if kernel is not None and rgb_depth_m is not None and np.size(rgb_depth_m) == rz.size:
+            depth = np.ascontiguousarray(rgb_depth_m, dtype=np.float32).reshape(-1)
+            map_x, map_y = np.empty_like(rz), np.empty_like(rz)
+            K = self.source_camera.K
+            kernel(depth, rx, ry, rz, *self.t, *K[0].astype(np.float32), K[1, 1].astype(
+                np.float32), K[1, 2].astype(np.float32), map_x, map_y)  # fmt: skip
+            return map_x.reshape(shape), map_y.reshape(shape)
         if rgb_depth_m is None:
             x, y, z = rx, ry, rz
         else:

@@ -115,20 +115,15 @@ def pointcloud2_to_array(
     return points
 
 
-class _ArrayInterface:
-    """An ``__array_interface__`` holder that keeps the array it describes alive."""
-
-    def __init__(self, interface: dict, base: np.ndarray) -> None:
-        self.__array_interface__ = interface
-        self.base = base
-
-
 def cloud_xyz(points: np.ndarray) -> np.ndarray:
-    """Return ``(N, 3)`` float32 x, y, z (contiguous) from a structured point array.
+    """Return ``(N, 3)`` float32 x, y, z from a structured point array (read-only).
 
-    Most drivers lay out x, y, z as three adjacent native float32 fields; those 12 bytes per
-    point are copied as one opaque item (~3x faster than gathering three strided fields).
+    Most drivers lay out x, y, z as three adjacent native float32 fields: that layout gives a
+    strided view of the cloud itself (no copy; the compiled projection reads it in place).
+    Any other layout is gathered into a new contiguous array.
     """
+    from numpy.lib.stride_tricks import as_strided
+
     fields = points.dtype.fields or {}
     if points.ndim == 1 and all(name in fields for name in XYZ_FIELDS):
         offset = fields["x"][1]
@@ -137,11 +132,12 @@ def cloud_xyz(points: np.ndarray) -> np.ndarray:
             for axis, name in enumerate(XYZ_FIELDS)
         )
         if adjacent:
-            # The x field's view, re-typed as 12 opaque bytes (any point stride works).
-            interface = dict(points["x"].__array_interface__, typestr="|V12", descr=[("", "|V12")])
-            xyz_items = np.asarray(_ArrayInterface(interface, points))
-            return xyz_items.copy().view(np.float32).reshape(-1, 3)
-    return np.stack([points[name].astype(np.float32) for name in XYZ_FIELDS], axis=-1)
+            x = points["x"]
+            return as_strided(x, shape=(x.shape[0], 3), strides=(x.strides[0], 4),
+                              writeable=False)  # fmt: skip
+    xyz = np.stack([points[name].astype(np.float32) for name in XYZ_FIELDS], axis=-1)
+    xyz.flags.writeable = False
+    return xyz
 
 
 def cloud_field(points: np.ndarray, name: str) -> np.ndarray | None:

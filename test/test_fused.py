@@ -1,0 +1,165 @@
+"""The compiled per-sensor loops give exactly the numpy path's model input (bit for bit).
+
+Each test builds inputs with the awkward values a sensor sends (0, NaN, inf, values on the
+encoding's range limits, depth ties) and compares the compiled result with the numpy
+functions it replaces, which are also the fallback when numba is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from mlesam_ros.data.encode import encode_depth, encode_thermal  # noqa: E402
+from mlesam_ros.data.transforms import resize_image  # noqa: E402
+from mlesam_ros.geometry import ParallaxMap, compiled, project_lidar  # noqa: E402
+from mlesam_ros.geometry.camera import CameraModel  # noqa: E402
+from mlesam_ros.geometry.projection import EMPTY_KEY  # noqa: E402
+from mlesam_ros.pipeline import fused  # noqa: E402
+from mlesam_ros.pipeline.grid import area_resize  # noqa: E402
+
+lidar_image = importlib.import_module("mlesam_ros.geometry.lidar_image")
+
+# (fy, fx) shrink factors: the working grid's 2, odd, mixed, none, and a bigger one.
+FACTORS = [(2, 2), (3, 3), (2, 3), (1, 1), (4, 4)]
+
+
+def _depth_image(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    depth = rng.uniform(0.01, 120.0, shape).astype(np.float32)
+    for value, share in ((np.nan, 0.3), (0.0, 0.1), (np.inf, 0.05), (0.3, 0.05), (80.0, 0.05)):
+        depth[rng.random(shape) < share] = value
+    return depth
+
+
+@pytest.mark.parametrize("factors", FACTORS)
+def test_depth_model_image_equals_encode_then_hole_aware_resize(factors) -> None:
+    rng = np.random.default_rng(sum(factors))
+    for _ in range(5):
+        out_h, out_w = (int(v) for v in rng.integers(3, 20, 2))
+        shape = (out_h * factors[0], out_w * factors[1])
+        depth = _depth_image(rng, shape)
+        grid, count = fused.sample_depth(depth, shape)
+        valid = np.isfinite(depth) & (depth > 0)
+        np.testing.assert_array_equal(grid, np.where(valid, depth, np.nan))
+        assert count == np.count_nonzero(valid)
+        got = fused.depth_model_image(grid, (out_h, out_w))
+        want = resize_image(encode_depth(grid), (out_h, out_w), "depth")
+        np.testing.assert_array_equal(got, want)
+
+
+def test_sample_depth_takes_pixel_centres_and_other_sizes_fall_back() -> None:
+    rng = np.random.default_rng(3)
+    depth = _depth_image(rng, (48, 64))
+    grid, _ = fused.sample_depth(depth, (24, 32))
+    np.testing.assert_array_equal(grid[np.isfinite(grid)], depth[1::2, 1::2][np.isfinite(grid)])
+    # 24x32 → 10x15 is no whole factor: the numpy path runs, same function of the input.
+    want = resize_image(encode_depth(grid), (10, 15), "depth")
+    np.testing.assert_array_equal(fused.depth_model_image(grid, (10, 15)), want)
+
+
+def _lidar_keys(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    keys = np.full(shape, EMPTY_KEY, dtype=np.int64)
+    hits = rng.random(shape) < 0.15
+    depth = rng.uniform(0.5, 50.0, hits.sum()).astype(np.float32)
+    depth[::5] = 7.0  # exact depth ties: the first shift in row-major order must win
+    codes = rng.integers(1, 256, (hits.sum(), 3))
+    packed = codes[:, 0] | codes[:, 1] << 8 | codes[:, 2] << 16
+    keys[hits] = (depth.view(np.int32).astype(np.int64) << 32) | packed
+    return keys
+
+
+@pytest.mark.parametrize("factors", FACTORS)
+@pytest.mark.parametrize("radius", [0, 1, 2])
+def test_lidar_model_image_equals_dilate_then_sparse_resize(factors, radius) -> None:
+    rng = np.random.default_rng(10 * radius + factors[0])
+    for _ in range(4):
+        out_h, out_w = (int(v) for v in rng.integers(3, 20, 2))
+        keys = _lidar_keys(rng, (out_h * factors[0], out_w * factors[1]))
+        keys[: keys.shape[0] // 3] = EMPTY_KEY  # a sky: whole blocks with nothing in reach
+        got = fused.lidar_model_image(keys, radius, (out_h, out_w))
+        want = resize_image(lidar_image.dilate_keys(keys, radius), (out_h, out_w), "lidar")
+        np.testing.assert_array_equal(got, want)
+        assert got.any()
+
+
+def test_lidar_model_image_refuses_a_radius_the_keys_cannot_rank() -> None:
+    with pytest.raises(ValueError, match="dilation radius 8: at most 7"):
+        fused.lidar_model_image(np.zeros((4, 4), np.int64), 8, (2, 2))
+
+
+@pytest.mark.parametrize("factors", FACTORS)
+def test_thermal_model_image_equals_three_channel_encode_mask_resize(factors) -> None:
+    rng = np.random.default_rng(20 + factors[1])
+    out_h, out_w = 11, 13
+    shape = (out_h * factors[0], out_w * factors[1])
+    thermal = rng.uniform(-5.0, 9000.0, shape).astype(np.float32)
+    thermal[rng.random(shape) < 0.2] = 0.0
+    thermal[0, 0] = np.nan
+    low, high = np.percentile(thermal[thermal > 0], (1, 99))
+    for value_range in ((float(low), float(high)), (5.0, 5.0)):  # and a flat frame
+        got = fused.thermal_model_image(thermal, value_range, (out_h, out_w))
+        image = encode_thermal(np.nan_to_num(thermal), value_range)
+        image *= (thermal > 0)[:, :, None]
+        np.testing.assert_array_equal(got, area_resize(image, (out_h, out_w)))
+
+
+def test_positive_percentiles_equal_numpy_percentile() -> None:
+    rng = np.random.default_rng(4)
+    for trial in range(400):
+        count = int(rng.integers(1, 3000)) if trial % 3 else int(rng.integers(1, 8))
+        values = [
+            rng.uniform(-100, 9000, count),
+            rng.integers(-3, 20, count).astype(float),  # many ties
+            np.exp(rng.normal(0, 8, count)),  # values across many exponents
+            rng.normal(7500, 300, count),  # a thermal camera's counts
+        ][trial % 4].astype(np.float32)
+        image = values.reshape(4, -1) if count % 4 == 0 else values[None]
+        positive = image[image > 0]
+        want = np.percentile(np.sort(positive), (1, 99)) if positive.size else None
+        got = fused.positive_percentiles(image)
+        if want is None:
+            assert got is None
+        else:
+            assert got == (float(want[0]), float(want[1])), (trial, count)
+
+
+def test_projection_keys_compiled_equal_numpy(monkeypatch) -> None:
+    rng = np.random.default_rng(5)
+    camera = CameraModel(80, 60, [[50, 0, 40], [0, 50, 30], [0, 0, 1]], [0.0] * 5)
+    points = rng.normal(0, 10, (5000, 3)).astype(np.float32)
+    points[:, 2] = np.abs(points[:, 2])
+    points[::13, 2] = np.nan
+    intensity = rng.uniform(-10, 300, 5000).astype(np.float32)
+    intensity[::7], intensity[::11] = np.nan, np.inf  # out of range and not a number
+    projection = project_lidar(points, np.eye(4), camera)
+    for values in (intensity, None):
+        got = lidar_image.projection_keys(projection, points, values, intensity_max=255.0)
+        with monkeypatch.context() as patch:
+            patch.setattr(compiled, "pack_kernel", lambda: None)
+            want = lidar_image.projection_keys(projection, points, values, intensity_max=255.0)
+        np.testing.assert_array_equal(got, want)
+        assert (got != EMPTY_KEY).sum() > 100
+    with pytest.raises(ValueError, match="encode range: high"):
+        lidar_image.projection_keys(projection, points, None, height_range=(5.0, -3.0))
+
+
+def test_parallax_maps_compiled_equal_numpy(monkeypatch) -> None:
+    rng = np.random.default_rng(6)
+    thermal = CameraModel(64, 48, [[40, 0.5, 31], [0, 41, 25], [0, 0, 1]], [0.0] * 5)
+    rgb = CameraModel(80, 60, [[50, 0, 40], [0, 50, 30], [0, 0, 1]], [0.0] * 5)
+    T = np.eye(4)  # noqa: N806
+    T[:3, 3] = [0.1, -0.05, 0.02]
+    parallax = ParallaxMap(thermal, rgb, T)
+    depth = rng.uniform(0.05, 50, (60, 80)).astype(np.float32)
+    depth[::3, ::5], depth[::7], depth[1, 1], depth[2, 2] = np.nan, 0.0, np.inf, 1e-4
+    got = parallax.maps(depth)
+    with monkeypatch.context() as patch:
+        patch.setattr(compiled, "parallax_kernel", lambda: None)
+        want = parallax.maps(depth)
+    for got_map, want_map in zip(got, want, strict=True):
+        np.testing.assert_array_equal(got_map, want_map)
+    assert (got[0] == -1).any()  # 1e-4 m puts a point behind the thermal camera
