@@ -14,13 +14,13 @@ import pytest
 
 pytest.importorskip("numba")
 
-from mlesam_ros.data.encode import encode_depth, encode_thermal  # noqa: E402
-from mlesam_ros.data.transforms import resize_image  # noqa: E402
-from mlesam_ros.geometry import ParallaxMap, compiled, project_lidar  # noqa: E402
-from mlesam_ros.geometry.camera import CameraModel  # noqa: E402
-from mlesam_ros.geometry.projection import EMPTY_KEY  # noqa: E402
-from mlesam_ros.pipeline import fused  # noqa: E402
-from mlesam_ros.pipeline.grid import area_resize  # noqa: E402
+from mlesam_ros.data.encode import encode_depth, encode_thermal
+from mlesam_ros.data.transforms import resize_image
+from mlesam_ros.geometry import ParallaxMap, compiled, project_lidar
+from mlesam_ros.geometry.camera import CameraModel
+from mlesam_ros.geometry.projection import EMPTY_KEY
+from mlesam_ros.pipeline import fused
+from mlesam_ros.pipeline.grid import area_resize
 
 lidar_image = importlib.import_module("mlesam_ros.geometry.lidar_image")
 
@@ -151,7 +151,7 @@ def test_parallax_maps_compiled_equal_numpy(monkeypatch) -> None:
     rng = np.random.default_rng(6)
     thermal = CameraModel(64, 48, [[40, 0.5, 31], [0, 41, 25], [0, 0, 1]], [0.0] * 5)
     rgb = CameraModel(80, 60, [[50, 0, 40], [0, 50, 30], [0, 0, 1]], [0.0] * 5)
-    T = np.eye(4)  # noqa: N806
+    T = np.eye(4)
     T[:3, 3] = [0.1, -0.05, 0.02]
     parallax = ParallaxMap(thermal, rgb, T)
     depth = rng.uniform(0.05, 50, (60, 80)).astype(np.float32)

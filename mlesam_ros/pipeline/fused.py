@@ -24,6 +24,7 @@ shrinks only (the working grid is always one); other sizes take the numpy path.
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from typing import Any
 
@@ -81,18 +82,19 @@ def depth_model_image(
     near, far = depth_range_m
     if kernels is None or factors is None or not 0 < near < far or grid.dtype != np.float32:
         return resize_image(encode_depth(grid, depth_range_m), size, "depth")
-    clip_depth, encode_shrink = kernels[1], kernels[2]
+    clip_depth, encode, shrink = kernels[1:]
     z = np.empty_like(grid)
     clip_depth(grid, np.float32(near), np.float32(far), z)
     log_z = np.log(z / near)  # numpy's own (SIMD) float32 log, as encode_depth takes it
-    out = np.empty((*size, 3), dtype=np.uint8)
-    fy, fx = factors
+    codes = np.empty((3, *grid.shape), dtype=np.int16)
     # encode_depth's constants as numpy applies them: Python floats become float32 next to a
     # float32 array; np.log(far / near) is a float64 scalar and promotes the log channel.
     inverse_far, inverse_span = np.float32(1.0 / far), np.float32(1.0 / near - 1.0 / far)
-    encode_shrink(grid, z, log_z, fy, fx, inverse_far, inverse_span, np.log(far / near),
-                  np.float32(near), np.float32(far - near), np.float32(1.0 / (fy * fx)),
-                  np.float32(_MIN_WEIGHT), out)  # fmt: skip
+    encode(grid, z, log_z, inverse_far, inverse_span, np.log(far / near), np.float32(near),
+           np.float32(far - near), codes)  # fmt: skip
+    out = np.empty((*size, 3), dtype=np.uint8)
+    fy, fx = factors
+    shrink(codes, fy, fx, np.float32(1.0 / (fy * fx)), np.float32(_MIN_WEIGHT), out)
     return out
 
 
@@ -128,54 +130,60 @@ def _depth_kernels() -> Any:
                 z[i, j] = min(max(value, near), far)
 
     @njit
-    def encode_shrink(grid, z, log_z, fy, fx, inverse_far, inverse_span, log_span, near,
-                      linear_span, scale, min_weight, out):  # fmt: skip
-        """Per model pixel: the three codes of its block's valid pixels, averaged as cv2 does.
+    def encode(grid, z, log_z, inverse_far, inverse_span, log_span, near, linear_span, codes):
+        """encode_depth's three codes per pixel (0 where invalid), as int16 planes.
 
-        encode_depth: inverse and linear in float32, log in float64 (numpy promotes it by a
-        float64 scalar), each ``1 + rint(254 * channel)`` in float64. resize_with_holes:
-        cv2's whole-factor area sum times ``1 / area`` in float32 (sums of codes are exact),
-        divided by the valid weight, rounded and clipped to 1..255; 0 with no valid pixel.
+        Inverse and linear in float32, log in float64 (numpy promotes it by a float64
+        scalar), each ``1 + rint(254 * channel)`` in float64. Branch-free, so it vectorises.
         """
         one = np.float32(1.0)
+        for row in range(grid.shape[0]):
+            for col in range(grid.shape[1]):
+                value = grid[row, col]
+                keep = 1.0 if (np.isfinite(value) and value > 0) else 0.0
+                zz = z[row, col]
+                inverse = (one / zz - inverse_far) / inverse_span
+                log = np.float64(log_z[row, col]) / log_span
+                linear = (zz - near) / linear_span
+                codes[0, row, col] = np.int16((np.rint(np.float64(inverse) * 254.0) + 1.0) * keep)
+                codes[1, row, col] = np.int16((np.rint(log * 254.0) + 1.0) * keep)
+                codes[2, row, col] = np.int16((np.rint(np.float64(linear) * 254.0) + 1.0) * keep)
+
+    @njit
+    def shrink(codes, fy, fx, scale, min_weight, out):
+        """resize_with_holes of the codes, per model pixel.
+
+        cv2's whole-factor area sum times ``1 / area`` in float32 (sums of codes are exact),
+        over the valid weight, rounded, clipped to 1..255; 0 where the block has no valid pixel.
+        """
         for orow in range(out.shape[0]):
             for ocol in range(out.shape[1]):
-                s0 = 0
-                s1 = 0
-                s2 = 0
-                count = 0
+                s0, s1, s2, count = 0, 0, 0, 0
                 for dy in range(fy):
                     row = orow * fy + dy
                     for dx in range(fx):
                         col = ocol * fx + dx
-                        value = grid[row, col]
-                        if not (np.isfinite(value) and value > 0):
-                            continue
-                        zz = z[row, col]
-                        inverse = (one / zz - inverse_far) / inverse_span
-                        log = np.float64(log_z[row, col]) / log_span
-                        linear = (zz - near) / linear_span
-                        s0 += np.int64(np.rint(np.float64(inverse) * 254.0) + 1.0)
-                        s1 += np.int64(np.rint(log * 254.0) + 1.0)
-                        s2 += np.int64(np.rint(np.float64(linear) * 254.0) + 1.0)
-                        count += 1
+                        s0 += codes[0, row, col]
+                        s1 += codes[1, row, col]
+                        s2 += codes[2, row, col]
+                        count += codes[0, row, col] > 0
                 weight = np.float32(count) * scale
                 if not weight > min_weight:
                     out[orow, ocol, 0] = 0
                     out[orow, ocol, 1] = 0
                     out[orow, ocol, 2] = 0
                     continue
-                out[orow, ocol, 0] = _average(s0, scale, weight)
-                out[orow, ocol, 1] = _average(s1, scale, weight)
-                out[orow, ocol, 2] = _average(s2, scale, weight)
+                out[orow, ocol, 0] = average(s0, scale, weight)
+                out[orow, ocol, 1] = average(s1, scale, weight)
+                out[orow, ocol, 2] = average(s2, scale, weight)
 
     @njit
-    def _average(total, scale, weight):
-        """``clip(rint(sum * scale / weight), 1, 255)`` in float32, as resize_with_holes."""
+    def average(total, scale, weight):
+        """``clip(rint(total * scale / weight), 1, 255)`` in float32."""
         value = np.rint((np.float32(total) * scale) / weight)
         return np.uint8(min(max(value, np.float32(1.0)), np.float32(255.0)))
 
-    return sample, clip_depth, encode_shrink
+    return sample, clip_depth, encode, shrink
 
 
 # -- LiDAR ------------------------------------------------------------------------------------
@@ -334,22 +342,22 @@ def positive_percentiles(
     count = kernels[0](values, histogram)
     if count == 0:
         return None
-    virtual = (count - 1) * np.true_divide(percentiles, 100)
-    previous = np.floor(virtual).astype(np.int64)
-    following = np.minimum(previous + 1, count - 1)
-    previous = np.where(virtual >= count - 1, count - 1, previous)
-    ranks = np.concatenate([previous, following])
-    order = np.argsort(ranks, kind="stable")
-    picked = np.empty(ranks.size, dtype=np.float32)
+    # numpy's "linear" method, in its dtypes: the virtual index (n - 1) * q in float64, the
+    # neighbours' difference in float32, the interpolation in float64 (Python floats are
+    # float64, so scalars here reproduce the array arithmetic).
+    virtual = [(count - 1) * (q / 100) for q in percentiles]
+    below = [min(math.floor(v), count - 1) for v in virtual]
+    ranks = np.array(sorted({*below, *(min(b + 1, count - 1) for b in below)}), np.int64)
     stats = np.empty(ranks.size, dtype=np.float32)
-    kernels[1](values, histogram, ranks[order], stats)
-    picked[order] = stats
-    below, above = picked[: previous.size], picked[previous.size :]
-    gamma = virtual - previous
-    # numpy's _lerp: a + (b - a) * t, or b - (b - a) * (1 - t) from t = 0.5 on.
-    difference = above - below
-    result = np.where(gamma >= 0.5, above - difference * (1 - gamma), below + difference * gamma)
-    return float(result[0]), float(result[1])
+    kernels[1](values, histogram, ranks, stats)
+    value_of = dict(zip(ranks.tolist(), stats, strict=True))
+    result = []
+    for v, b in zip(virtual, below, strict=True):
+        low, high, gamma = value_of[b], value_of[min(b + 1, count - 1)], v - b
+        difference = float(high - low)  # float32 subtraction
+        result.append(float(high) - difference * (1 - gamma) if gamma >= 0.5
+                      else float(low) + difference * gamma)  # fmt: skip
+    return result[0], result[1]
 
 
 @cache
@@ -373,6 +381,7 @@ def _percentile_kernels() -> Any:
     @njit
     def select(values, counts, ranks, out):
         """``out[r]`` = the ``ranks[r]``-th smallest positive value (``ranks`` ascending)."""
+        # The bucket of each rank and how many values lie in lower buckets.
         wanted = ranks.shape[0]
         buckets = np.empty(wanted, np.int64)
         before = np.empty(wanted, np.int64)
@@ -383,33 +392,29 @@ def _percentile_kernels() -> Any:
                 before[r] = seen
                 r += 1
             seen += counts[bucket]
-        size = 0
+        # One pool slice per distinct bucket, filled in one pass through a bucket → slot table.
+        slot_of = np.full(counts.shape[0], -1, np.int64)
+        start = np.zeros(wanted + 1, np.int64)
+        slots = 0
         for r in range(wanted):
-            if r == 0 or buckets[r] != buckets[r - 1]:
-                size += counts[buckets[r]]
-        pool = np.empty(size, np.float32)
-        start = np.empty(wanted, np.int64)
-        filled = np.zeros(wanted, np.int64)
-        offset = 0
-        for r in range(wanted):
-            if r > 0 and buckets[r] == buckets[r - 1]:
-                start[r] = start[r - 1]
-            else:
-                start[r] = offset
-                offset += counts[buckets[r]]
+            if slot_of[buckets[r]] < 0:
+                slot_of[buckets[r]] = slots
+                start[slots + 1] = start[slots] + counts[buckets[r]]
+                slots += 1
+        pool = np.empty(start[slots], np.float32)
+        filled = start[:slots].copy()
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
                 value = values[i, j]
                 if value > 0:
-                    bucket = np.float32(value).view(np.int32) >> 16
-                    for r in range(wanted):
-                        if buckets[r] == bucket and (r == 0 or buckets[r] != buckets[r - 1]):
-                            pool[start[r] + filled[r]] = value
-                            filled[r] += 1
+                    slot = slot_of[np.float32(value).view(np.int32) >> 16]
+                    if slot >= 0:
+                        pool[filled[slot]] = value
+                        filled[slot] += 1
+        for slot in range(slots):
+            pool[start[slot] : start[slot + 1]].sort()
         for r in range(wanted):
-            if r == 0 or buckets[r] != buckets[r - 1]:
-                pool[start[r] : start[r] + counts[buckets[r]]].sort()
-            out[r] = pool[start[r] + ranks[r] - before[r]]
+            out[r] = pool[start[slot_of[buckets[r]]] + ranks[r] - before[r]]
 
     return histogram, select
 
