@@ -181,7 +181,7 @@ def paint_kernel() -> Any:
             table[count, 1] = xyz[i, 1]
             table[count, 2] = xyz[i, 2]
             if intensity.shape[0] > 0:
-                table[count, 3] = intensity[i]
+                table[count, 3] = intensity[j]  # gathered per candidate
             table_labels[count] = labels[r * width + c]
             rows[count] = r
             cols[count] = c

@@ -137,8 +137,8 @@ def _paint_compiled(
     from mlesam_ros.msgs import labelled_points_dtype
 
     dtype = labelled_points_dtype(cloud.intensity is not None)
-    if cloud.intensity is not None:
-        intensity = np.ascontiguousarray(cloud.intensity, dtype=np.float32)  # one layout
+    if cloud.intensity is not None:  # the candidates' only, contiguous: one compiled type
+        intensity = np.asarray(cloud.intensity, dtype=np.float32)[candidates]
     else:
         intensity = np.zeros(0, dtype=np.float32)
     capacity = candidates.shape[0]
