@@ -56,9 +56,11 @@ def test_sample_depth_takes_pixel_centres_and_other_sizes_fall_back() -> None:
     depth = _depth_image(rng, (48, 64))
     grid, _ = fused.sample_depth(depth, (24, 32))
     np.testing.assert_array_equal(grid[np.isfinite(grid)], depth[1::2, 1::2][np.isfinite(grid)])
-    # 24x32 → 10x15 is no whole factor: the numpy path runs, same function of the input.
-    want = resize_image(encode_depth(grid), (10, 15), "depth")
-    np.testing.assert_array_equal(fused.depth_model_image(grid, (10, 15)), want)
+    # No whole factor (24x32 → 10x15, 2.5x as a 320x240 camera for a 96x128 model; and an
+    # enlargement): the compiled codes go through OpenCV's area weights, still equal.
+    for size in ((10, 15), (96, 128)):
+        want = resize_image(encode_depth(grid), size, "depth")
+        np.testing.assert_array_equal(fused.depth_model_image(grid, size), want)
 
 
 def _lidar_keys(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:

@@ -73,14 +73,17 @@ def depth_model_image(
     size: tuple[int, int],
     depth_range_m: tuple[float, float] = DEFAULT_DEPTH_RANGE_M,
 ) -> np.ndarray:
-    """``resize_image(encode_depth(grid), size, "depth")``, in one pass when it can."""
+    """``resize_image(encode_depth(grid), size, "depth")``, compiled when it can.
+
+    The encoding is always compiled (with numba); the shrink too for whole-number factors,
+    other factors take ``resize_image``'s (OpenCV's) area weights.
+    """
     from mlesam_ros.data.encode import encode_depth
     from mlesam_ros.data.transforms import resize_image
 
-    factors = whole_shrink(grid.shape, size)
     kernels = _depth_kernels()
     near, far = depth_range_m
-    if kernels is None or factors is None or not 0 < near < far or grid.dtype != np.float32:
+    if kernels is None or not 0 < near < far or grid.dtype != np.float32 or grid.ndim != 2:
         return resize_image(encode_depth(grid, depth_range_m), size, "depth")
     clip_depth, encode, shrink = kernels[1:]
     z = np.empty_like(grid)
@@ -92,6 +95,9 @@ def depth_model_image(
     inverse_far, inverse_span = np.float32(1.0 / far), np.float32(1.0 / near - 1.0 / far)
     encode(grid, z, log_z, inverse_far, inverse_span, np.log(far / near), np.float32(near),
            np.float32(far - near), codes)  # fmt: skip
+    factors = whole_shrink(grid.shape, size)
+    if factors is None:
+        return resize_image(np.moveaxis(codes, 0, -1).astype(np.uint8), size, "depth")
     out = np.empty((*size, 3), dtype=np.uint8)
     fy, fx = factors
     shrink(codes, fy, fx, np.float32(1.0 / (fy * fx)), np.float32(_MIN_WEIGHT), out)
