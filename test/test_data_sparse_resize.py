@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from mlesam_ros.data.transforms import (
-    _window_bounds,
     resample_mode,
     resize,
     resize_sparse,
     resize_with_holes,
+    window_bounds,
 )
 
 
@@ -23,8 +23,8 @@ def _sparse(shape: tuple[int, int], density: float, seed: int) -> np.ndarray:
 
 
 def _windows(in_shape, out_shape):
-    rows = _window_bounds(out_shape[0], in_shape[0])
-    cols = _window_bounds(out_shape[1], in_shape[1])
+    rows = window_bounds(out_shape[0], in_shape[0])
+    cols = window_bounds(out_shape[1], in_shape[1])
     for i in range(out_shape[0]):
         for j in range(out_shape[1]):
             yield i, j, slice(rows[0][i], rows[1][i]), slice(cols[0][j], cols[1][j])

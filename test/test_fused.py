@@ -88,6 +88,19 @@ def test_lidar_model_image_equals_dilate_then_sparse_resize(factors, radius) -> 
         assert got.any()
 
 
+@pytest.mark.parametrize("radius", [0, 1, 2])
+def test_lidar_model_image_any_size_equals_the_window_scan(radius) -> None:
+    # Not whole factors: a 320x240 camera for a 96x128 model (2.5x), odd sizes, enlarging.
+    rng = np.random.default_rng(30 + radius)
+    for shape, size in (((240, 320), (96, 128)), ((25, 33), (10, 13)), ((7, 9), (10, 13))):
+        keys = _lidar_keys(rng, shape)
+        keys[: shape[0] // 3] = EMPTY_KEY
+        got = fused.lidar_model_image(keys, radius, size)
+        want = resize_image(lidar_image.dilate_keys(keys, radius), size, "lidar")
+        np.testing.assert_array_equal(got, want)
+        assert got.any()
+
+
 def test_lidar_model_image_refuses_a_radius_the_keys_cannot_rank() -> None:
     with pytest.raises(ValueError, match="dilation radius 8: at most 7"):
         fused.lidar_model_image(np.zeros((4, 4), np.int64), 8, (2, 2))

@@ -47,7 +47,7 @@ def resample_mode(modality: str | None) -> str:
     return "dense"
 
 
-def _window_bounds(out: int, full: int) -> tuple[np.ndarray, np.ndarray]:
+def window_bounds(out: int, full: int) -> tuple[np.ndarray, np.ndarray]:
     """Source index range [start, stop) covered by each output pixel (at least one pixel)."""
     edges = np.arange(out + 1) * full / out
     start = np.minimum(np.floor(edges[:-1]).astype(np.int64), full - 1)
@@ -93,8 +93,8 @@ def _resize_sparse_windows(image: np.ndarray, size: tuple[int, int]) -> np.ndarr
     """
     height, width = image.shape[:2]
     out_h, out_w = size
-    row_start, row_stop = _window_bounds(out_h, height)
-    col_start, col_stop = _window_bounds(out_w, width)
+    row_start, row_stop = window_bounds(out_h, height)
+    col_start, col_stop = window_bounds(out_w, width)
     k_rows = int((row_stop - row_start).max())
     k_cols = int((col_stop - col_start).max())
     # Squared distance of each candidate from its footprint centre (in source pixels).

@@ -97,11 +97,32 @@ def depth_model_image(
            np.float32(far - near), codes)  # fmt: skip
     factors = whole_shrink(grid.shape, size)
     if factors is None:
+        if size[0] < grid.shape[0] and size[1] < grid.shape[1]:
+            return _area_average_codes(codes, size)
         return resize_image(np.moveaxis(codes, 0, -1).astype(np.uint8), size, "depth")
     out = np.empty((*size, 3), dtype=np.uint8)
     fy, fx = factors
     shrink(codes, fy, fx, np.float32(1.0 / (fy * fx)), np.float32(_MIN_WEIGHT), out)
     return out
+
+
+def _area_average_codes(codes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``resize_with_holes`` (shrinking) of int16 code planes, in one OpenCV call.
+
+    The three codes and the validity weight are one 4-channel image: INTER_AREA treats
+    channels alike, so this equals the two resizes of ``resize_with_holes`` (tested).
+    """
+    import cv2
+
+    height, width = codes.shape[1:]
+    stacked = np.empty((height, width, 4), dtype=np.float32)
+    stacked[:, :, :3] = np.moveaxis(codes, 0, -1)
+    stacked[:, :, 3] = codes[0] > 0
+    area = cv2.resize(stacked, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    summed, weight = area[:, :, :3], area[:, :, 3:]
+    averaged = summed / np.maximum(weight, np.float32(_MIN_WEIGHT))
+    result = np.where(weight > np.float32(_MIN_WEIGHT), np.clip(np.rint(averaged), 1, 255), 0)
+    return result.astype(np.uint8)
 
 
 @cache
@@ -199,82 +220,122 @@ def lidar_model_image(keys: np.ndarray, radius: int, size: tuple[int, int]) -> n
     """``resize_image(dilate_keys(keys, radius), size, "lidar")``, in one pass when it can.
 
     ``keys`` are :func:`~mlesam_ros.geometry.lidar_image.projection_keys` on the working grid.
-    The shrink keeps one pixel per block (the valid one nearest the block centre), so only
-    those pixels are dilated, in the shrink's order, until one has a return within reach.
+    The shrink keeps one pixel per footprint (the valid one nearest its centre), so only the
+    pixels it looks at are dilated, nearest the centre first, until one has a return in reach.
     """
-    from mlesam_ros.data.transforms import block_rank, resize_image
+    from mlesam_ros.data.transforms import block_rank, resize_image, window_bounds
     from mlesam_ros.geometry.lidar_image import EMPTY_FOUND, check_dilation, dilate_keys
     from mlesam_ros.geometry.projection import EMPTY_KEY
 
-    factors = whole_shrink(keys.shape, size)
-    kernel = _lidar_kernel()
-    if kernel is None or factors is None:
+    kernels = _lidar_kernels()
+    if kernels is None:
         return resize_image(dilate_keys(keys, radius), size, "lidar")
     check_dilation(radius)
-    fy, fx = factors
-    order = np.array([divmod(k, fx) for k in block_rank(fy, fx)], dtype=np.int64)
+    keys = np.ascontiguousarray(keys)
     out = np.empty((*size, 3), dtype=np.uint8)
-    kernel(np.ascontiguousarray(keys), radius, EMPTY_KEY, EMPTY_FOUND, fy, fx, order, out)
+    factors = whole_shrink(keys.shape, size)
+    if factors is not None:  # blocks: one candidate order for all of them
+        fy, fx = factors
+        order = np.array([divmod(k, fx) for k in block_rank(fy, fx)], dtype=np.int64)
+        kernels[0](keys, radius, EMPTY_KEY, EMPTY_FOUND, fy, fx, order, out)
+    else:  # footprints of varying size (resize_sparse's window scan)
+        rows, cols = window_bounds(size[0], keys.shape[0]), window_bounds(size[1], keys.shape[1])
+        kernels[1](keys, radius, EMPTY_KEY, EMPTY_FOUND, *rows, *cols, out)
     return out
 
 
 @cache
-def _lidar_kernel() -> Any:
+def _lidar_kernels() -> Any:
     njit = numba_jit()
     if njit is None:
         return None
 
     @njit
-    def dilate_shrink(keys, radius, empty, reachable, fy, fx, order, out):
-        """Per block: the first pixel in ``order`` with its own or a dilated return."""
+    def nearest_key(keys, row, col, radius, empty):
+        """Return the pixel's own key, else the smallest (key | dy << 28 | dx << 24) in reach."""
+        key = keys[row, col]
+        if key != empty:
+            return key
         height, width = keys.shape
+        for dy in range(2 * radius + 1):
+            r = row + dy - radius
+            if r < 0 or r >= height:
+                continue
+            for dx in range(2 * radius + 1):
+                c = col + dx - radius
+                if c < 0 or c >= width:
+                    continue
+                candidate = keys[r, c] | (dy << 28) | (dx << 24)
+                if candidate < key:
+                    key = candidate
+        return key
+
+    @njit
+    def nothing_in_reach(keys, top, bottom, left, right, radius, empty):
+        """Whether no return lies within ``radius`` of rows [top, bottom) x cols [left, right)."""
+        height, width = keys.shape
+        for r in range(max(top - radius, 0), min(bottom + radius, height)):
+            for c in range(max(left - radius, 0), min(right + radius, width)):
+                if keys[r, c] != empty:
+                    return False
+        return True
+
+    @njit
+    def write(out, orow, ocol, key):
+        out[orow, ocol, 0] = key & 255
+        out[orow, ocol, 1] = (key >> 8) & 255
+        out[orow, ocol, 2] = (key >> 16) & 255
+
+    @njit
+    def dilate_blocks(keys, radius, empty, reachable, fy, fx, order, out):
+        """Per block: the first pixel in ``order`` with its own or a dilated return."""
         for orow in range(out.shape[0]):
             for ocol in range(out.shape[1]):
+                top, left = orow * fy, ocol * fx
                 found = 0
-                if keys[orow * fy + order[0, 0], ocol * fx + order[0, 1]] == empty:
-                    # Skip blocks with no return anywhere in reach (the sky, the far left
-                    # and right of a LiDAR image): one scan instead of a window per pixel.
-                    top, left = max(orow * fy - radius, 0), max(ocol * fx - radius, 0)
-                    bottom = min(orow * fy + fy + radius, height)
-                    right = min(ocol * fx + fx + radius, width)
-                    any_return = False
-                    for r in range(top, bottom):
-                        for c in range(left, right):
-                            if keys[r, c] != empty:
-                                any_return = True
-                                break
-                        if any_return:
+                # Skip blocks with no return anywhere in reach (the sky, the far left and
+                # right of a LiDAR image): one scan instead of a window per pixel.
+                if keys[top + order[0, 0], left + order[0, 1]] != empty or not nothing_in_reach(
+                        keys, top, top + fy, left, left + fx, radius, empty):  # fmt: skip
+                    for k in range(order.shape[0]):
+                        key = nearest_key(keys, top + order[k, 0], left + order[k, 1], radius,
+                                          empty)  # fmt: skip
+                        if key < reachable:
+                            found = key
                             break
-                    if not any_return:
-                        out[orow, ocol, 0] = 0
-                        out[orow, ocol, 1] = 0
-                        out[orow, ocol, 2] = 0
-                        continue
-                for k in range(order.shape[0]):
-                    row = orow * fy + order[k, 0]
-                    col = ocol * fx + order[k, 1]
-                    key = keys[row, col]
-                    if key == empty:  # the dilation: smallest key | shift rank in reach
-                        for dy in range(2 * radius + 1):
-                            r = row + dy - radius
-                            if r < 0 or r >= height:
-                                continue
-                            for dx in range(2 * radius + 1):
-                                c = col + dx - radius
-                                if c < 0 or c >= width:
-                                    continue
-                                candidate = keys[r, c] | (dy << 28) | (dx << 24)
-                                if candidate < key:
-                                    key = candidate
-                        if not key < reachable:
-                            continue
-                    found = key
-                    break
-                out[orow, ocol, 0] = found & 255
-                out[orow, ocol, 1] = (found >> 8) & 255
-                out[orow, ocol, 2] = (found >> 16) & 255
+                write(out, orow, ocol, found)
 
-    return dilate_shrink
+    @njit
+    def dilate_windows(keys, radius, empty, reachable, row_start, row_stop, col_start,
+                       col_stop, out):  # fmt: skip
+        """Per footprint: the pixel with a return nearest its centre.
+
+        Float64 squared distance, the first in row-major order on a tie, as
+        ``_resize_sparse_windows``.
+        """
+        for orow in range(out.shape[0]):
+            top, bottom = row_start[orow], row_stop[orow]
+            row_centre = (top + bottom) / 2.0
+            for ocol in range(out.shape[1]):
+                left, right = col_start[ocol], col_stop[ocol]
+                col_centre = (left + right) / 2.0
+                found = 0
+                if not nothing_in_reach(keys, top, bottom, left, right, radius, empty):
+                    best = np.inf
+                    for r in range(top, bottom):
+                        row_offset = r + 0.5 - row_centre
+                        for c in range(left, right):
+                            col_offset = c + 0.5 - col_centre
+                            distance = row_offset * row_offset + col_offset * col_offset
+                            if not distance < best:  # cannot win: skip its dilation
+                                continue
+                            key = nearest_key(keys, r, c, radius, empty)
+                            if key < reachable:
+                                best = distance
+                                found = key
+                write(out, orow, ocol, found)
+
+    return dilate_blocks, dilate_windows
 
 
 # -- thermal ----------------------------------------------------------------------------------
@@ -433,5 +494,6 @@ def warm_up() -> None:
     depth_model_image(sample_depth(grid, (2, 2))[0], (1, 1))
     keys = np.zeros((2, 2), np.int64)
     lidar_model_image(keys, 1, (1, 1))
+    lidar_model_image(keys, 1, (3, 3))
     thermal_model_image(grid, (0.0, 1.0), (1, 1))
     positive_percentiles(grid)
