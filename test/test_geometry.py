@@ -409,10 +409,10 @@ def test_dense_dilation_breaks_depth_ties_by_the_first_shift_in_row_major_order(
     from mlesam_ros.geometry import compiled
     from mlesam_ros.geometry.lidar_image import dilate_nearest
 
-    if compiled_loop and compiled.dilate_kernel() is None:
+    if compiled_loop and compiled.lidar_image_kernels() is None:
         pytest.skip("numba not installed")
     if not compiled_loop:
-        monkeypatch.setattr(compiled, "dilate_kernel", lambda: None)
+        monkeypatch.setattr(compiled, "lidar_image_kernels", lambda: None)
 
     rng = np.random.default_rng(8)
     for radius in (1, 2):

@@ -119,38 +119,104 @@ def finish_kernel() -> Any:
 
 
 @cache
-def dilate_kernel() -> Any:
-    """Return the compiled form of ``lidar_image._nearest_within`` + unpack, or ``None``."""
+def lidar_image_kernels() -> Any:
+    """Return the compiled LiDAR dilation + sparse shrink loops, or ``None`` (no numba).
+
+    ``(dilate_blocks, dilate_windows)``: the nearest-return dilation of
+    ``lidar_image.dilate_keys`` evaluated only where ``data.transforms.resize_sparse`` looks
+    (whole-factor blocks in their rank order; any other size by its window scan). Blocks of
+    1 x 1 are the dilation alone.
+    """
     njit = numba_jit()
     if njit is None:
         return None
 
     @njit
-    def dilate(keys, radius, empty, reachable, out):
-        """Own key, else the smallest (key | dy << 28 | dx << 24) in reach; r, g, b to out."""
+    def nearest_key(keys, row, col, radius, empty):
+        """Return the pixel's own key, else the smallest (key | dy << 28 | dx << 24) in reach."""
+        key = keys[row, col]
+        if key != empty:
+            return key
         height, width = keys.shape
-        for row in range(height):
-            for col in range(width):
-                key = keys[row, col]
-                if key == empty:
-                    best = empty
-                    for dy in range(2 * radius + 1):
-                        r = row + dy - radius
-                        if r < 0 or r >= height:
-                            continue
-                        for dx in range(2 * radius + 1):
-                            c = col + dx - radius
-                            if c < 0 or c >= width:
-                                continue
-                            candidate = keys[r, c] | (dy << 28) | (dx << 24)
-                            if candidate < best:
-                                best = candidate
-                    key = best if best < reachable else 0
-                out[row, col, 0] = key & 255
-                out[row, col, 1] = (key >> 8) & 255
-                out[row, col, 2] = (key >> 16) & 255
+        for dy in range(2 * radius + 1):
+            r = row + dy - radius
+            if r < 0 or r >= height:
+                continue
+            for dx in range(2 * radius + 1):
+                c = col + dx - radius
+                if c < 0 or c >= width:
+                    continue
+                candidate = keys[r, c] | (dy << 28) | (dx << 24)
+                if candidate < key:
+                    key = candidate
+        return key
 
-    return dilate
+    @njit
+    def nothing_in_reach(keys, top, bottom, left, right, radius, empty):
+        """Whether no return lies within ``radius`` of rows [top, bottom) x cols [left, right)."""
+        height, width = keys.shape
+        for r in range(max(top - radius, 0), min(bottom + radius, height)):
+            for c in range(max(left - radius, 0), min(right + radius, width)):
+                if keys[r, c] != empty:
+                    return False
+        return True
+
+    @njit
+    def write(out, orow, ocol, key):
+        out[orow, ocol, 0] = key & 255
+        out[orow, ocol, 1] = (key >> 8) & 255
+        out[orow, ocol, 2] = (key >> 16) & 255
+
+    @njit
+    def dilate_blocks(keys, radius, empty, reachable, fy, fx, order, out):
+        """Per block: the first pixel in ``order`` with its own or a dilated return."""
+        for orow in range(out.shape[0]):
+            for ocol in range(out.shape[1]):
+                top, left = orow * fy, ocol * fx
+                found = 0
+                # Skip blocks with no return anywhere in reach (the sky, the far left and
+                # right of a LiDAR image): one scan instead of a window per pixel.
+                if keys[top + order[0, 0], left + order[0, 1]] != empty or not nothing_in_reach(
+                        keys, top, top + fy, left, left + fx, radius, empty):  # fmt: skip
+                    for k in range(order.shape[0]):
+                        key = nearest_key(keys, top + order[k, 0], left + order[k, 1], radius,
+                                          empty)  # fmt: skip
+                        if key < reachable:
+                            found = key
+                            break
+                write(out, orow, ocol, found)
+
+    @njit
+    def dilate_windows(keys, radius, empty, reachable, row_start, row_stop, col_start,
+                       col_stop, out):  # fmt: skip
+        """Per footprint: the pixel with a return nearest its centre.
+
+        Float64 squared distance, the first in row-major order on a tie, as
+        ``_resize_sparse_windows``.
+        """
+        for orow in range(out.shape[0]):
+            top, bottom = row_start[orow], row_stop[orow]
+            row_centre = (top + bottom) / 2.0
+            for ocol in range(out.shape[1]):
+                left, right = col_start[ocol], col_stop[ocol]
+                col_centre = (left + right) / 2.0
+                found = 0
+                if not nothing_in_reach(keys, top, bottom, left, right, radius, empty):
+                    best = np.inf
+                    for r in range(top, bottom):
+                        row_offset = r + 0.5 - row_centre
+                        for c in range(left, right):
+                            col_offset = c + 0.5 - col_centre
+                            distance = row_offset * row_offset + col_offset * col_offset
+                            if not distance < best:  # cannot win: skip its dilation
+                                continue
+                            key = nearest_key(keys, r, c, radius, empty)
+                            if key < reachable:
+                                best = distance
+                                found = key
+                write(out, orow, ocol, found)
+
+    return dilate_blocks, dilate_windows
 
 
 @cache
@@ -337,7 +403,6 @@ def warm_up() -> None:
                            one.copy())  # fmt: skip
     for height in (values, np.zeros(1)):  # float32 and float64 points
         pack_kernel()(one, values, values, height, 1.0, 1.0, 0.0, 1.0, keys)
-    dilate_kernel()(np.zeros((2, 2), np.int64), 1, 1, 1, np.zeros((2, 2, 3), np.uint8))
     rays = np.ones(1, np.float32)
     t, k = np.float32(0.1), np.float32(1.0)
     parallax_kernel()(rays, rays, rays, rays, t, t, t, k, k, k, k, k, rays.copy(), rays.copy())

@@ -215,11 +215,13 @@ def dilate_keys(keys: np.ndarray, radius: int) -> np.ndarray:
     from mlesam_ros.geometry import compiled
 
     check_dilation(radius)
-    kernel = compiled.dilate_kernel()
-    if kernel is None:
+    kernels = compiled.lidar_image_kernels()
+    if kernels is None:
         return _unpack(_nearest_within(keys, radius))
     out = np.empty((*keys.shape, 3), dtype=np.uint8)
-    kernel(np.ascontiguousarray(keys), radius, EMPTY_KEY, EMPTY_FOUND, out)
+    one_pixel_blocks = np.zeros((1, 2), dtype=np.int64)
+    kernels[0](np.ascontiguousarray(keys), radius, EMPTY_KEY, EMPTY_FOUND, 1, 1,
+               one_pixel_blocks, out)  # fmt: skip
     return out
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from mlesam_ros.data.encode import DEFAULT_DEPTH_RANGE_M
+from mlesam_ros.geometry import compiled
 from mlesam_ros.geometry.compiled import numba_jit
 
 # resize_with_holes: a footprint with a total valid weight above this is not a hole.
@@ -227,7 +228,7 @@ def lidar_model_image(keys: np.ndarray, radius: int, size: tuple[int, int]) -> n
     from mlesam_ros.geometry.lidar_image import EMPTY_FOUND, check_dilation, dilate_keys
     from mlesam_ros.geometry.projection import EMPTY_KEY
 
-    kernels = _lidar_kernels()
+    kernels = compiled.lidar_image_kernels()
     if kernels is None:
         return resize_image(dilate_keys(keys, radius), size, "lidar")
     check_dilation(radius)
@@ -242,100 +243,6 @@ def lidar_model_image(keys: np.ndarray, radius: int, size: tuple[int, int]) -> n
         rows, cols = window_bounds(size[0], keys.shape[0]), window_bounds(size[1], keys.shape[1])
         kernels[1](keys, radius, EMPTY_KEY, EMPTY_FOUND, *rows, *cols, out)
     return out
-
-
-@cache
-def _lidar_kernels() -> Any:
-    njit = numba_jit()
-    if njit is None:
-        return None
-
-    @njit
-    def nearest_key(keys, row, col, radius, empty):
-        """Return the pixel's own key, else the smallest (key | dy << 28 | dx << 24) in reach."""
-        key = keys[row, col]
-        if key != empty:
-            return key
-        height, width = keys.shape
-        for dy in range(2 * radius + 1):
-            r = row + dy - radius
-            if r < 0 or r >= height:
-                continue
-            for dx in range(2 * radius + 1):
-                c = col + dx - radius
-                if c < 0 or c >= width:
-                    continue
-                candidate = keys[r, c] | (dy << 28) | (dx << 24)
-                if candidate < key:
-                    key = candidate
-        return key
-
-    @njit
-    def nothing_in_reach(keys, top, bottom, left, right, radius, empty):
-        """Whether no return lies within ``radius`` of rows [top, bottom) x cols [left, right)."""
-        height, width = keys.shape
-        for r in range(max(top - radius, 0), min(bottom + radius, height)):
-            for c in range(max(left - radius, 0), min(right + radius, width)):
-                if keys[r, c] != empty:
-                    return False
-        return True
-
-    @njit
-    def write(out, orow, ocol, key):
-        out[orow, ocol, 0] = key & 255
-        out[orow, ocol, 1] = (key >> 8) & 255
-        out[orow, ocol, 2] = (key >> 16) & 255
-
-    @njit
-    def dilate_blocks(keys, radius, empty, reachable, fy, fx, order, out):
-        """Per block: the first pixel in ``order`` with its own or a dilated return."""
-        for orow in range(out.shape[0]):
-            for ocol in range(out.shape[1]):
-                top, left = orow * fy, ocol * fx
-                found = 0
-                # Skip blocks with no return anywhere in reach (the sky, the far left and
-                # right of a LiDAR image): one scan instead of a window per pixel.
-                if keys[top + order[0, 0], left + order[0, 1]] != empty or not nothing_in_reach(
-                        keys, top, top + fy, left, left + fx, radius, empty):  # fmt: skip
-                    for k in range(order.shape[0]):
-                        key = nearest_key(keys, top + order[k, 0], left + order[k, 1], radius,
-                                          empty)  # fmt: skip
-                        if key < reachable:
-                            found = key
-                            break
-                write(out, orow, ocol, found)
-
-    @njit
-    def dilate_windows(keys, radius, empty, reachable, row_start, row_stop, col_start,
-                       col_stop, out):  # fmt: skip
-        """Per footprint: the pixel with a return nearest its centre.
-
-        Float64 squared distance, the first in row-major order on a tie, as
-        ``_resize_sparse_windows``.
-        """
-        for orow in range(out.shape[0]):
-            top, bottom = row_start[orow], row_stop[orow]
-            row_centre = (top + bottom) / 2.0
-            for ocol in range(out.shape[1]):
-                left, right = col_start[ocol], col_stop[ocol]
-                col_centre = (left + right) / 2.0
-                found = 0
-                if not nothing_in_reach(keys, top, bottom, left, right, radius, empty):
-                    best = np.inf
-                    for r in range(top, bottom):
-                        row_offset = r + 0.5 - row_centre
-                        for c in range(left, right):
-                            col_offset = c + 0.5 - col_centre
-                            distance = row_offset * row_offset + col_offset * col_offset
-                            if not distance < best:  # cannot win: skip its dilation
-                                continue
-                            key = nearest_key(keys, r, c, radius, empty)
-                            if key < reachable:
-                                best = distance
-                                found = key
-                write(out, orow, ocol, found)
-
-    return dilate_blocks, dilate_windows
 
 
 # -- thermal ----------------------------------------------------------------------------------
