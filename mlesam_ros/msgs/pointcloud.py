@@ -177,7 +177,12 @@ def array_to_pointcloud2(points: np.ndarray, header_or_stamp: Any, frame_id: str
     fields.sort(key=lambda field: field.offset)
     native = points.dtype.newbyteorder("=")
     height, width = (1, points.shape[0]) if points.ndim == 1 else points.shape
-    data = np.ascontiguousarray(points.astype(native)).reshape(-1).view(np.uint8).copy()
+    # One copy the message owns: raw bytes when the layout is already native and C-ordered
+    # (a structured copy goes field by field, ~10x slower), else a converting copy.
+    if points.dtype == native and points.flags.c_contiguous:
+        data = points.reshape(-1).view(np.uint8).copy()
+    else:
+        data = np.array(points, dtype=native, order="C").reshape(-1).view(np.uint8)
     has_xyz = all(name in points.dtype.names for name in XYZ_FIELDS)
     is_dense = bool(
         not has_xyz
