@@ -178,3 +178,72 @@ def test_parallax_maps_compiled_equal_numpy(monkeypatch) -> None:
     for got_map, want_map in zip(got, want, strict=True):
         np.testing.assert_array_equal(got_map, want_map)
     assert (got[0] == -1).any()  # 1e-4 m puts a point behind the thermal camera
+
+
+def _signatures() -> dict[str, list]:
+    kernels = {"project": compiled.kernel(), "finish": compiled.finish_kernel(),
+               "paint": compiled.paint_kernel(), "pack": compiled.pack_kernel(),
+               "parallax": compiled.parallax_kernel(),
+               "thermal": fused._thermal_kernel()}  # fmt: skip
+    for group, functions in (("lidar", compiled.lidar_image_kernels()),
+                             ("depth", fused._depth_kernels()),
+                             ("percentiles", fused._percentile_kernels())):  # fmt: skip
+        kernels.update({f"{group}{index}": f for index, f in enumerate(functions)})
+    return {name: list(function.signatures) for name, function in kernels.items()}
+
+
+@pytest.mark.parametrize("size", [(480, 640), (240, 320)])  # block and window-scan paths
+def test_warm_up_compiles_every_type_a_frame_uses(size) -> None:
+    """After FramePath's warm-up, a frame of CDR-decoded messages compiles nothing more.
+
+    Decoded messages are read-only views with strided clouds; a type the warm-up missed
+    would be compiled on the robot's first frame (seconds), not at start-up.
+    """
+    from types import SimpleNamespace
+
+    from mlesam_ros.msgs import typestore
+    from mlesam_ros.pipeline.bench import synthetic_job
+    from mlesam_ros.pipeline.config import NodeConfig
+    from mlesam_ros.pipeline.frame import FramePath
+
+    segmenter = SimpleNamespace(modalities=("rgb", "depth", "thermal", "lidar"),
+                                input_size=(96, 128),
+                                class_names=tuple(f"c{i}" for i in range(25)))  # fmt: skip
+    path = FramePath(segmenter, NodeConfig.from_parameters())  # warms up
+    job, tf = synthetic_job(size, points=4096)
+    store = typestore()
+    for key, message in job.messages.items():
+        msgtype = {"points": "sensor_msgs/msg/PointCloud2"}.get(key, "sensor_msgs/msg/Image")
+        job.messages[key] = store.deserialize_cdr(store.serialize_cdr(message, msgtype), msgtype)
+    for key, info in job.infos.items():
+        msgtype = "sensor_msgs/msg/CameraInfo"
+        job.infos[key] = store.deserialize_cdr(store.serialize_cdr(info, msgtype), msgtype)
+    before = _signatures()
+    prepared = path.prepare(job, tf.lookup)
+    assert not prepared.issues and set(prepared.images) == set(segmenter.modalities)
+    labels = np.zeros((96, 128), np.uint8)
+    result = path.postprocess(prepared, labels, None, np.ones((1, 4), bool),
+                              want_confidence=False, want_overlay=True, want_points=True)
+    assert result.points is not None and len(result.points) > 0
+    assert _signatures() == before
+
+
+def test_compiled_loops_load_from_the_disk_cache_on_the_next_start(tmp_path) -> None:
+    """A second process compiles nothing and adds no cache files.
+
+    A jitted helper captured in a kernel's closure makes numba's cache miss on every start
+    (its key pickles the helper's per-process identity): the node would recompile at every
+    launch and its cache folder would grow without bound.
+    """
+    import os
+    import subprocess
+    import sys
+
+    script = ("from mlesam_ros.geometry import compiled; compiled.warm_up(); "
+              "from mlesam_ros.pipeline import fused; fused.warm_up()")  # fmt: skip
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    counts = []
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", script], env=env, check=True)
+        counts.append(sorted(path.name for path in tmp_path.rglob("*.nbc")))
+    assert counts[0] and counts[1] == counts[0]

@@ -34,6 +34,64 @@ def numba_jit() -> Any:
     return numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
+# Helpers the kernels call. They are module-level functions that numba compiles into each
+# caller (``register_jitable``): a jitted function captured in a kernel's closure would make
+# numba's on-disk cache miss on every start (the closure is keyed by the dispatcher's
+# per-process identity), recompiling and adding cache files each time the node starts.
+
+
+@cache
+def _register_helpers() -> None:
+    from numba.extending import register_jitable
+
+    for helper in (_nearest_key, _nothing_in_reach, _write, _code):
+        register_jitable(helper)
+
+
+def _nearest_key(keys, row, col, radius, empty):
+    """Return the pixel's own key, else the smallest (key | dy << 28 | dx << 24) in reach."""
+    key = keys[row, col]
+    if key != empty:
+        return key
+    height, width = keys.shape
+    for dy in range(2 * radius + 1):
+        r = row + dy - radius
+        if r < 0 or r >= height:
+            continue
+        for dx in range(2 * radius + 1):
+            c = col + dx - radius
+            if c < 0 or c >= width:
+                continue
+            candidate = keys[r, c] | (dy << 28) | (dx << 24)
+            if candidate < key:
+                key = candidate
+    return key
+
+
+def _nothing_in_reach(keys, top, bottom, left, right, radius, empty):
+    """Whether no return lies within ``radius`` of rows [top, bottom) x cols [left, right)."""
+    height, width = keys.shape
+    for r in range(max(top - radius, 0), min(bottom + radius, height)):
+        for c in range(max(left - radius, 0), min(right + radius, width)):
+            if keys[r, c] != empty:
+                return False
+    return True
+
+
+def _write(out, orow, ocol, key):
+    out[orow, ocol, 0] = key & 255
+    out[orow, ocol, 1] = (key >> 8) & 255
+    out[orow, ocol, 2] = (key >> 16) & 255
+
+
+def _code(value, low, high):
+    """``encode_channel`` of one value; NaN gives 0, as numpy's uint8 cast does on x86."""
+    scaled = min(max((np.float64(value) - low) / (high - low), 0.0), 1.0)
+    if scaled != scaled:
+        return np.int64(0)
+    return np.int64(1 + np.rint(254 * scaled))
+
+
 @cache
 def kernel() -> Any:
     """Return the compiled per-point loop, or ``None`` when numba is not installed."""
@@ -130,42 +188,7 @@ def lidar_image_kernels() -> Any:
     njit = numba_jit()
     if njit is None:
         return None
-
-    @njit
-    def nearest_key(keys, row, col, radius, empty):
-        """Return the pixel's own key, else the smallest (key | dy << 28 | dx << 24) in reach."""
-        key = keys[row, col]
-        if key != empty:
-            return key
-        height, width = keys.shape
-        for dy in range(2 * radius + 1):
-            r = row + dy - radius
-            if r < 0 or r >= height:
-                continue
-            for dx in range(2 * radius + 1):
-                c = col + dx - radius
-                if c < 0 or c >= width:
-                    continue
-                candidate = keys[r, c] | (dy << 28) | (dx << 24)
-                if candidate < key:
-                    key = candidate
-        return key
-
-    @njit
-    def nothing_in_reach(keys, top, bottom, left, right, radius, empty):
-        """Whether no return lies within ``radius`` of rows [top, bottom) x cols [left, right)."""
-        height, width = keys.shape
-        for r in range(max(top - radius, 0), min(bottom + radius, height)):
-            for c in range(max(left - radius, 0), min(right + radius, width)):
-                if keys[r, c] != empty:
-                    return False
-        return True
-
-    @njit
-    def write(out, orow, ocol, key):
-        out[orow, ocol, 0] = key & 255
-        out[orow, ocol, 1] = (key >> 8) & 255
-        out[orow, ocol, 2] = (key >> 16) & 255
+    _register_helpers()
 
     @njit
     def dilate_blocks(keys, radius, empty, reachable, fy, fx, order, out):
@@ -176,15 +199,15 @@ def lidar_image_kernels() -> Any:
                 found = 0
                 # Skip blocks with no return anywhere in reach (the sky, the far left and
                 # right of a LiDAR image): one scan instead of a window per pixel.
-                if keys[top + order[0, 0], left + order[0, 1]] != empty or not nothing_in_reach(
+                if keys[top + order[0, 0], left + order[0, 1]] != empty or not _nothing_in_reach(
                         keys, top, top + fy, left, left + fx, radius, empty):  # fmt: skip
                     for k in range(order.shape[0]):
-                        key = nearest_key(keys, top + order[k, 0], left + order[k, 1], radius,
+                        key = _nearest_key(keys, top + order[k, 0], left + order[k, 1], radius,
                                           empty)  # fmt: skip
                         if key < reachable:
                             found = key
                             break
-                write(out, orow, ocol, found)
+                _write(out, orow, ocol, found)
 
     @njit
     def dilate_windows(keys, radius, empty, reachable, row_start, row_stop, col_start,
@@ -201,7 +224,7 @@ def lidar_image_kernels() -> Any:
                 left, right = col_start[ocol], col_stop[ocol]
                 col_centre = (left + right) / 2.0
                 found = 0
-                if not nothing_in_reach(keys, top, bottom, left, right, radius, empty):
+                if not _nothing_in_reach(keys, top, bottom, left, right, radius, empty):
                     best = np.inf
                     for r in range(top, bottom):
                         row_offset = r + 0.5 - row_centre
@@ -210,11 +233,11 @@ def lidar_image_kernels() -> Any:
                             distance = row_offset * row_offset + col_offset * col_offset
                             if not distance < best:  # cannot win: skip its dilation
                                 continue
-                            key = nearest_key(keys, r, c, radius, empty)
+                            key = _nearest_key(keys, r, c, radius, empty)
                             if key < reachable:
                                 best = distance
                                 found = key
-                write(out, orow, ocol, found)
+                _write(out, orow, ocol, found)
 
     return dilate_blocks, dilate_windows
 
@@ -268,24 +291,17 @@ def pack_kernel() -> Any:
     njit = numba_jit()
     if njit is None:
         return None
-
-    @njit
-    def code(value, low, high):
-        """``encode_channel`` of one value; NaN gives 0, as numpy's uint8 cast does on x86."""
-        scaled = min(max((np.float64(value) - low) / (high - low), 0.0), 1.0)
-        if scaled != scaled:
-            return np.int64(0)
-        return np.int64(1 + np.rint(254 * scaled))
+    _register_helpers()
 
     @njit
     def pack(pixels, depth, intensity, height, max_range, intensity_max, height_low,
              height_high, keys):  # fmt: skip
         """Write winner j's ``depth bits << 32 | r | g << 8 | b << 16`` at ``pixels[j]``."""
         for j in range(pixels.shape[0]):
-            packed = code(depth[j], 0.0, max_range)
+            packed = _code(depth[j], 0.0, max_range)
             if intensity.shape[0] > 0:
-                packed |= code(intensity[j], 0.0, intensity_max) << 8
-            packed |= code(height[j], height_low, height_high) << 16
+                packed |= _code(intensity[j], 0.0, intensity_max) << 8
+            packed |= _code(height[j], height_low, height_high) << 16
             keys[pixels[j]] = (np.int64(np.float32(depth[j]).view(np.int32)) << 32) | packed
 
     return pack
@@ -355,7 +371,7 @@ def project(
     pixels = np.empty(count, dtype=np.int64)
     zbuffer = np.full(camera.height * camera.width, EMPTY_KEY, dtype=np.int64)
     kept = kernel()(points, np.ascontiguousarray(T, dtype=np.float64),
-                    np.ascontiguousarray(camera.K, dtype=np.float64), coefficients, rational,
+                    np.array(camera.K, dtype=np.float64), coefficients, rational,
                     camera.width, camera.height, float(min_depth), float(max_depth),
                     float(cone_limit), uv, depth, candidates, pixels, zbuffer)  # fmt: skip
     candidates, pixels = candidates[:kept], pixels[:kept]
@@ -370,7 +386,7 @@ def project(
 
 
 def _point_views() -> list[np.ndarray]:
-    """``(1, 3)`` points in every layout the node passes (each is its own compiled type).
+    """Points in every layout the node passes (each is its own compiled type).
 
     Contiguous float32 and float64, and read-only strided views of a cloud
     (``msgs.cloud_xyz``), 4-byte aligned or not.
@@ -379,9 +395,10 @@ def _point_views() -> list[np.ndarray]:
 
     views = [np.ones((1, 3), np.float32), np.ones((1, 3), np.float64)]
     for extra in ("<f4", "<u2"):  # x y z intensity (16 bytes), x y z ring (14 bytes)
-        cloud = np.ones(2, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("e", extra)])[1:]
+        # Two points: numpy calls a one-point view contiguous, a different compiled type.
+        cloud = np.ones(3, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("e", extra)])[1:]
         x = cloud["x"]
-        views.append(as_strided(x, shape=(1, 3), strides=(x.strides[0], 4), writeable=False))
+        views.append(as_strided(x, shape=(2, 3), strides=(x.strides[0], 4), writeable=False))
     return views
 
 
@@ -392,7 +409,8 @@ def warm_up() -> None:
     from mlesam_ros.geometry.camera import CameraModel
 
     camera = CameraModel(2, 2, [[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1]], [0.1, 0, 0, 0, 0])
-    one, table = np.zeros(1, np.int64), np.zeros((1, 5), np.float32)
+    # Two rows: a one-row table's label column would be a contiguous ("C") view, another type.
+    one, table = np.zeros(1, np.int64), np.zeros((2, 5), np.float32)
     keys, values = np.zeros(4, np.int64), np.zeros(1, np.float32)
     for points in _point_views():
         project(points, np.eye(4), camera, 0.1, np.inf, 1.25)

@@ -126,11 +126,20 @@ def _area_average_codes(codes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return result.astype(np.uint8)
 
 
+def _average(total, scale, weight):
+    """``clip(rint(total * scale / weight), 1, 255)`` in float32."""
+    value = np.rint((np.float32(total) * scale) / weight)
+    return np.uint8(min(max(value, np.float32(1.0)), np.float32(255.0)))
+
+
 @cache
 def _depth_kernels() -> Any:
     njit = numba_jit()
     if njit is None:
         return None
+    from numba.extending import register_jitable
+
+    register_jitable(_average)  # compiled into its caller: see geometry.compiled
 
     @njit
     def sample(depth, rows, cols, grid):
@@ -201,15 +210,9 @@ def _depth_kernels() -> Any:
                     out[orow, ocol, 1] = 0
                     out[orow, ocol, 2] = 0
                     continue
-                out[orow, ocol, 0] = average(s0, scale, weight)
-                out[orow, ocol, 1] = average(s1, scale, weight)
-                out[orow, ocol, 2] = average(s2, scale, weight)
-
-    @njit
-    def average(total, scale, weight):
-        """``clip(rint(total * scale / weight), 1, 255)`` in float32."""
-        value = np.rint((np.float32(total) * scale) / weight)
-        return np.uint8(min(max(value, np.float32(1.0)), np.float32(255.0)))
+                out[orow, ocol, 0] = _average(s0, scale, weight)
+                out[orow, ocol, 1] = _average(s1, scale, weight)
+                out[orow, ocol, 2] = _average(s2, scale, weight)
 
     return sample, clip_depth, encode, shrink
 
@@ -398,7 +401,11 @@ def warm_up() -> None:
     if numba_jit() is None:
         return
     grid = np.ones((2, 2), np.float32)
+    message_view = grid.copy()
+    message_view.flags.writeable = False  # a 32FC1 depth image is a view of its message
+    sample_depth(message_view, (2, 2))
     depth_model_image(sample_depth(grid, (2, 2))[0], (1, 1))
+    depth_model_image(grid, (96, 128))  # not a whole factor
     keys = np.zeros((2, 2), np.int64)
     lidar_model_image(keys, 1, (1, 1))
     lidar_model_image(keys, 1, (3, 3))
