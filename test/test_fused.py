@@ -151,7 +151,11 @@ def test_projection_keys_compiled_equal_numpy(monkeypatch) -> None:
     intensity = rng.uniform(-10, 300, 5000).astype(np.float32)
     intensity[::7], intensity[::11] = np.nan, np.inf  # out of range and not a number
     projection = project_lidar(points, np.eye(4), camera)
-    for values in (intensity, None):
+    # float64 intensities a hair either side of a code boundary (254 * v / 255 = k + 0.5):
+    # a float32 cast would put both sides on one float, so they must be encoded as given.
+    halves = rng.integers(0, 254, 5000) + 0.5
+    wide = halves * 255 / 254 + np.where(np.arange(5000) % 2, 1e-9, -1e-9)
+    for values in (intensity, wide, None):
         got = lidar_image.projection_keys(projection, points, values, intensity_max=255.0)
         with monkeypatch.context() as patch:
             patch.setattr(compiled, "pack_kernel", lambda: None)

@@ -161,8 +161,9 @@ def projection_keys(
         for low, high in ((0.0, max_range), (0.0, intensity_max), height_range):
             check_range(low, high)
         keys = np.full(height * width, EMPTY_KEY, dtype=np.int64)
+        # In the intensity's own dtype, as encode_channel takes it (float64 maths either way).
         values = (np.zeros(0, np.float32) if intensity is None
-                  else np.asarray(intensity, dtype=np.float32)[winners])  # fmt: skip
+                  else np.asarray(intensity)[winners])  # fmt: skip
         kernel(projection.pixel_index, projection.depth[winners], values,
                np.asarray(points)[winners, 2], float(max_range), float(intensity_max),
                float(height_range[0]), float(height_range[1]), keys)  # fmt: skip
