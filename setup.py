@@ -73,8 +73,9 @@ setup(
         "pillow>=10",
         "onnx>=1.17,<1.24",
         "onnxruntime>=1.20,<1.33",
-        # The node's LiDAR projection as one compiled loop (geometry/compiled.py); without it
-        # the same results come from numpy passes, ~4x slower.
+        # The node's compiled loops (geometry/compiled.py: LiDAR projection, packing, labelled
+        # points; pipeline/fused.py: each sensor's encode + shrink); without numba the same
+        # results come from numpy passes, several ms slower per frame.
         "numba>=0.59",
     ],
     extras_require={

@@ -3,8 +3,9 @@
 On the working grid (:mod:`mlesam_ros.pipeline.grid`, 2x the model input) numpy encodes a
 modality in ~10 whole-grid passes (a temporary per operation, three channels each) and then
 shrinks it to the model input, where three of every four encoded pixels are averaged or thrown
-away. Each numba loop here encodes and shrinks one model pixel's block at a time instead,
-keeping numpy's arithmetic, operand order and precision (float32 where numpy computes in
+away. The numba loops here encode on the grid in one pass and shrink in another (or
+encode-and-shrink one block at a time), keeping numpy's arithmetic, operand order and
+precision (float32 where numpy computes in
 float32, float64 where it promotes), so the model input is *bit-identical* to the numpy path
 it replaces, which stays as the reference and as the fallback without numba (``test_fused``
 compares both on random and edge-case data):
@@ -18,8 +19,9 @@ compares both on random and edge-case data):
   on one channel (the three are equal) before the area resize.
 
 Written by hand because no library fuses a per-pixel encoding with a masked resize; cv2 and
-numpy would each need their full-size intermediates. The compiled loops take whole-number
-shrinks only (the working grid is always one); other sizes take the numpy path.
+numpy would each need their full-size intermediates. Whole-number shrinks (the 2x working
+grid) are compiled end to end; other sizes (a small camera used as its own grid) compile the
+encoding and the LiDAR window scan, and leave depth's area weights to OpenCV.
 """
 
 from __future__ import annotations
