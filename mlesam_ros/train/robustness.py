@@ -98,36 +98,37 @@ def table_cells(modalities: Sequence[str], severity: int = 3,
             if kinds is None or kind in kinds]  # fmt: skip
 
 
-def corrupted_sample(dataset: Any, index: int, corruption: Corruption) -> dict[str, Any]:
-    """Sample ``index`` with ``corruption`` applied, at the sensor level where possible.
+def corrupted_image(dataset: Any, index: int, corruption: Corruption) -> np.ndarray:
+    """Return the corrupted sensor's model image (3, H, W) float32 of sample ``index``.
 
-    Synthetic datasets corrupt the sensor before encoding (``SyntheticDataset``'s
-    ``corruptions``); other datasets corrupt the encoded image the model receives, with the
-    same sample ``lag`` frames earlier for ``frozen``.
+    Only that sensor is encoded again, which is what makes a table of many cells cheap.
     """
+    from mlesam_ros.data.corruptions import FROZEN_LAG
+
+    slot = tuple(dataset.modalities).index(corruption.modality)
     if hasattr(dataset, "corrupted_frame"):
+        from mlesam_ros.data.synthetic_dataset import frame_to_images
+
         previous = dataset.corruptions
         dataset.corruptions = (corruption,)
         try:
-            return dataset[index]
+            frame = dataset.corrupted_frame(index)
         finally:
             dataset.corruptions = previous
-    from mlesam_ros.data.corruptions import FROZEN_LAG
-
+        image, _ = frame_to_images(frame, [corruption.modality])
+        return image[0].transpose(2, 0, 1).astype(np.float32)
     sample = dataset[index]
-    slot = tuple(dataset.modalities).index(corruption.modality)
+    image = sample["images"][slot]
     if not sample["present"][slot]:
-        return sample
+        return image
     rng = np.random.default_rng([index, 0xC0, slot])
     previous_image = None
     if corruption.kind == "frozen":
         lag = FROZEN_LAG[corruption.severity - 1]
         other = dataset[index - lag if index >= lag else min(index + lag, len(dataset) - 1)]
         previous_image = _uint8(other["images"][slot])
-    images = sample["images"].copy()
-    image = corrupt_encoded(_uint8(images[slot]), corruption, rng, previous_image)
-    images[slot] = image.transpose(2, 0, 1).astype(images.dtype)
-    return dict(sample, images=images)
+    corrupted = corrupt_encoded(_uint8(image), corruption, rng, previous_image)
+    return corrupted.transpose(2, 0, 1).astype(np.float32)
 
 
 class CorruptedView:
@@ -145,11 +146,11 @@ class CorruptedView:
     def __getitem__(self, index: int) -> dict[str, Any]:
         """Return sample ``index`` with every corruption applied."""
         sample = self.dataset[index]
+        images = sample["images"].copy()
         for corruption in self.corruptions:
-            corrupted = corrupted_sample(self.dataset, index, corruption)
             slot = tuple(self.modalities).index(corruption.modality)
-            sample["images"][slot] = corrupted["images"][slot]
-        return sample
+            images[slot] = corrupted_image(self.dataset, index, corruption)
+        return dict(sample, images=images)
 
 
 def with_corruptions(dataset: Any, corruptions: Sequence[Corruption]) -> Any:
@@ -181,7 +182,7 @@ def evaluate_robustness(
     *,
     batch_size: int = 8,
     progress: bool = True,
-    sample_fn: Callable[[Any, int, Corruption], dict[str, Any]] = corrupted_sample,
+    image_fn: Callable[[Any, int, Corruption], np.ndarray] = corrupted_image,
 ) -> RobustnessResult:
     """Score ``corruptions`` (one cell each) against clean and absent on ``dataset``.
 
@@ -224,8 +225,7 @@ def evaluate_robustness(
             absent[:, slot] = False
             absent_prediction, _ = predictor.decode(clean, absent)
             cell.absent.update(absent_prediction, labels)
-            corrupted = np.stack([sample_fn(dataset, i, cell.corruption)["images"][slot]
-                                  for i in indices]).astype(np.float32)  # fmt: skip
+            corrupted = np.stack([image_fn(dataset, i, cell.corruption) for i in indices])
             only = np.zeros_like(present)
             only[:, slot] = present[:, slot]
             replaced = np.zeros_like(images)
