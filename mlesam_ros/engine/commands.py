@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_export(subparsers)
     _register_build_engine(subparsers)
     _register_bench(subparsers)
+    _register_gpu_check(subparsers)
 
 
 def _add_model_source(parser: argparse.ArgumentParser) -> None:
@@ -132,6 +133,41 @@ def _register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--outputs", choices=("all", "labels"), default="all",
                         help="--stages: every output subscribed, or only /mlesam/labels")
     parser.set_defaults(handler=_run_bench)
+
+
+def _register_gpu_check(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "gpu-check", help="check and time every GPU backend found here; one JSON report",
+        description="On the shipped demo model: compare every backend found (torch CUDA, ONNX "
+                    "Runtime CUDA, TensorRT fp32/fp16) with the CPU reference over all presence "
+                    "patterns, reload a TensorRT engine from the cache and rebuild a corrupted "
+                    "one, time model-only and full-frame p50/p99. Missing backends are skipped "
+                    "with the reason.")
+    parser.add_argument("--out", type=Path, default=Path("gpu_check.json"),
+                        help="JSON report (default gpu_check.json)")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument("--camera", type=_camera_size, default=(480, 640), metavar="WxH",
+                        help="camera size of the full-frame rows (default 640x480)")
+    parser.add_argument("--no-full-frame", action="store_true", help="model-only timings")
+    parser.add_argument("--work-dir", type=Path,
+                        help="keep engines here (default: a temporary folder)")
+    parser.set_defaults(handler=_run_gpu_check)
+
+
+def _run_gpu_check(args: argparse.Namespace) -> int:
+    from mlesam_ros.engine.gpu_check import run_gpu_check, summary
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    report = run_gpu_check(args.out, args.warmup, args.iters,
+                           None if args.no_full_frame else args.camera,
+                           work_dir=args.work_dir)  # fmt: skip
+    print(summary(report))
+    print(f"wrote {args.out}")
+    failed = [row["name"] for row in report["backends"] if row["status"] == "failed"]
+    if report.get("tensorrt_cache", {}).get("status") == "failed":
+        failed.append("tensorrt cache")
+    return 1 if failed else 0
 
 
 def _camera_size(text: str) -> tuple[int, int]:

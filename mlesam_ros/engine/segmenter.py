@@ -121,9 +121,11 @@ class Segmenter:
     on CUDA, fp32 on the CPU) and is ignored by onnxruntime (it runs the graph's own types).
     ``typing`` (tensorrt only): ``auto`` (strongly typed on TensorRT 11, the fp16 builder flag on
     10), ``strong`` or ``weak``; ``engine_cache`` (tensorrt only): the engine folder (default
-    ``engine_cache.engine_cache_dir()``). ``compile`` (torch only):
-    ``True`` or a ``torch.compile`` mode (see ``backends.torch_backend``). ``attention`` (torch
-    only): ``sdpa`` (fused, default) or ``stock`` (segment-anything's code, for parity checks).
+    ``engine_cache.engine_cache_dir()``); ``timing_cache`` (tensorrt only): a TensorRT timing
+    cache file to read and update, which makes rebuilds on the same GPU faster. ``compile``
+    (torch only): ``True`` or a ``torch.compile`` mode (see ``backends.torch_backend``).
+    ``attention`` (torch only): ``sdpa`` (fused, default) or ``stock`` (segment-anything's code,
+    for parity checks).
     ``sam_checkpoint`` is only for torch with a SAM-initialised checkpoint.
     """
 
@@ -142,6 +144,7 @@ class Segmenter:
         attention: str = "sdpa",
         typing: str = "auto",
         engine_cache: str | Path | None = None,
+        timing_cache: str | Path | None = None,
     ) -> None:
         path = Path(model)
         kind = artefact_kind(path)
@@ -156,6 +159,7 @@ class Segmenter:
         if name == "tensorrt":
             self._backend: Backend | None = self._open_tensorrt(
                 path, BuildOptions(precision=precision or "fp16", workspace_mb=workspace_mb,
+                                   timing_cache=Path(timing_cache) if timing_cache else None,
                                    typing=typing), rebuild_engine, engine_cache)  # fmt: skip
         else:
             self._backend = self._open(name, path, device, precision, compile, threads,
