@@ -65,8 +65,11 @@ def _stub_torchvision() -> bool:
     never call. A GPU machine with torch but no matching torchvision can then still run the
     torch backend; the stubs raise if anything does call them.
     """
-    if importlib.util.find_spec("torchvision") is not None:
-        return False
+    try:
+        if importlib.util.find_spec("torchvision") is not None:
+            return False
+    except ImportError:  # a broken install counts as absent
+        pass
 
     def unavailable(*args: object, **kwargs: object) -> None:
         raise RuntimeError("torchvision is not installed (stubbed by mlesam gpu-check)")
@@ -170,6 +173,9 @@ def _torch_cuda(precision: str) -> Callable[[Path, Path], Segmenter]:
         if not torch.cuda.is_available():
             raise SkipBackendError("torch.cuda.is_available() is False (no GPU, or a CPU-only "
                                    "torch)")
+        if importlib.util.find_spec("segment_anything") is None:
+            raise SkipBackendError("the torch model needs segment-anything (pip install "
+                                   "segment-anything==1.0)")  # fmt: skip
         if precision == "fp32":  # TF32 off: fp32 means fp32 here
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
