@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_export(subparsers)
     _register_build_engine(subparsers)
     _register_bench(subparsers)
+    _register_gpu_check(subparsers)
 
 
 def _add_model_source(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +53,9 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
                         help="labels+confidence (default) or raw logits")
     parser.add_argument("--label-dtype", choices=("int32", "uint8"), default="int32")
     parser.add_argument("--present-dtype", choices=("bool", "float32"), default="bool")
+    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                        help="fp16: an fp16 graph (I/O types unchanged; normalisation and "
+                             "softmax in fp32) for TensorRT's strongly typed fp16 engines")
     parser.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
     parser.set_defaults(handler=_run_export)
 
@@ -64,9 +68,18 @@ def _register_build_engine(subparsers: argparse._SubParsersAction) -> None:
                     "before launching the node); --force rebuilds anyway.")
     parser.add_argument("--onnx", type=Path, required=True)
     parser.add_argument("--out", type=Path,
-                        help="engine file (default: <onnx stem>.sm<CC>.trt<version>.<precision>"
-                             ".engine beside the ONNX)")
-    parser.add_argument("--fp16", action="store_true", help="allow fp16 kernels")
+                        help="engine file (default: in the engine cache, "
+                             "$MLESAM_ENGINE_CACHE or $ROS_HOME/mlesam_ros/engines or "
+                             "~/.cache/mlesam_ros/engines, named after the ONNX, GPU, TensorRT "
+                             "version, precision and a hash of everything the engine depends on)")
+    parser.add_argument("--precision", choices=("fp16", "fp32"), default="fp16",
+                        help="engine precision (default fp16, as the node uses)")
+    parser.add_argument("--fp16", action="store_const", const="fp16", dest="precision",
+                        help="same as --precision fp16")
+    parser.add_argument("--typing", choices=("auto", "strong", "weak"), default="auto",
+                        help="auto: strongly typed on TensorRT 11 (an fp16 engine is built from "
+                             "an fp16 graph), the fp16 builder flag on TensorRT 10; strong or "
+                             "weak (TensorRT 10 only) to choose")
     parser.add_argument("--workspace-mb", type=int, default=4096)
     parser.add_argument("--timing-cache", type=Path, help="read and update this timing cache")
     parser.add_argument("--force", action="store_true", help="rebuild even if fresh")
@@ -120,6 +133,41 @@ def _register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--outputs", choices=("all", "labels"), default="all",
                         help="--stages: every output subscribed, or only /mlesam/labels")
     parser.set_defaults(handler=_run_bench)
+
+
+def _register_gpu_check(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "gpu-check", help="check and time every GPU backend found here; one JSON report",
+        description="On the shipped demo model: compare every backend found (torch CUDA, ONNX "
+                    "Runtime CUDA, TensorRT fp32/fp16) with the CPU reference over all presence "
+                    "patterns, reload a TensorRT engine from the cache and rebuild a corrupted "
+                    "one, time model-only and full-frame p50/p99. Missing backends are skipped "
+                    "with the reason.")
+    parser.add_argument("--out", type=Path, default=Path("gpu_check.json"),
+                        help="JSON report (default gpu_check.json)")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument("--camera", type=_camera_size, default=(480, 640), metavar="WxH",
+                        help="camera size of the full-frame rows (default 640x480)")
+    parser.add_argument("--no-full-frame", action="store_true", help="model-only timings")
+    parser.add_argument("--work-dir", type=Path,
+                        help="keep engines here (default: a temporary folder)")
+    parser.set_defaults(handler=_run_gpu_check)
+
+
+def _run_gpu_check(args: argparse.Namespace) -> int:
+    from mlesam_ros.engine.gpu_check import run_gpu_check, summary
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    report = run_gpu_check(args.out, args.warmup, args.iters,
+                           None if args.no_full_frame else args.camera,
+                           work_dir=args.work_dir)  # fmt: skip
+    print(summary(report))
+    print(f"wrote {args.out}")
+    failed = [row["name"] for row in report["backends"] if row["status"] == "failed"]
+    if report.get("tensorrt_cache", {}).get("status") == "failed":
+        failed.append("tensorrt cache")
+    return 1 if failed else 0
 
 
 def _camera_size(text: str) -> tuple[int, int]:
@@ -190,15 +238,18 @@ def _run_export(args: argparse.Namespace) -> int:
     from mlesam_ros.engine.onnx_export import export_onnx
 
     model, spec = _load_for_export(args, output=args.output, label_dtype=args.label_dtype,
-                                   present_dtype=args.present_dtype)
+                                   present_dtype=args.present_dtype, precision=args.precision)
     report = export_onnx(model, spec, args.out, opset=args.opset, exporter=args.exporter)
     print(f"wrote {report.path} (opset {report.opset}; {report.ops.summary()})")
     print(f"inputs: images {spec.images_shape} float32 [{','.join(spec.modalities)}], "
-          f"present (1, {len(spec.modalities)}) {spec.present_dtype}; output: {spec.output}")
+          f"present (1, {len(spec.modalities)}) {spec.present_dtype}; output: {spec.output}; "
+          f"graph precision: {spec.precision}")
     for result in report.parity:
-        compared = "logits" if spec.output == "logits" else "confidence"
+        fp32_logits = spec.output == "logits" and spec.precision == "fp32"
+        compared = "logits" if fp32_logits else "confidence"
         print(f"  present={[int(p) for p in result.present]}: max|Δ {compared}|="
-              f"{result.max_abs_diff:.2e}, argmax agreement {result.argmax_agreement:.4%}")
+              f"{result.max_abs_diff:.2e}, argmax agreement {result.argmax_agreement:.4%}, "
+              f"where decidable {result.confident_agreement:.4%}")
     return 0
 
 
@@ -208,7 +259,7 @@ def _run_build_engine(args: argparse.Namespace) -> int:
     TensorRTBuilder = _import_tensorrt_builder()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    options = BuildOptions("fp16" if args.fp16 else "fp32", args.workspace_mb, args.timing_cache)
+    options = BuildOptions(args.precision, args.workspace_mb, args.timing_cache, args.typing)
     builder = TensorRTBuilder()
     if args.force:
         path = build_engine(args.onnx, args.out, builder, options)
@@ -222,11 +273,14 @@ def _run_build_engine(args: argparse.Namespace) -> int:
 
 def _import_tensorrt_builder():
     try:
+        from mlesam_ros.engine import cuda_runtime
         from mlesam_ros.engine.tensorrt_build import TensorRTBuilder
+
+        cuda_runtime.cudart()
     except ImportError as error:
         raise ValueError(
-            f"build-engine: TensorRT is not importable ({error}); install it with "
-            "`pip install 'mlesam_ros[trt]'` on a machine with an NVIDIA GPU"
+            f"build-engine: TensorRT is not usable here ({error}); install TensorRT and "
+            "cuda-python with `pip install 'mlesam_ros[trt]'` on a machine with an NVIDIA GPU"
         ) from error
     return TensorRTBuilder
 
@@ -318,7 +372,9 @@ def _ladder(args: argparse.Namespace, device: str | None, optimisation_ladder) -
     on_cuda = device == "cuda" or (device is None and torch.cuda.is_available())
     reduced = args.precision if args.precision in ("fp16", "bf16") else None
     if on_cuda and reduced is None:
-        reduced = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        from mlesam_ros.engine.backends.torch_backend import native_bf16
+
+        reduced = "bf16" if native_bf16() else "fp16"
     steps = optimisation_ladder("cuda" if on_cuda else "cpu", reduced, args.compile)
     return [(step.label, step.attention, step.precision, step.compile) for step in steps]
 

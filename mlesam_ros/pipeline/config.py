@@ -23,13 +23,12 @@ from typing import Any
 import numpy as np
 
 from mlesam_ros.data import topics
-from mlesam_ros.engine import BACKENDS  # cheap: the engine package imports no runtime
+from mlesam_ros.engine import BACKENDS, PRECISIONS  # cheap: imports no runtime
 from mlesam_ros.pipeline.interface import RELIABILITIES
 
 SENSOR_INPUTS = ("rgb", "depth", "thermal", "points")
 """Subscribed sensor streams (``points`` feeds the ``lidar`` modality)."""
 IDENTITY_POSE = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
-PRECISIONS = ("", "fp16", "fp32", "int8", "bf16")
 EXTRINSICS_SOURCES = ("tf", "config")
 
 
@@ -109,7 +108,7 @@ PARAMETERS: dict[str, ParamSpec] = {
     "model.path": _spec("", "model file: .engine/.plan, .onnx or .pt; '' = shipped demo model"),
     "model.backend": _spec("auto", "auto, tensorrt, onnxruntime or torch", choices=BACKENDS),
     "model.precision": _spec(
-        "", "tensorrt fp16/fp32/int8, torch fp32/fp16/bf16; '' = default", choices=PRECISIONS
+        "", "tensorrt fp16/fp32, torch fp32/fp16/bf16; '' = default", choices=PRECISIONS
     ),
     "model.threads": _spec(
         0, "CPU threads for onnxruntime/torch; 0 = runtime default", minimum=0, maximum=1024

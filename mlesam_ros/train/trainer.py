@@ -281,8 +281,8 @@ def corrupted_route_loss(
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype:
-    """bfloat16 where the GPU supports it (Ampere and newer), else float16."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    """bfloat16 where the GPU has it natively (Ampere and newer), else float16."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.bfloat16
     return torch.float16
 
