@@ -116,9 +116,10 @@ class LossConfig:
 class CorruptionConfig:
     """Sensors that lie during training (``mlesam_ros.data.corruptions``).
 
-    Each present sensor of each sample is corrupted with probability ``rate`` by a kind drawn
-    uniformly from ``kinds`` (all that apply to that sensor when null) at a severity drawn
-    from ``severities``; modality dropout then runs as usual. ``route_weight`` > 0 adds a
+    With probability ``rate`` one present sensor of a sample (chosen uniformly; samples
+    with two or more sensors) is corrupted by a kind drawn uniformly from ``kinds`` (all that
+    apply to that sensor when null) at a severity drawn from ``severities``; modality dropout
+    then runs as usual. ``route_weight`` > 0 adds a
     router term: the weight the router gives a corrupted sensor (mean over levels and pixels,
     samples with two or more sensors present) is pushed towards 0. Synthetic training
     renders ``variants`` sensor-level corruptions of every sensor of every cached frame (the

@@ -30,10 +30,10 @@ class CachedSamples:
     ``variants`` (N, V, M, H, W, 3) optionally holds each sensor of each frame corrupted V
     times at the sensor level (``data.corruptions.corrupt_sensor`` before encoding, exactly
     as ``mlesam eval --corrupt`` does), with ``variant_kinds`` (N, V, M) the index into
-    ``KINDS`` (-1: none). With a ``corruption`` config set, each present sensor is swapped
-    for one of its variants with probability ``corruption.rate`` — or, for ``frozen``, for
-    the same sensor of a frame a few frames earlier in the same drive (``frames_per_drive``)
-    — before the augmentation, and the sample gains ``corrupted`` (M,) bool.
+    ``KINDS`` (-1: none). With a ``corruption`` config set, with probability
+    ``corruption.rate`` one present sensor is swapped for one of its variants — or, for
+    ``frozen``, for the same sensor of a frame a few frames earlier in the same drive
+    (``frames_per_drive``) — before the augmentation; the sample gains ``corrupted`` (M,).
     """
 
     def __init__(
@@ -88,35 +88,32 @@ class CachedSamples:
         from mlesam_ros.data.corruptions import FROZEN_LAG, KINDS
 
         rng = np.random.default_rng([self.seed, self.epoch, index, 0xC0])
+        corrupted = np.zeros(len(sample["images"]), dtype=bool)
+        slot = _liar(sample["present"], self.corruption.rate, rng)
+        if slot is None:
+            return dict(sample, corrupted=corrupted)
         allowed = set(self.corruption.kinds or KINDS)
-        images = sample["images"]
-        corrupted = np.zeros(len(images), dtype=bool)
-        for slot in range(len(images)):
-            if not sample["present"][slot] or rng.random() >= self.corruption.rate:
-                continue
-            choices = []
-            if self.variants is not None:
-                choices += [v for v, kind in enumerate(self.variant_kinds[index, :, slot])
-                            if kind >= 0 and KINDS[kind] in allowed]  # fmt: skip
-            if "frozen" in allowed:
-                choices.append(-1)
-            if not choices:
-                continue
-            choice = choices[int(rng.integers(len(choices)))]
-            if choice >= 0:
-                replacement = self.variants[index, choice, slot]
-            else:
-                severity = self.corruption.severities[
-                    int(rng.integers(len(self.corruption.severities)))]
-                earlier = _same_drive(index, FROZEN_LAG[severity - 1], self.frames_per_drive,
-                                      len(self.images))  # fmt: skip
-                if earlier == index or not self.present[earlier, slot]:
-                    continue
-                replacement = self.images[earlier, slot]
-            if images is sample["images"]:
-                images = images.copy()
-            images[slot] = replacement
-            corrupted[slot] = True
+        choices = []
+        if self.variants is not None:
+            choices += [v for v, kind in enumerate(self.variant_kinds[index, :, slot])
+                        if kind >= 0 and KINDS[kind] in allowed]  # fmt: skip
+        if "frozen" in allowed:
+            choices.append(-1)
+        if not choices:
+            return dict(sample, corrupted=corrupted)
+        choice = choices[int(rng.integers(len(choices)))]
+        if choice >= 0:
+            replacement = self.variants[index, choice, slot]
+        else:
+            severities = self.corruption.severities
+            lag = FROZEN_LAG[severities[int(rng.integers(len(severities)))] - 1]
+            earlier = _same_drive(index, lag, self.frames_per_drive, len(self.images))
+            if earlier == index or not self.present[earlier, slot]:
+                return dict(sample, corrupted=corrupted)
+            replacement = self.images[earlier, slot]
+        images = sample["images"].copy()
+        images[slot] = replacement
+        corrupted[slot] = True
         return dict(sample, images=images, corrupted=corrupted)
 
     def save(self, path: Path) -> Path:
@@ -138,6 +135,19 @@ class CachedSamples:
             kinds = data.get("variant_kinds")
             return cls(data["images"], data["present"], data["labels"],
                        list(data["conditions"]), transform, seed, variants, kinds)  # fmt: skip
+
+
+def _liar(present: np.ndarray, rate: float, rng: np.random.Generator) -> int | None:
+    """Pick the sensor that lies in this sample: with probability ``rate``, one present one.
+
+    One sensor at a time, as evaluation scores it: the rest of the sample stays clean, so
+    the model keeps learning the clean full-sensor case too. A sample with a single sensor
+    has nobody to outweigh the liar with and stays clean.
+    """
+    candidates = np.flatnonzero(present)
+    if len(candidates) < 2 or rng.random() >= rate:
+        return None
+    return int(candidates[int(rng.integers(len(candidates)))])
 
 
 def _same_drive(index: int, lag: int, frames_per_drive: int, count: int) -> int:
@@ -191,30 +201,27 @@ class CorruptedSamples:
         return _same_drive(index, lag, self.sequence_length or len(self.base), len(self.base))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        """Return the base sample, each present sensor corrupted with probability ``rate``."""
+        """Return the base sample, one present sensor corrupted with probability ``rate``."""
         from mlesam_ros.data.corruptions import FROZEN_LAG, corrupt_encoded, sample_corruption
 
         sample = self.base[index]
         rng = np.random.default_rng([self.seed, self.base.epoch, index, 0xC0])
-        present = sample["present"]
         corrupted = np.zeros(len(self.modalities), dtype=bool)
-        images = sample["images"]
-        for slot, modality in enumerate(self.modalities):
-            if not present[slot] or rng.random() >= self.config.rate:
-                continue
-            corruption = sample_corruption(modality, rng, self.config.kinds,
-                                           self.config.severities)  # fmt: skip
-            if corruption is None:
-                continue
-            previous = None
-            if corruption.kind == "frozen":
-                other = self.base[self._earlier(index, FROZEN_LAG[corruption.severity - 1])]
-                previous = _to_uint8(other["images"][slot])
-            image = corrupt_encoded(_to_uint8(images[slot]), corruption, rng, previous)
-            if images is sample["images"]:
-                images = images.copy()
-            images[slot] = image.transpose(2, 0, 1).astype(images.dtype)
-            corrupted[slot] = True
+        slot = _liar(sample["present"], self.config.rate, rng)
+        if slot is None:
+            return dict(sample, corrupted=corrupted)
+        corruption = sample_corruption(self.modalities[slot], rng, self.config.kinds,
+                                       self.config.severities)  # fmt: skip
+        if corruption is None:
+            return dict(sample, corrupted=corrupted)
+        previous = None
+        if corruption.kind == "frozen":
+            other = self.base[self._earlier(index, FROZEN_LAG[corruption.severity - 1])]
+            previous = _to_uint8(other["images"][slot])
+        images = sample["images"].copy()
+        image = corrupt_encoded(_to_uint8(images[slot]), corruption, rng, previous)
+        images[slot] = image.transpose(2, 0, 1).astype(images.dtype)
+        corrupted[slot] = True
         return dict(sample, images=images, corrupted=corrupted)
 
 

@@ -219,12 +219,14 @@ def evaluate_robustness(
             mean = weights[row].mean(axis=0)  # over levels
             clean_weight_sum[condition] = clean_weight_sum.get(condition, 0) + mean
             clean_weight_count[condition] = clean_weight_count.get(condition, 0) + 1
+        absent_predictions: dict[int, np.ndarray] = {}  # one decode per absent sensor
         for number, cell in enumerate(cells):
             slot = modalities.index(cell.corruption.modality)
-            absent = present.copy()
-            absent[:, slot] = False
-            absent_prediction, _ = predictor.decode(clean, absent)
-            cell.absent.update(absent_prediction, labels)
+            if slot not in absent_predictions:
+                absent = present.copy()
+                absent[:, slot] = False
+                absent_predictions[slot], _ = predictor.decode(clean, absent)
+            cell.absent.update(absent_predictions[slot], labels)
             corrupted = np.stack([image_fn(dataset, i, cell.corruption) for i in indices])
             only = np.zeros_like(present)
             only[:, slot] = present[:, slot]
