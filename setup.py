@@ -106,7 +106,6 @@ setup(
     maintainer_email="maintainers@mlesam-ros.dev",
     description="MLE-SAM multi-modal semantic segmentation (SAM + LoRA experts) for ROS 2",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "mlesam = mlesam_ros.cli:main",
