@@ -18,7 +18,9 @@ FULL_STAMP := $(VENV)/.installed-full
 $(RUNTIME_STAMP): setup.py setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e .
+	# --no-compile: Python compiles the modules it imports on first use instead of every
+	# module of every dependency now (halves the install time).
+	$(BIN)/python -m pip install --quiet --no-compile -e .
 	touch $(RUNTIME_STAMP)
 
 $(FULL_STAMP): $(RUNTIME_STAMP)
