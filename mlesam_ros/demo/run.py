@@ -270,6 +270,9 @@ def run_demo(
     try:
         drive = record_drive(input_bag, schedule, size, progress=progress)
         if compiling is not None:
+            if progress and compiling.poll() is None:
+                print("compile: finishing the node's numba kernels (first run only)",
+                      file=sys.stderr, flush=True)  # fmt: skip
             compiling.wait(timeout=600)  # the replay then loads the kernels from the cache
     finally:
         if compiling is not None and compiling.poll() is None:
