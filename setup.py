@@ -79,7 +79,7 @@ setup(
         "rosbags>=0.11.9,<0.12",
         "rosbags-image>=0.10.4,<0.11",
         "opencv-python-headless>=4.10,<5",
-        "pillow>=10",
+        "pillow>=10.1",  # ImageFont.load_default(size=...) draws the demo's captions
         "onnx>=1.17,<1.24",
         "onnxruntime>=1.20,<1.33",
         # The node's compiled loops (geometry/compiled.py: LiDAR projection, packing, labelled
@@ -115,7 +115,6 @@ setup(
     maintainer_email="maintainers@mlesam-ros.dev",
     description="MLE-SAM multi-modal semantic segmentation (SAM + LoRA experts) for ROS 2",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "mlesam = mlesam_ros.cli:main",

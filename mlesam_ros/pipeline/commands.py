@@ -43,8 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Render a short synthetic drive (daylight, a LiDAR dropout, night), replay it "
             "through the node core with the shipped demo model on CPU, and write the input "
-            "and output bags, strip.png, demo.gif (RGB | labels overlay | LiDAR painted) and "
-            "summary.json with mIoU per modality combination into --out."
+            "and output bags, strip.png and demo.gif (per frame: camera | ground truth | "
+            "prediction overlay | LiDAR points by predicted class, captioned with the "
+            "condition, the fused sensors and the frame's mIoU, and a class legend) and "
+            "summary.json with mIoU per modality combination into --out. Needs only the "
+            "runtime install (pip install -e .: ONNX Runtime, no torch)."
         ),
     )
     demo.add_argument("--out", type=Path, default=Path("mlesam_demo"), help="output folder")
@@ -86,9 +89,11 @@ def _run_replay(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     import logging
 
-    from mlesam_ros.demo import run_demo, summary_text
+    from mlesam_ros.demo import DEFAULT_SIZE, header_text, run_demo, summary_text
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    # The header first (what is about to happen, where it goes), then progress, then results.
+    print(header_text(args.out, args.frames, DEFAULT_SIZE, args.model), flush=True)
     summary = run_demo(args.out, args.frames, args.backend, args.model, progress=not args.quiet)
     print(summary_text(summary))
     return 0

@@ -43,9 +43,12 @@ class OutputMaker:
 
     def __init__(self, palette: np.ndarray, alpha: float) -> None:
         self.alpha = float(alpha)
+        from mlesam_ros.msgs import pack_rgb
+
         lut = np.zeros((max(256, len(palette)), 3), dtype=np.uint8)
         lut[: len(palette)] = palette
         self.lut = lut
+        self.packed_rgb = pack_rgb(lut)  # label → the labelled cloud's rgb, as the overlay
         self.cache = CalibrationCache()
 
     def counts(self, source: tuple[int, int], target: tuple[int, int]) -> tuple:
@@ -86,14 +89,15 @@ class OutputMaker:
 
 
 def paint_points(
-    cloud: PaintableCloud, labels: np.ndarray
+    cloud: PaintableCloud, labels: np.ndarray, packed_rgb: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """LiDAR points in the camera's view, each with the label of the camera pixel it lands on.
 
     Only points on the surface their working-grid pixel shows are kept (``SURFACE_TOLERANCE``
     against that pixel's z-buffer depth); points outside the image or hidden behind nearer ones
-    are left out. Returns the structured points (x, y, z[, intensity], label) and their
-    ``(row, col)`` camera pixels.
+    are left out. Returns the structured points (x, y, z[, intensity], label[, rgb]) and their
+    ``(row, col)`` camera pixels. ``packed_rgb`` (label → ``0x00RRGGBB``, the overlay's
+    palette) adds the ``rgb`` field, so rviz colours the cloud as the overlay.
     """
     from mlesam_ros.msgs import labelled_points
 
@@ -104,7 +108,7 @@ def paint_points(
         grid_pixels = np.floor(projection.uv[candidates] + 0.5).astype(np.int64)
         nearest = projection.depth_image()[grid_pixels[:, 1], grid_pixels[:, 0]]
     fraction, margin = SURFACE_TOLERANCE
-    fast = _paint_compiled(cloud, labels, candidates, nearest)
+    fast = _paint_compiled(cloud, labels, candidates, nearest, packed_rgb)
     if fast is not None:
         return fast
     on_surface = projection.depth[candidates] <= nearest * (1.0 + fraction) + margin
@@ -117,12 +121,17 @@ def paint_points(
     rows = np.clip(np.floor((kept_uv[:, 1] + 0.5) / scale_y), 0, height - 1).astype(np.int64)
     point_labels = np.take(labels.reshape(-1), rows * width + cols).astype(np.uint32)
     intensity = None if cloud.intensity is None else cloud.intensity[keep]
-    points = labelled_points(cloud.xyz[keep], point_labels, intensity)
+    rgb = None if packed_rgb is None else np.take(packed_rgb, point_labels, mode="clip")
+    points = labelled_points(cloud.xyz[keep], point_labels, intensity, rgb)
     return points, np.stack([rows, cols], axis=1)
 
 
 def _paint_compiled(
-    cloud: PaintableCloud, labels: np.ndarray, candidates: np.ndarray, nearest: np.ndarray
+    cloud: PaintableCloud,
+    labels: np.ndarray,
+    candidates: np.ndarray,
+    nearest: np.ndarray,
+    packed_rgb: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`paint_points` as one compiled loop (``geometry.compiled``); ``None`` without it.
 
@@ -138,7 +147,8 @@ def _paint_compiled(
         return None
     from mlesam_ros.msgs import labelled_points_dtype
 
-    dtype = labelled_points_dtype(cloud.intensity is not None)
+    dtype = labelled_points_dtype(cloud.intensity is not None, packed_rgb is not None)
+    label_column = dtype.names.index("label")
     if cloud.intensity is not None:  # the candidates' only, contiguous: one compiled type
         intensity = np.asarray(cloud.intensity, dtype=np.float32)[candidates]
     else:
@@ -154,6 +164,9 @@ def _paint_compiled(
                   projection.uv, xyz, intensity, labels.reshape(-1), width, height,
                   float(cloud.grid_scale[0]), float(cloud.grid_scale[1]),
                   np.float32(1.0 + fraction), np.float32(margin), table,
-                  table.view(np.uint32)[:, -1], rows, cols)  # fmt: skip
+                  table.view(np.uint32)[:, label_column], rows, cols)  # fmt: skip
+    if packed_rgb is not None:
+        columns = table[:count].view(np.uint32)
+        columns[:, -1] = np.take(packed_rgb, columns[:, label_column], mode="clip")
     points = np.ascontiguousarray(table[:count]).view(dtype)
     return points.reshape(-1), np.stack([rows[:count], cols[:count]], axis=1)
