@@ -175,3 +175,18 @@ def test_checkpoints_without_a_router_field_load_as_the_paper_router() -> None:
 def test_unknown_router_is_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match="router: unknown 'gated'; choose from paper, softmax"):
         MLESAMConfig(preset="tiny", router="gated")
+
+
+@pytest.mark.parametrize("mode", ["router", "both"])
+def test_mean_mode_removes_a_trained_router(mode: str) -> None:
+    fusion = _perturbed(ModalityFusion(DIM, mode, router="spatial"))
+    features = _features()
+    present = torch.tensor([[True, True, False, True], [True, True, True, True]])
+    routed, _ = fusion(features, present)
+    fusion.mode = "mean"
+    fused, weights = fusion(features, present)
+    expected = features[:, :, :].mul(present[:, :, None, None, None]).sum(1)
+    expected = expected / present.sum(1).reshape(2, 1, 1, 1)
+    torch.testing.assert_close(fused, expected)
+    assert not torch.allclose(fused, routed)
+    torch.testing.assert_close(weights[0], torch.tensor([1 / 3, 1 / 3, 0.0, 1 / 3]))

@@ -133,6 +133,43 @@ class Corruption:
         return cls(parts[0], parts[1], severity)
 
 
+@dataclass(frozen=True)
+class ScheduledCorruption:
+    """A corruption that starts at frame ``start`` of a recording (and ends before ``stop``).
+
+    ``mlesam synth --corrupt lidar:noise:3@20`` turns the LiDAR to noise from frame 20 on;
+    ``@20-40`` limits it to frames 20..39. A scheduled ``frozen`` sensor repeats the data of
+    the frame before ``start`` for as long as it lasts, as a stuck driver does.
+    """
+
+    corruption: Corruption
+    start: int = 0
+    stop: int | None = None
+
+    def active(self, index: int) -> bool:
+        """Whether frame ``index`` of the recording is corrupted."""
+        return index >= self.start and (self.stop is None or index < self.stop)
+
+    @classmethod
+    def parse(cls, text: str) -> ScheduledCorruption:
+        """Read ``MODALITY:KIND[:SEVERITY][@START[-STOP]]``."""
+        spec, _, frames = str(text).partition("@")
+        corruption = Corruption.parse(spec)
+        if not frames:
+            return cls(corruption)
+        first, _, last = frames.partition("-")
+        try:
+            start = int(first)
+            stop = int(last) if last else None
+        except ValueError:
+            raise ValueError(
+                f"--corrupt: frames {_shorten(frames)} must be START or START-STOP, e.g. @20-40"
+            ) from None
+        if start < 0 or (stop is not None and stop <= start):
+            raise ValueError(f"--corrupt: frames @{frames} must satisfy 0 <= START < STOP")
+        return cls(corruption, start, stop)
+
+
 def kinds_for(modality: str) -> tuple[str, ...]:
     """Return the kinds defined for ``modality``, in ``KINDS`` order."""
     return tuple(kind for kind in KINDS if modality in APPLIES[kind])

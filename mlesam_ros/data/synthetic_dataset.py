@@ -7,7 +7,7 @@ samples sees what the live pipeline gives it. ``SyntheticDataset`` renders frame
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -117,6 +117,30 @@ def _corrupt_lidar_frame(frame, corruption, rng, earlier, previous):
         return replace(frame, lidar=corrupted, lidar_labels=previous.lidar_labels)
     unknown = None if frame.lidar_labels is None else np.full(len(corrupted), 255, np.uint8)
     return replace(frame, lidar=corrupted, lidar_labels=unknown)
+
+
+def corrupt_stream(
+    frames: Iterable[SyntheticFrame], schedule: Sequence[Any], seed: int = 0
+) -> Iterator[SyntheticFrame]:
+    """Apply scheduled corruptions (``data.corruptions.ScheduledCorruption``) to a recording.
+
+    Frame ``i`` of the stream gets every corruption active at ``i``; a ``frozen`` sensor
+    repeats its data from the frame before the corruption started.
+    """
+    stuck: dict[int, SyntheticFrame] = {}
+    previous: SyntheticFrame | None = None
+    for index, frame in enumerate(frames):
+        clean = frame
+        for number, scheduled in enumerate(schedule):
+            if not scheduled.active(index):
+                continue
+            rng = np.random.default_rng([seed, index, number, 0xC2])
+            held = None
+            if scheduled.corruption.kind == "frozen":
+                held = stuck.setdefault(number, previous or clean)
+            frame = corrupt_frame(frame, scheduled.corruption, rng, held)
+        previous = clean
+        yield frame
 
 
 class SyntheticDataset:

@@ -198,7 +198,8 @@ class ModalityFusion(nn.Module):
     """Fuse (B, M, C, h, w) features into (B, C, h, w): ``router``, ``mean`` or ``both``.
 
     ``both`` averages the routed and the mean-integrated features (the paper's setting uses
-    both paths). Both paths are weightings, so fusion is one weighted sum, done in float32.
+    both paths). Setting ``mode`` to ``mean`` on a trained model removes its router (the
+    ablation in ``benchmarks/bench_robustness.py``). Both paths are weightings, so fusion is one weighted sum, done in float32.
     ``forward`` returns the fused features and the weights per modality (B, M) — for a
     spatial router their mean over the level's pixels — for diagnostics.
     """
@@ -217,7 +218,7 @@ class ModalityFusion(nn.Module):
         features = torch.where(_expand(present, features), features, torch.zeros_like(features))
         # The mean path is a uniform weighting of the present modalities.
         weights = masked_softmax(torch.zeros(present.shape, device=features.device), present)
-        if self.router is not None:
+        if self.router is not None and self.mode != "mean":
             routed = self.router(features, present)
             if self.mode == "router":
                 weights = routed
