@@ -174,6 +174,101 @@ def test_only_adapters_and_heads_train_and_get_gradients() -> None:
     assert len(lora_b) == 5 * 2 and all(g > 0 for g in lora_b)
 
 
+def test_gradient_checkpointing_recomputes_blocks_with_the_same_gradients() -> None:
+    model = _model().train()
+    for name, parameter in model.named_parameters():
+        if ".lora_b_" in name:  # trained-looking experts: their Q/V path carries gradients
+            torch.nn.init.normal_(parameter, std=0.05)
+    present = torch.tensor([[True, False, True], [True, True, False]])  # expert_ids path
+    images = _images(2)
+    calls = []
+    model.backbone.trunk.blocks[1].register_forward_pre_hook(lambda *_: calls.append(1))
+
+    def gradients() -> dict[str, torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(0)  # the same aux-head dropout mask in both runs
+        model(images, present)["logits"].square().mean().backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    reference = gradients()
+    plain_calls, calls[:] = len(calls), []
+    model.backbone.gradient_checkpointing = True
+    checkpointed = gradients()
+    assert (plain_calls, len(calls)) == (1, 2)  # the block ran again in backward
+    assert reference.keys() == checkpointed.keys()
+    assert sum(".lora_" in name for name in reference) == 5 * 4  # blocks x (A, B) x (Q, V)
+    for name, grad in checkpointed.items():
+        torch.testing.assert_close(grad, reference[name], rtol=1e-4, atol=1e-6)
+
+
+def _sam2_mask_decoder(num_classes: int, dim: int, mlp_dim: int, heads: int) -> torch.nn.Module:
+    """sam2's own MaskDecoder as SAM 2.1 configures it, with one mask token per class."""
+    from sam2.modeling.sam.mask_decoder import MaskDecoder
+    from sam2.modeling.sam.transformer import TwoWayTransformer
+
+    return MaskDecoder(
+        transformer_dim=dim,
+        transformer=TwoWayTransformer(
+            depth=2, embedding_dim=dim, mlp_dim=mlp_dim, num_heads=heads
+        ),
+        num_multimask_outputs=num_classes - 1,
+        use_high_res_features=True,
+        iou_prediction_use_sigmoid=True,
+        pred_obj_scores=True,
+        pred_obj_scores_mlp=True,
+    )
+
+
+def test_hiera_decoder_computes_sam2_mask_decoder_with_high_res_features() -> None:
+    from mlesam_ros.model.decoder import SAM2SemanticMaskDecoder
+    from mlesam_ros.model.sam_weights import load_decoder_weights
+
+    torch.manual_seed(0)
+    reference = _sam2_mask_decoder(num_classes=5, dim=64, mlp_dim=256, heads=4).eval()
+    with torch.no_grad():  # non-trivial values everywhere (LayerNorms start at 1 and 0)
+        for parameter in reference.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    state = {f"sam_mask_decoder.{k}": v for k, v in reference.state_dict().items()}
+    state["sam_prompt_encoder.no_mask_embed.weight"] = torch.randn(1, 64)
+    state["sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"] = torch.randn(2, 32)
+    state["image_encoder.trunk.patch_embed.proj.weight"] = torch.zeros(1)  # a SAM 2 file
+    ours = SAM2SemanticMaskDecoder(
+        num_classes=5, transformer_dim=64, depth=2, mlp_dim=256, num_heads=4, pyramid_dim=64,
+        num_prompt_tokens=2,
+    ).eval()
+    left = load_decoder_weights(ours, state)
+    # Everything but SAM's ambiguity-mask tokens/MLPs (not classes) and our prompts is SAM 2's.
+    assert {key.split(".")[0] for key in left} == {
+        "mask_tokens", "output_hypernetworks_mlps", "prompt_tokens"}  # fmt: skip
+    for name in ("conv_s0.weight", "conv_s1.bias", "obj_score_token.weight"):
+        assert torch.equal(ours.state_dict()[name], reference.state_dict()[name]), name
+    with torch.no_grad():
+        ours.mask_tokens.load_state_dict(reference.mask_tokens.state_dict())
+        ours.output_hypernetworks_mlps.load_state_dict(
+            reference.output_hypernetworks_mlps.state_dict()
+        )
+        generator = torch.Generator().manual_seed(4)
+        embedding = torch.randn(2, 64, 4, 6, generator=generator)
+        features_4 = torch.randn(2, 64, 16, 24, generator=generator)
+        features_8 = torch.randn(2, 64, 8, 12, generator=generator)
+        mine = ours(embedding, features_4, features_8)
+        # SAM2Base.forward_image projects the levels, predict_masks adds them while upscaling.
+        masks, _, _, _ = reference.predict_masks(
+            image_embeddings=embedding,
+            image_pe=ours.pe_layer((4, 6)).unsqueeze(0),
+            sparse_prompt_embeddings=ours.prompt_tokens.expand(2, -1, -1),
+            dense_prompt_embeddings=ours.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
+                2, -1, 4, 6
+            ),
+            repeat_image=False,
+            high_res_features=[reference.conv_s0(features_4), reference.conv_s1(features_8)],
+        )
+        moved = ours(embedding, features_4 + 1.0, features_8)
+    assert mine.shape == (2, 5, 16, 24)  # one mask per class at stride 4
+    torch.testing.assert_close(mine, masks, rtol=0, atol=1e-5)
+    assert (moved - mine).abs().max() > 1e-3  # the stride-4 level reaches the masks
+
+
 def test_config_errors_name_the_field() -> None:
     with pytest.raises(ValueError, match=r"image_size: .* multiples of 32 .*Hiera stride"):
         MLESAMConfig(preset="hiera_b+", image_size=(512, 528))
@@ -246,6 +341,50 @@ def test_sam2_checkpoint_loads_key_by_key(sam2_file, hiera_t_model) -> None:
         model.mask_decoder.pe_layer.positional_encoding_gaussian_matrix,
         prompt.pe_layer.positional_encoding_gaussian_matrix,
     )
+
+
+def test_sam2_high_res_layers_load_and_decode_as_sam2_does(sam2_file) -> None:
+    path, sam2_model = sam2_file
+    model = build_mlesam(_hiera_t(num_classes=4), sam_checkpoint=path).eval()
+    decoder, theirs = model.mask_decoder, sam2_model.sam_mask_decoder
+    for name in ("conv_s0.weight", "conv_s0.bias", "conv_s1.weight", "conv_s1.bias",
+                 "obj_score_token.weight"):  # fmt: skip
+        assert torch.equal(decoder.state_dict()[name], theirs.state_dict()[name]), name
+    with torch.no_grad():  # SAM's 4 ambiguity tokens are not classes: copied only to compare
+        decoder.mask_tokens.load_state_dict(theirs.mask_tokens.state_dict())
+        decoder.output_hypernetworks_mlps.load_state_dict(
+            theirs.output_hypernetworks_mlps.state_dict()
+        )
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        levels = model.pyramid(model.backbone(images))  # zero LoRA: SAM 2's own features
+        ours = decoder(model.pyramid.image_embedding(levels), levels[0], levels[1])
+        backbone_out = sam2_model.forward_image(images)  # applies conv_s0 / conv_s1
+        fpn = backbone_out["backbone_fpn"]
+        embedding = backbone_out["vision_features"] + sam2_model.no_mem_embed.reshape(1, -1, 1, 1)
+        prompt = sam2_model.sam_prompt_encoder
+        size = tuple(embedding.shape[-2:])
+        masks, _, _, _ = theirs.predict_masks(
+            image_embeddings=embedding,
+            image_pe=prompt.pe_layer(size).unsqueeze(0),
+            sparse_prompt_embeddings=decoder.prompt_tokens.expand(2, -1, -1),
+            dense_prompt_embeddings=prompt.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
+                2, -1, *size
+            ),
+            repeat_image=False,
+            high_res_features=fpn[:2],
+        )
+    assert ours.shape == (2, 4, 16, 16)
+    torch.testing.assert_close(ours, masks, rtol=0, atol=1e-4)
+
+
+def test_sam2_file_without_high_res_layers_is_refused(tmp_path: Path, sam2_file) -> None:
+    path, _ = sam2_file
+    state = torch.load(path, weights_only=True)["model"]
+    stripped = tmp_path / "no_high_res.pt"
+    torch.save({"model": {k: v for k, v in state.items() if ".conv_s1." not in k}}, stripped)
+    with pytest.raises(ValueError, match=r"lacks a fitting 'sam_mask_decoder\.conv_s1\..*sam2"):
+        build_mlesam(_hiera_t(), sam_checkpoint=stripped)
 
 
 def test_mlesam_checkpoint_round_trip_on_sam2_weights(
@@ -345,4 +484,14 @@ def test_deliver_hiera_config_is_the_papers_setup() -> None:
     assert (model.preset, model.lora_rank, model.router_top_k) == ("hiera_b+", 32, 2)
     assert model.modalities == ("rgb", "depth", "event", "lidar") and model.num_classes == 25
     assert model.image_size == (1024, 1024) and not model.train_encoder
-    assert config.modality_dropout > 0
+    # The authors' group's optimiser recipe, and the ViT-B config's in everything but the encoder.
+    assert (config.optim.lr, config.optim.poly_power) == (6e-4, 0.9)
+    assert config.modality_dropout_mode == "subset" and config.normalization == "dataset"
+    assert config.gradient_checkpointing
+    vit = load_train_config(root / "config" / "train" / "deliver_vit_b.yaml").to_dict()
+    hiera = config.to_dict()
+    for key in ("description", "sam_checkpoint"):
+        vit.pop(key), hiera.pop(key)
+    assert vit["model"].pop("preset") == "vit_b" and hiera["model"].pop("preset") == "hiera_b+"
+    assert vit["model"].pop("taps") != hiera["model"].pop("taps")  # each family's own taps
+    assert hiera == vit

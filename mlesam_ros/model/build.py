@@ -13,6 +13,7 @@ from mlesam_ros.model.hiera import HieraLoRABackbone, build_hiera_encoder
 from mlesam_ros.model.mlesam import MLESAM
 from mlesam_ros.model.presets import get_preset
 from mlesam_ros.model.sam_weights import (
+    SAM2_HIGH_RES_KEYS,
     load_decoder_weights,
     load_encoder_weights,
     read_sam_state_dict,
@@ -71,8 +72,16 @@ def build_mlesam(config: MLESAMConfig, sam_checkpoint: str | Path | None = None)
         load_encoder_weights(encoder, state, preset, str(sam_checkpoint))
     model = MLESAM(config, encoder)
     if state is not None:
-        load_decoder_weights(model.mask_decoder, state)
+        left_as_built = load_decoder_weights(model.mask_decoder, state)
         if hiera:
+            # SAM 2's pretrained high-resolution path is what the Hiera decoder is built around.
+            unmatched = [key for key in left_as_built if key.startswith(SAM2_HIGH_RES_KEYS)]
+            if unmatched:
+                raise ValueError(
+                    f"SAM 2 checkpoint {sam_checkpoint} lacks a fitting "
+                    f"'sam_mask_decoder.{unmatched[0]}' (SAM 2's high-resolution decoder "
+                    "path); use an official sam2 / sam2.1 Hiera checkpoint"
+                )
             if "no_mem_embed" not in state:
                 raise ValueError(f"SAM 2 checkpoint {sam_checkpoint} lacks 'no_mem_embed'")
             model.pyramid.no_mem_embed.data.copy_(state["no_mem_embed"])

@@ -135,7 +135,8 @@ class HieraFeaturePyramid(nn.Module):
 
     Levels are (B, d_model, H/s, W/s) for s = 4, 8, 16, 32. For single images SAM 2 feeds its
     mask decoder the stride-16 level plus a learned ``no_mem_embed`` (its "no memory" token),
-    and discards stride 32 (``scalp=1``); ``image_embedding`` does the same.
+    and discards stride 32 (``scalp=1``); ``image_embedding`` does the same. The stride-4 and
+    stride-8 levels go to the decoder's high-resolution path (``SAM2SemanticMaskDecoder``).
     """
 
     def __init__(self, neck: nn.Module) -> None:

@@ -12,7 +12,7 @@ from mlesam_ros.modalities import PIXEL_MEAN, PIXEL_STD
 from mlesam_ros.model.aux_head import MultiScaleMLPHead
 from mlesam_ros.model.backbone import LoRABackbone
 from mlesam_ros.model.config import MLESAMConfig
-from mlesam_ros.model.decoder import SemanticMaskDecoder
+from mlesam_ros.model.decoder import SAM2SemanticMaskDecoder, SemanticMaskDecoder
 from mlesam_ros.model.hiera import HieraFeaturePyramid, HieraLoRABackbone
 from mlesam_ros.model.presets import get_preset
 from mlesam_ros.model.pyramid import SimpleFeaturePyramid
@@ -64,7 +64,9 @@ class MLESAM(nn.Module):
             if hiera
             else SimpleFeaturePyramid(preset.embed_dim, config.pyramid_dim)
         )
-        self.mask_decoder = SemanticMaskDecoder(
+        # SAM 2 feeds strides 4/8 through its pretrained conv_s0/conv_s1; SAM 1 has no such layers.
+        decoder = SAM2SemanticMaskDecoder if hiera else SemanticMaskDecoder
+        self.mask_decoder = decoder(
             num_classes=config.num_classes,
             transformer_dim=preset.out_chans,
             depth=preset.decoder_depth,

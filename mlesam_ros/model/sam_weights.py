@@ -14,8 +14,9 @@ token, the output upscaling, SAM's dense "no mask" embedding and the random posi
 encoding matrix. Skipped: SAM's 4 mask tokens, its 4 hypernetwork MLPs and its IoU head,
 because they encode SAM's ambiguity masks, not our C classes. SAM 2's decoder has the same
 layout except that its two-way transformer's MLPs are named ``layers.0/1`` (``lin1/lin2`` in
-segment-anything), mapped below; its object-score head and ``conv_s0/conv_s1`` are skipped
-(our decoder injects the high-resolution levels SAM-HQ style, see ``decoder.py``). SAM 2's
+segment-anything), mapped below, and it adds what the Hiera family's decoder uses as SAM 2
+does (``decoder.py``): the high-resolution projections ``conv_s0``/``conv_s1`` and the
+object-score token. Its object-score head is skipped like the IoU head. SAM 2's
 ``no_mem_embed`` goes to the Hiera pyramid (``hiera.py``).
 """
 
@@ -40,8 +41,15 @@ DECODER_KEY_MAP = {
     "no_mask_embed.": "prompt_encoder.no_mask_embed.",
     "pe_layer.": "prompt_encoder.pe_layer.",
 }
-# SAM 2 prefixes the same modules with ``sam_``.
-SAM2_DECODER_KEY_MAP = {ours: f"sam_{theirs}" for ours, theirs in DECODER_KEY_MAP.items()}
+# SAM 2 prefixes the same modules with ``sam_`` and has its high-resolution path besides.
+SAM2_DECODER_KEY_MAP = {
+    **{ours: f"sam_{theirs}" for ours, theirs in DECODER_KEY_MAP.items()},
+    "conv_s0.": "sam_mask_decoder.conv_s0.",
+    "conv_s1.": "sam_mask_decoder.conv_s1.",
+    "obj_score_token.": "sam_mask_decoder.obj_score_token.",
+}
+# Our Hiera decoder's keys that every official SAM 2 file must provide.
+SAM2_HIGH_RES_KEYS = ("conv_s0.", "conv_s1.", "obj_score_token.")
 # segment-anything's MLPBlock (lin1, lin2) is sam2's MLP (layers.0, layers.1).
 SAM2_MLP_RENAMES = ((".mlp.lin1.", ".mlp.layers.0."), (".mlp.lin2.", ".mlp.layers.1."))
 FAMILY_FILES = {
