@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from mlesam_ros import cli
+from mlesam_ros.bench.latency import optimisation_ladder
 from mlesam_ros.engine.backends.torch_backend import resolve_compile_mode, resolve_precision
-from mlesam_ros.engine.bench import optimisation_ladder
 from mlesam_ros.engine.segmenter import Segmenter
 from mlesam_ros.engine.torch_model import build_untrained
 from mlesam_ros.model import save_checkpoint
@@ -70,7 +70,7 @@ def test_optimisation_ladder_adds_one_change_per_step() -> None:
 
 
 def test_report_states_each_step_contribution() -> None:
-    from mlesam_ros.engine.bench import BenchReport, LatencyStats
+    from mlesam_ros.bench.latency import BenchReport, LatencyStats
 
     def row(name: str, p50: float, startup: float | None = 1.0) -> LatencyStats:
         return LatencyStats(name, 10, p50, p50, p50, p50, 1e3 / p50, startup, 0.5, None)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from mlesam_ros import cli
+from mlesam_ros.bench.latency import measure_latency
 from mlesam_ros.engine.backends.base import LogitsToLabels
-from mlesam_ros.engine.bench import measure_latency
 from mlesam_ros.engine.onnx_export import export_onnx
 from mlesam_ros.engine.segmenter import Segmenter, resolve_backend
 from mlesam_ros.engine.torch_model import build_untrained, spec_for_model

@@ -665,7 +665,7 @@ def test_debug_flag_and_env_var_show_the_traceback(tmp_path, cli_bag, capsys, mo
 
 
 def test_unexpected_errors_are_one_line_with_their_type(capsys, monkeypatch) -> None:
-    from mlesam_ros.pipeline import commands
+    from mlesam_ros.replay import commands
 
     def boom(args) -> int:
         raise KeyError("state_dict")

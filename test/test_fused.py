@@ -15,12 +15,12 @@ import pytest
 pytest.importorskip("numba")
 
 from mlesam_ros.data.encode import encode_depth, encode_thermal
+from mlesam_ros.data.resample import area_resize
 from mlesam_ros.data.transforms import resize_image
 from mlesam_ros.geometry import ParallaxMap, compiled, project_lidar
 from mlesam_ros.geometry.camera import CameraModel
 from mlesam_ros.geometry.projection import EMPTY_KEY
 from mlesam_ros.pipeline import fused
-from mlesam_ros.pipeline.grid import area_resize
 
 lidar_image = importlib.import_module("mlesam_ros.geometry.lidar_image")
 
@@ -205,8 +205,8 @@ def test_warm_up_compiles_every_type_a_frame_uses(size) -> None:
     """
     from types import SimpleNamespace
 
+    from mlesam_ros.bench.frame import synthetic_job
     from mlesam_ros.msgs import typestore
-    from mlesam_ros.pipeline.bench import synthetic_job
     from mlesam_ros.pipeline.config import NodeConfig
     from mlesam_ros.pipeline.frame import FramePath
 

@@ -16,10 +16,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from mlesam_ros.bench.frame import synthetic_job
 from mlesam_ros.node.descriptors import descriptor_fields
 from mlesam_ros.node.log import SeverityLogger
 from mlesam_ros.pipeline import messages as m
-from mlesam_ros.pipeline.bench import synthetic_job
 from mlesam_ros.pipeline.config import DEFAULT_PARAMETERS, PARAMETERS
 from mlesam_ros.pipeline.core import SegmentationCore
 from mlesam_ros.pipeline.tf_buffer import TfBuffer

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from mlesam_ros.bench.frame import MemoryTransport, synthetic_job
 from mlesam_ros.data.synthetic_dataset import frame_to_images
 from mlesam_ros.data.transforms import resize
-from mlesam_ros.pipeline.bench import MemoryTransport, synthetic_job
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.core import SegmentationCore
-from mlesam_ros.pipeline.frame import FramePath, nearest_resize
+from mlesam_ros.pipeline.frame import FramePath
 
 MODALITIES = ("rgb", "depth", "thermal", "lidar")
 
@@ -96,13 +96,6 @@ def test_labels_upsample_by_nearest_neighbour_and_mono16_beyond_255_classes(job_
     colours = out.palette[out.labels].astype(float)
     np.testing.assert_allclose(out.overlay, np.rint(0.5 * colours + 0.5 * rgb), atol=1)
     assert out.points is not None and out.points["label"].max() < 300
-
-
-def test_nearest_resize_samples_pixel_centres() -> None:
-    labels = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    np.testing.assert_array_equal(nearest_resize(labels, (3, 4)), labels)
-    np.testing.assert_array_equal(nearest_resize(labels, (6, 8))[::2, ::2], labels)
-    np.testing.assert_array_equal(nearest_resize(nearest_resize(labels, (6, 8)), (3, 4)), labels)
 
 
 def test_threaded_worker_drops_old_frames_instead_of_queueing(job_and_tf) -> None:

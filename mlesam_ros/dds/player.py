@@ -19,6 +19,7 @@ from typing import Any
 
 from mlesam_ros.dds.endpoints import RosReader, RosWriter
 from mlesam_ros.pipeline import messages as m
+from mlesam_ros.pipeline.tf_buffer import TF_STATIC_TOPIC
 
 
 @dataclass
@@ -93,8 +94,8 @@ class BagPlayer:
                 participant,
                 topic,
                 msgtype,
-                latched=topic == "/tf_static",
-                depth=1 if topic == "/tf_static" else 5,
+                latched=topic == TF_STATIC_TOPIC,
+                depth=1 if topic == TF_STATIC_TOPIC else 5,
             )
             for topic, msgtype in self.connections.items()
         }

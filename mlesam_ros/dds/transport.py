@@ -24,10 +24,9 @@ from mlesam_ros.dds.domain import open_participant
 from mlesam_ros.dds.endpoints import GraphAnnouncer, RosReader, RosWriter, delete_participant
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.interface import RELIABILITIES
-from mlesam_ros.pipeline.tf_buffer import TfBuffer
+from mlesam_ros.pipeline.tf_buffer import TF_STATIC_TOPIC, TF_TOPICS, TfBuffer
 
 LOG = logging.getLogger("mlesam.dds")
-TF_TOPIC, TF_STATIC_TOPIC = "/tf", "/tf_static"
 TF_DEPTH = 100  # tf2_ros' listener history
 
 
@@ -108,11 +107,12 @@ class DdsTransport:
         self._closed = False
         # Where refused transforms are reported (the core's diagnostics once it runs).
         self.on_issue: Callable[[str, str, str], None] | None = None
-        for topic, static in ((TF_TOPIC, False), (TF_STATIC_TOPIC, True)):
+        for topic in TF_TOPICS:
+            static = topic == TF_STATIC_TOPIC
             self._reader(
                 topic,
                 m.TF_MESSAGE,
-                lambda msg, static=static: self._on_tf(msg, static),
+                lambda msg, topic=topic: self._on_tf(topic, msg),
                 reliable=True,
                 latched=static,
                 depth=1 if static else TF_DEPTH,
@@ -204,11 +204,10 @@ class DdsTransport:
         self.graph.readers.append(reader.reader)
         return reader
 
-    def _on_tf(self, message: Any, static: bool) -> None:
+    def _on_tf(self, topic: str, message: Any) -> None:
         with self._tf_lock:
-            problems = self.tf.add_message(message, static=static)
+            problems = self.tf.feed(topic, message)
             self._tf_lock.notify_all()
-        topic = TF_STATIC_TOPIC if static else TF_TOPIC
         for problem in problems or ():  # refused transforms (NaN, zero quaternion, loops)
             if self.on_issue is not None:
                 self.on_issue("tf", topic, problem)

@@ -181,7 +181,7 @@ def lidar_image_kernels() -> Any:
     """Return the compiled LiDAR dilation + sparse shrink loops, or ``None`` (no numba).
 
     ``(dilate_blocks, dilate_windows)``: the nearest-return dilation of
-    ``lidar_image.dilate_keys`` evaluated only where ``data.transforms.resize_sparse`` looks
+    ``lidar_image.dilate_keys`` evaluated only where ``data.resample.resize_sparse`` looks
     (whole-factor blocks in their rank order; any other size by its window scan). Blocks of
     1 x 1 are the dilation alone.
     """

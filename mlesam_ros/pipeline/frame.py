@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from mlesam_ros.data.resample import area_resize
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.grid import CalibrationCache
 from mlesam_ros.pipeline.outputs import OutputMaker
@@ -43,7 +44,7 @@ from mlesam_ros.pipeline.sensors import (
 )
 
 __all__ = ["MODALITY_OF_INPUT", "FrameJob", "FramePath", "FrameResult", "Issue", "PreparedFrame",
-           "default_palette", "load_palette", "nearest_resize"]  # fmt: skip
+           "default_palette", "load_palette"]  # fmt: skip
 
 
 @dataclass
@@ -101,18 +102,6 @@ def load_palette(path: str | Path, num_classes: int) -> np.ndarray:
     if palette.min() < 0 or palette.max() > 255:
         raise ValueError(f"output.palette_file: {path} has values outside 0..255")
     return palette[:num_classes].astype(np.uint8)
-
-
-def nearest_resize(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of an id image to ``size`` (H, W), sampling pixel centres.
-
-    The same index arithmetic as training's label resize, so ids never blend.
-    """
-    from mlesam_ros.pipeline.grid import nearest_sample
-
-    if tuple(size) == labels.shape[:2]:
-        return labels
-    return nearest_sample(labels, size)
 
 
 class _StageClock:
@@ -234,8 +223,6 @@ class FramePath:
             prepared.grid = self.sensors.grid(camera)
         clock.lap("decode rgb")
         if rgb is not None and "rgb" in self.used:
-            from mlesam_ros.pipeline.grid import area_resize
-
             prepared.images["rgb"] = area_resize(rgb, self.model_size)
             clock.lap("rgb to model")
         if not frame_id:

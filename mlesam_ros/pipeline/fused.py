@@ -11,9 +11,9 @@ it replaces, which stays as the reference and as the fallback without numba (``t
 compares both on random and edge-case data):
 
 - depth: :func:`~mlesam_ros.data.encode.encode_depth` then the hole-aware area average of
-  :func:`~mlesam_ros.data.transforms.resize_with_holes`;
+  :func:`~mlesam_ros.data.resample.resize_with_holes`;
 - LiDAR: the nearest-return dilation of :func:`~mlesam_ros.geometry.lidar_image.dilate_keys`
-  then :func:`~mlesam_ros.data.transforms.resize_sparse`, dilating only the pixels the shrink
+  then :func:`~mlesam_ros.data.resample.resize_sparse`, dilating only the pixels the shrink
   looks at;
 - thermal: :func:`~mlesam_ros.data.encode.encode_thermal`'s grey level times the "seen" mask,
   on one channel (the three are equal) before the area resize.
@@ -33,19 +33,19 @@ from typing import Any
 import numpy as np
 
 from mlesam_ros.data.encode import DEFAULT_DEPTH_RANGE_M
+from mlesam_ros.data.resample import (
+    area_resize,
+    block_rank,
+    resize_image,
+    resize_indices,
+    whole_shrink,
+    window_bounds,
+)
 from mlesam_ros.geometry import compiled
 from mlesam_ros.geometry.compiled import numba_jit
 
 # resize_with_holes: a footprint with a total valid weight above this is not a hole.
 _MIN_WEIGHT = 1e-6
-
-
-def whole_shrink(grid_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int] | None:
-    """``(fy, fx)`` when ``grid_size`` is a whole multiple of ``size`` (1 = same), else None."""
-    (height, width), (out_h, out_w) = grid_size, size
-    if height % out_h or width % out_w or height < out_h or width < out_w:
-        return None
-    return height // out_h, width // out_w
 
 
 # -- depth ------------------------------------------------------------------------------------
@@ -58,8 +58,6 @@ def sample_depth(depth: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, 
     background behind it would be a surface that is not there); 0, NaN and inf are invalid
     (REP 118).
     """
-    from mlesam_ros.pipeline.grid import resize_indices
-
     rows = resize_indices(depth.shape[0], size[0])
     cols = resize_indices(depth.shape[1], size[1])
     kernels = _depth_kernels()
@@ -82,7 +80,6 @@ def depth_model_image(
     other factors take ``resize_image``'s (OpenCV's) area weights.
     """
     from mlesam_ros.data.encode import encode_depth
-    from mlesam_ros.data.transforms import resize_image
 
     kernels = _depth_kernels()
     near, far = depth_range_m
@@ -229,7 +226,6 @@ def lidar_model_image(keys: np.ndarray, radius: int, size: tuple[int, int]) -> n
     The shrink keeps one pixel per footprint (the valid one nearest its centre), so only the
     pixels it looks at are dilated, nearest the centre first, until one has a return in reach.
     """
-    from mlesam_ros.data.transforms import block_rank, resize_image, window_bounds
     from mlesam_ros.geometry.lidar_image import EMPTY_FOUND, check_dilation, dilate_keys
     from mlesam_ros.geometry.projection import EMPTY_KEY
 
@@ -262,7 +258,6 @@ def thermal_model_image(
     so one channel is encoded, masked and shrunk, and replicated at the model size.
     """
     from mlesam_ros.data.encode import encode_thermal
-    from mlesam_ros.pipeline.grid import area_resize
 
     kernel = _thermal_kernel()
     low, high = value_range

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from mlesam_ros.data.resample import nearest_upsample, repeat_counts
 from mlesam_ros.geometry import LidarProjection
-from mlesam_ros.pipeline.grid import CalibrationCache, nearest_upsample, repeat_counts
+from mlesam_ros.pipeline.grid import CalibrationCache
 
 # A LiDAR point takes its pixel's label only if it lies on the surface that pixel shows: within
 # this fraction of the pixel's nearest depth (plus a fixed margin), so points hidden behind a

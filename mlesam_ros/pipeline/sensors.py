@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mlesam_ros.data.resample import area_resize
 from mlesam_ros.geometry import CameraModel
 from mlesam_ros.geometry.transforms import allclose
 from mlesam_ros.pipeline.config import NodeConfig
@@ -310,7 +311,6 @@ class SensorInputs:
         from mlesam_ros.geometry import ParallaxMap, remap
         from mlesam_ros.msgs import header_stamp_ns, image_to_numpy
         from mlesam_ros.pipeline.fused import positive_percentiles, thermal_model_image
-        from mlesam_ros.pipeline.grid import area_resize
 
         topic, msg, issues = (
             self.config.topics["thermal"],

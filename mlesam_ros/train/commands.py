@@ -65,7 +65,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="synthetic: frames per street; conditions cycle per street")
     parser.add_argument("--failure-rate", type=float, default=0.0,
                         help="synthetic: per-sensor failure probability (default 0)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--all-only", action="store_true",
                         help="only the all-modalities combination (skip the protocol)")
