@@ -406,13 +406,13 @@ def test_dense_dilation_breaks_depth_ties_by_the_first_shift_in_row_major_order(
     compiled_loop, monkeypatch
 ) -> None:
     """Both the compiled loop and the numpy min filter (numba absent) follow the rule."""
-    from mlesam_ros.geometry import compiled
-    from mlesam_ros.geometry.lidar_image import dilate_nearest
+    from mlesam_ros.geometry import lidar_dilation
+    from mlesam_ros.geometry.lidar_dilation import dilate_nearest
 
-    if compiled_loop and compiled.lidar_image_kernels() is None:
+    if compiled_loop and lidar_dilation.dilation_kernels() is None:
         pytest.skip("numba not installed")
     if not compiled_loop:
-        monkeypatch.setattr(compiled, "lidar_image_kernels", lambda: None)
+        monkeypatch.setattr(lidar_dilation, "dilation_kernels", lambda: None)
 
     rng = np.random.default_rng(8)
     for radius in (1, 2):
@@ -447,10 +447,10 @@ def test_strided_pixel_rays_equal_the_full_table(model: str) -> None:
 @pytest.mark.parametrize("model", ["pinhole", "plumb_bob", "rational_polynomial"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_projection_equals_the_numpy_passes(model, dtype, monkeypatch) -> None:
-    """The numba loop (geometry.compiled) reproduces the numpy passes bit for bit."""
-    from mlesam_ros.geometry import compiled
+    """The numba loop (beside the numpy passes in geometry.projection) reproduces them."""
+    from mlesam_ros.geometry import projection
 
-    if compiled.kernel() is None:
+    if projection._projection_kernels() is None:
         pytest.skip("numba not installed: only the numpy passes exist")
     camera = pinhole(160, 120, 90.0) if model == "pinhole" else distorted(model, 160, 120)
     T = make_transform(
@@ -459,9 +459,9 @@ def test_compiled_projection_equals_the_numpy_passes(model, dtype, monkeypatch) 
     points = random_cloud(30_000, seed=6).astype(dtype)
     points[:3] = np.nan
     values = np.arange(points.shape[0])
-    assert compiled.supports(camera, points, rectified=False)
+    assert projection.compiled_supports(camera, points, rectified=False)
     fast = project_lidar(points, T, camera, values=values, max_depth=35.0)
-    monkeypatch.setattr(compiled, "kernel", lambda: None)
+    monkeypatch.setattr(projection, "_projection_kernels", lambda: None)
     reference = project_lidar(points, T, camera, values=values, max_depth=35.0)
     assert reference.visible.sum() > 1000
     for name in ("uv", "depth", "nearest"):

@@ -14,7 +14,7 @@ from mlesam_ros.data.resample import nearest_resize, resize_image
 from mlesam_ros.data.synth import SyntheticDrive, default_rig
 from mlesam_ros.data.synthetic_dataset import frame_to_images
 from mlesam_ros.geometry import ParallaxMap, registration_map
-from mlesam_ros.geometry.lidar_image import dilate_nearest, dilation_targets
+from mlesam_ros.geometry.lidar_dilation import dilate_nearest, dilation_targets
 from mlesam_ros.msgs import camera_to_camera_info, numpy_to_image
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.frame import FramePath
@@ -216,15 +216,15 @@ def test_labelled_points_from_the_recorded_z_buffer_equal_the_derived_ones(vga) 
     np.testing.assert_array_equal(points, again)
     np.testing.assert_array_equal(pixels, again_pixels)
     np.testing.assert_array_equal(points["label"], labels[pixels[:, 0], pixels[:, 1]])
-    # The compiled loop (geometry.compiled, when numba is installed) equals the numpy passes,
-    # with and without intensity, for mono8 and mono16 labels.
-    from mlesam_ros.geometry import compiled
+    # The compiled loop (when numba is installed) equals the numpy passes, with and without
+    # intensity, for mono8 and mono16 labels.
+    from mlesam_ros.pipeline import outputs
 
     for cloud_case in (cloud, dataclasses.replace(cloud, intensity=None)):
         for label_image in (labels, labels.astype(np.uint16) * 300):
             fast = paint_points(cloud_case, label_image)
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(compiled, "paint_kernel", lambda: None)
+                patch.setattr(outputs, "_paint_kernel", lambda: None)
                 slow = paint_points(cloud_case, label_image)
             assert fast[0].dtype == slow[0].dtype
             np.testing.assert_array_equal(fast[0], slow[0])
@@ -235,11 +235,11 @@ def test_labelled_points_from_the_recorded_z_buffer_equal_the_derived_ones(vga) 
 def test_an_unusable_sweep_is_named_for_what_is_wrong(vga, compiled_loop, monkeypatch) -> None:
     """All-NaN: "empty point cloud"; finite but none in view: "no LiDAR point lands" (both
     with the compiled projection and with the numpy passes after the view cull)."""
-    from mlesam_ros.geometry import compiled
+    from mlesam_ros.geometry import projection
     from mlesam_ros.msgs import array_to_pointcloud2
 
     if not compiled_loop:
-        monkeypatch.setattr(compiled, "kernel", lambda: None)
+        monkeypatch.setattr(projection, "_projection_kernels", lambda: None)
     _, frame, job, tf = vga
     path = FramePath(_segmenter(), NodeConfig.from_parameters())
     header = job.messages["points"].header
