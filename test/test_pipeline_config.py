@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from mlesam_ros.geometry import invert_transform, make_transform
 from mlesam_ros.pipeline.config import (
     DEFAULT_PARAMETERS,
+    PARAMETERS,
     NodeConfig,
     load_params_file,
     parameter_table,
@@ -18,6 +20,18 @@ from mlesam_ros.pipeline.tf_buffer import TfBuffer
 from mlesam_ros.pipeline.worker import LatestSlot
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "mlesam.yaml"
+
+
+def test_node_config_is_derived_from_the_parameter_table() -> None:
+    """Every NodeConfig field is fed by the table (a field nobody feeds fails to build)."""
+    fed = {spec.field.partition("[")[0] for spec in PARAMETERS.values()}
+    assert fed == {field.name for field in dataclasses.fields(NodeConfig)}
+    config = NodeConfig.from_parameters({"sync.offset_points_s": -0.02, "model.precision": "",
+                                         "model.modalities": "rgb, lidar"})  # fmt: skip
+    assert config.offsets_ns == {"depth": 0, "thermal": 0, "points": -20_000_000}
+    assert config.precision is None and config.modalities == ("rgb", "lidar")
+    assert set(config.configured_extrinsics) == {"depth", "thermal", "points"}
+    assert config.reliability["camera_info"] == "reliable"
 
 
 def test_shipped_yaml_lists_exactly_the_defaults() -> None:

@@ -165,8 +165,8 @@ def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None
     config = core.config
     rgb_topic = config.topics["rgb"]
     segmenter = core.segmenter
-    result.backend = f"{getattr(segmenter, 'backend', '?')}/{getattr(segmenter, 'device', '?')}"
-    result.model = str(getattr(segmenter, "artefact", "?"))
+    result.backend = f"{segmenter.backend}/{segmenter.device}"
+    result.model = str(segmenter.artefact)
     has_truth = any(c.topic == GT_LABELS_TOPIC for c in reader.connections)
     scorer = Scorer(result, len(core.path.class_names), groups) if has_truth else None
     bar = tqdm(
