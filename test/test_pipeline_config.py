@@ -146,3 +146,64 @@ def test_yaml_comments_are_the_spec_descriptions() -> None:
     text = CONFIG.read_text()
     for name, spec in PARAMETERS.items():
         assert f"# {spec.description}" in text, name
+
+
+# -- parameter files --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "needles"),
+    [
+        ("    sync.slop_s: .nan\n", ["sync.slop_s", "finite"]),
+        ("    extrinsics:\n      rgb_from_points: [0, 0, .inf, 0, 0, 0, 1]\n",
+         ["extrinsics.rgb_from_points", "finite"]),
+        ("    topics.rgb: '/a\n", ["not valid YAML", "line"]),
+        ("    - a list\n", ["ros__parameters", "name: value"]),
+    ],
+    ids=["nan", "inf-in-list", "unclosed-quote", "not-a-mapping"],
+)
+def test_params_file_errors_name_the_problem(tmp_path, body, needles) -> None:
+    from mlesam_ros.pipeline.config import load_params_file
+
+    with pytest.raises(ValueError) as caught:
+        load_params_file(_params_file(tmp_path, body))
+    for needle in needles:
+        assert needle in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+# -- parameter typing ----------------
+
+
+@pytest.mark.parametrize(
+    ("parameters", "name"),
+    [
+        ({"sync.timeout_s": "abc"}, "sync.timeout_s"),
+        ({"lidar.dilation": -1}, "lidar.dilation"),
+        ({"model.threads": -2}, "model.threads"),
+        ({"lidar.max_range_m": 0.0}, "lidar.max_range_m"),
+        ({"lidar.intensity_max": 0.0}, "lidar.intensity_max"),
+    ],
+)
+def test_bad_parameter_values_fail_at_start_up_naming_the_parameter(parameters, name) -> None:
+    from mlesam_ros.pipeline.config import NodeConfig
+
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+        NodeConfig.from_parameters(parameters)
+
+
+def test_the_string_false_is_not_true() -> None:
+    from mlesam_ros.pipeline.config import NodeConfig
+
+    try:
+        config = NodeConfig.from_parameters({"sync.strict": "false"})
+    except ValueError as error:  # refusing a string for a bool is as good as reading it
+        assert "sync.strict" in str(error)
+    else:
+        assert config.strict is False
+
+
+def _params_file(tmp_path, body: str):
+    path = tmp_path / "params.yaml"
+    path.write_text("/**:\n  ros__parameters:\n" + body)
+    return path

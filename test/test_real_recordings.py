@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_checkpoint
 
-from mlesam_ros.data.classes import DELIVER_CLASSES
 from mlesam_ros.msgs import (
     array_to_pointcloud2,
     camera_info_to_camera,
@@ -245,12 +245,8 @@ def test_messages_project_like_the_published_formula(name) -> None:
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory) -> Path:
-    from mlesam_ros.engine.torch_model import build_untrained
-    from mlesam_ros.model import save_checkpoint
-
-    model = build_untrained("tiny", ("rgb", "lidar"), (48, 160), 25, seed=5)
-    folder = tmp_path_factory.mktemp("model")
-    return save_checkpoint(folder / "tiny.pt", model, class_names=list(DELIVER_CLASSES))
+    """An RGB + LiDAR tiny model at KITTI's aspect."""
+    return tiny_checkpoint(tmp_path_factory.mktemp("model"), ("rgb", "lidar"), (48, 160), seed=5)
 
 
 def test_kitti_raw_bag_replays_and_paints_points_at_the_formula_pixels(
@@ -338,12 +334,9 @@ def test_mfnet_rgb_thermal_pairs_fuse_thermal_in_every_frame(tmp_path) -> None:
     import cv2
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from mlesam_ros.engine.torch_model import build_untrained
-    from mlesam_ros.model import save_checkpoint
     from mlesam_ros.replay import replay_bag
 
-    model = build_untrained("tiny", ("rgb", "thermal"), (48, 64), 25, seed=5)
-    model_path = save_checkpoint(tmp_path / "tiny.pt", model, class_names=list(DELIVER_CLASSES))
+    model_path = tiny_checkpoint(tmp_path, ("rgb", "thermal"), (48, 64), seed=5)
     store = m.ensure_vision_msgs()
     bag = tmp_path / "mfnet"
     writer = Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP)
