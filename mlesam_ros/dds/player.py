@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlesam_ros.dds.endpoints import RosReader, RosWriter
+from mlesam_ros.msgs import header_stamp_ns
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.tf_buffer import TF_STATIC_TOPIC
 
@@ -153,7 +154,6 @@ def warm_up(
     """
     from rosbags.highlevel import AnyReader
 
-    from mlesam_ros.msgs import header_stamp_ns
 
     topics = {rgb_topic, info_topic} - {None}
     first: dict[str, Any] = {}

@@ -23,6 +23,7 @@ import numpy as np
 from mlesam_ros.dds.domain import open_participant
 from mlesam_ros.dds.endpoints import GraphAnnouncer, RosReader, RosWriter, delete_participant
 from mlesam_ros.pipeline import messages as m
+from mlesam_ros.pipeline.core import SegmentationCore
 from mlesam_ros.pipeline.interface import RELIABILITIES
 from mlesam_ros.pipeline.tf_buffer import TF_STATIC_TOPIC, TF_TOPICS, TfBuffer
 
@@ -237,8 +238,6 @@ def run_node(
     segmenter: Any = None,
 ) -> Any:
     """Run the segmentation node on DDS until ``stop`` is set; return the core's stats."""
-    from mlesam_ros.pipeline.core import SegmentationCore
-
     transport = DdsTransport(
         parameters,
         node_name=node_name,

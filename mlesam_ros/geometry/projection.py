@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from mlesam_ros.geometry.camera import CameraModel
 from mlesam_ros.geometry.transforms import check_transform
@@ -342,8 +343,6 @@ def point_views() -> list[np.ndarray]:
     Contiguous float32 and float64, and read-only strided views of a cloud
     (``msgs.cloud_xyz``), 4-byte aligned or not.
     """
-    from numpy.lib.stride_tricks import as_strided
-
     views = [np.ones((1, 3), np.float32), np.ones((1, 3), np.float64)]
     for extra in ("<f4", "<u2"):  # x y z intensity (16 bytes), x y z ring (14 bytes)
         # Two points: numpy calls a one-point view contiguous, a different compiled type.

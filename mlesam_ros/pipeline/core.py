@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from mlesam_ros.engine import default_checkpoint_candidates, resolve_default_checkpoint
+from mlesam_ros.engine.segmenter import Segmenter as EngineSegmenter
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.config import (
     SENSOR_INPUTS,
@@ -76,10 +77,7 @@ def default_model_path() -> Path:
 
 
 def open_segmenter(config: NodeConfig) -> Segmenter:
-    """Load ``model.path`` (or the demo model) with ``model.backend``."""
-    # Here, not at the top: the engine's runtimes load only when a node is configured.
-    from mlesam_ros.engine.segmenter import Segmenter as EngineSegmenter
-
+    """Load ``model.path`` (or the demo model) with ``model.backend`` (its runtime loads now)."""
     path = Path(config.model_path) if config.model_path else default_model_path()
     try:
         return EngineSegmenter(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import cv2
 import numpy as np
 
 from mlesam_ros.data.encode import encode_thermal
@@ -65,8 +66,6 @@ def prepare_thermal(
     elif thermal_camera is None:
         return
     else:
-        import cv2
-
         key = (camera_fingerprint(thermal_camera), camera_fingerprint(grid),
                np.asarray(T, np.float64).tobytes())  # fmt: skip
         parallax = inputs.cache.get(
