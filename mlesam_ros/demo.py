@@ -3,7 +3,7 @@
 Steps: (1) render a short drive with :class:`~mlesam_ros.data.synth.SyntheticDrive` on a
 per-frame schedule (daylight, then a LiDAR dropout, then night) and record it with
 :class:`~mlesam_ros.data.export.BagRecorder`; (2) replay it with
-:func:`mlesam_ros.replay.replay_bag` (the same code path as ``mlesam replay`` and the ROS
+:func:`mlesam_ros.replay.run.replay_bag` (the same code path as ``mlesam replay`` and the ROS
 node) with the shipped demo model; (3) write a PNG strip and an animated GIF of
 RGB | labels overlay | LiDAR painted, and ``summary.json`` with mIoU per modality combination
 and per condition. The schedule uses one drive per condition over the same street and the same
@@ -165,7 +165,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Generate, replay and render the demo into ``out``; return the summary dict."""
     from mlesam_ros.data.topics import GT_LABELS_TOPIC
-    from mlesam_ros.replay import replay_bag
+    from mlesam_ros.replay.run import replay_bag
 
     if frames < 3:
         raise ValueError(f"frames: need at least 3 (daylight, dropout, night), got {frames}")

@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-_WARM_UPS: list[Callable[[], None]] = []
+_WARM_UPS: list[tuple[Callable[[], Any], Callable[[Any], None]]] = []
 
 
 @functools.cache
@@ -59,15 +59,25 @@ def _register_once(helper: Callable[..., Any], register: Callable[..., Any]) -> 
     register(helper)
 
 
-def warm_up_with(function: Callable[[], None]) -> Callable[[], None]:
-    """Register ``function`` (it calls its module's kernels once per argument type) for warm-up."""
-    _WARM_UPS.append(function)
-    return function
+def warm_up_with(
+    kernels: Callable[[], Any],
+) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+    """Register a warm-up of ``kernels()``: it calls them once per argument type real data has.
+
+    The warm-up is skipped while ``kernels()`` is ``None`` (no numba, or a test standing in
+    the numpy path: pass ``lambda: getter()`` so the module's current getter is called).
+    """
+
+    def register(function: Callable[[Any], None]) -> Callable[[Any], None]:
+        _WARM_UPS.append((kernels, function))
+        return function
+
+    return register
 
 
 def warm_up() -> None:
     """Compile (or load from the cache) every registered kernel now, not on the first frame."""
-    if numba_jit() is None:
-        return
-    for function in _WARM_UPS:
-        function()
+    for kernels, function in _WARM_UPS:
+        built = kernels()
+        if built is not None:
+            function(built)

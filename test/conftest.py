@@ -217,7 +217,7 @@ def statuses(out: dict[str, list], name: str) -> list[tuple[int, int, str, dict[
 
 def replay_records(tmp_path: Path, records: list[Record], model_path: Path, **parameters):
     """Write ``records`` as a bag, replay it with the model; (result, output bag's messages)."""
-    from mlesam_ros.replay import replay_bag
+    from mlesam_ros.replay.run import replay_bag
 
     bag = write_bag(tmp_path / "in", records)
     params = {"model.path": str(model_path), "diagnostics.period_s": 0.1, **parameters}

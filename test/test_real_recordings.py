@@ -256,7 +256,7 @@ def test_kitti_raw_bag_replays_and_paints_points_at_the_formula_pixels(
     fused, and each painted point carries the label of the pixel the formula puts it on."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from mlesam_ros.replay import replay_bag
+    from mlesam_ros.replay.run import replay_bag
 
     store = m.ensure_vision_msgs()
     bag = tmp_path / "kitti"
@@ -334,7 +334,7 @@ def test_mfnet_rgb_thermal_pairs_fuse_thermal_in_every_frame(tmp_path) -> None:
     import cv2
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from mlesam_ros.replay import replay_bag
+    from mlesam_ros.replay.run import replay_bag
 
     model_path = tiny_checkpoint(tmp_path, ("rgb", "thermal"), (48, 64), seed=5)
     store = m.ensure_vision_msgs()

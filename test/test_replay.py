@@ -28,7 +28,8 @@ from mlesam_ros.msgs import (
     pointcloud2_to_array,
 )
 from mlesam_ros.pipeline import messages as m
-from mlesam_ros.replay import BagTransport, replay_bag
+from mlesam_ros.replay.run import replay_bag
+from mlesam_ros.replay.transport import BagTransport
 
 
 def write_drive(path: Path, frames, *, drop=(), edit=None, storage="mcap", tf=True) -> Path:

@@ -7,7 +7,7 @@ from conftest import drive_records, read_bag, write_bag
 
 from mlesam_ros.msgs import header_stamp_ns
 from mlesam_ros.pipeline import messages as m
-from mlesam_ros.replay import ReplayInterrupted, replay_bag
+from mlesam_ros.replay.run import ReplayInterrupted, replay_bag
 
 
 @pytest.mark.parametrize(

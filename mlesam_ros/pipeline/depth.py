@@ -228,8 +228,8 @@ def _depth_kernels(njit: Any) -> Any:
     return sample, clip_depth, encode, shrink
 
 
-@warm_up_with
-def _warm_up() -> None:
+@warm_up_with(lambda: _depth_kernels())
+def _warm_up(kernels: Any) -> None:
     grid = np.ones((2, 2), np.float32)
     message_view = grid.copy()
     message_view.flags.writeable = False  # a 32FC1 depth image is a view of its message

@@ -4,8 +4,8 @@ The core (:class:`mlesam_ros.pipeline.core.SegmentationCore`) never imports rclp
 :class:`NodeIO` object with six capabilities, implemented three times: by the rclpy lifecycle
 node in ``mlesam_ros/node/`` (live under ROS 2), by :class:`mlesam_ros.dds.transport.
 DdsTransport` (live on DDS without ROS, wire-compatible with ROS 2) and by
-:class:`mlesam_ros.replay.BagTransport` (bag replay, bag clock, publications written to an
-output bag). Anything that satisfies these protocols works.
+:class:`mlesam_ros.replay.transport.BagTransport` (bag replay, bag clock, publications
+written to an output bag). Anything that satisfies these protocols works.
 
 Contract (what a shell implements)
 ----------------------------------

@@ -109,8 +109,8 @@ def lidar_model_image(keys: np.ndarray, radius: int, size: tuple[int, int]) -> n
     return out
 
 
-@warm_up_with
-def _warm_up() -> None:
+@warm_up_with(lambda: dilation_kernels())
+def _warm_up(kernels: object) -> None:
     keys = np.zeros((2, 2), np.int64)
     lidar_model_image(keys, 1, (1, 1))
     lidar_model_image(keys, 1, (3, 3))

@@ -228,11 +228,8 @@ def _paint_kernel(njit: Any) -> Any:
     return paint
 
 
-@warm_up_with
-def _warm_up() -> None:
-    paint = _paint_kernel()
-    if paint is None:  # (a test may stand in numpy's passes)
-        return
+@warm_up_with(lambda: _paint_kernel())
+def _warm_up(paint: Any) -> None:
     # Two rows: a one-row table's label column would be a contiguous ("C") view, another type.
     one, table = np.zeros(1, np.int64), np.zeros((2, 5), np.float32)
     values = np.zeros(1, np.float32)

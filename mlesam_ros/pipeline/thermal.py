@@ -228,8 +228,8 @@ def _percentile_kernels(njit: Any) -> Any:
     return histogram, select
 
 
-@warm_up_with
-def _warm_up() -> None:
+@warm_up_with(lambda: _thermal_kernel())
+def _warm_up(kernel: Any) -> None:
     grid = np.ones((2, 2), np.float32)
     thermal_model_image(grid, (0.0, 1.0), (1, 1))
     positive_percentiles(grid)
