@@ -268,25 +268,28 @@ def _projection_kernels(njit: Any) -> Any:
     """``(project_points, finish)``: the projection and its z-buffer read-out, compiled."""
 
     @njit
-    def project_points(points, T, K, D, rational, width, height, min_depth, max_depth,  # noqa: N803
+    def project_points(points, t, k, dist, rational, width, height, min_depth, max_depth,
                        cone_limit, uv, depth, candidates, pixels, zbuffer):  # fmt: skip
-        """Fill ``uv``/``depth`` per point; candidates, pixels, z-buffer; return the count."""
-        k1, k2, p1, p2, k3 = D[0], D[1], D[2], D[3], D[4]
-        k4, k5, k6 = D[5], D[6], D[7]
+        """Fill ``uv``/``depth`` per point; candidates, pixels, z-buffer; return the count.
+
+        ``t``: camera from LiDAR (4x4), ``k``: intrinsics, ``dist``: 8 lens coefficients.
+        """
+        k1, k2, p1, p2, k3 = dist[0], dist[1], dist[2], dist[3], dist[4]
+        k4, k5, k6 = dist[5], dist[6], dist[7]
         distorted = cone_limit > 0.0
         count = 0
         for i in range(points.shape[0]):
             px = np.float64(points[i, 0])
             py = np.float64(points[i, 1])
             pz = np.float64(points[i, 2])
-            z = px * T[2, 0] + py * T[2, 1] + pz * T[2, 2] + T[2, 3]
+            z = px * t[2, 0] + py * t[2, 1] + pz * t[2, 2] + t[2, 3]
             depth[i] = np.float32(z)
             if not (z >= min_depth and z <= max_depth):
                 uv[i, 0] = np.nan
                 uv[i, 1] = np.nan
                 continue
-            x = px * T[0, 0] + py * T[0, 1] + pz * T[0, 2] + T[0, 3]
-            y = px * T[1, 0] + py * T[1, 1] + pz * T[1, 2] + T[1, 3]
+            x = px * t[0, 0] + py * t[0, 1] + pz * t[0, 2] + t[0, 3]
+            y = px * t[1, 0] + py * t[1, 1] + pz * t[1, 2] + t[1, 3]
             xn = x / z
             yn = y / z
             if distorted:
@@ -297,8 +300,8 @@ def _projection_kernels(njit: Any) -> Any:
                 dx = 2 * p1 * xn * yn + p2 * (r2 + 2 * xn * xn)
                 dy = p1 * (r2 + 2 * yn * yn) + 2 * p2 * xn * yn
                 xn, yn = xn * radial + dx, yn * radial + dy
-            u = K[0, 0] * xn + K[0, 1] * yn + K[0, 2]
-            v = K[1, 1] * yn + K[1, 2]
+            u = k[0, 0] * xn + k[0, 1] * yn + k[0, 2]
+            v = k[1, 1] * yn + k[1, 2]
             uv[i, 0] = u
             uv[i, 1] = v
             shifted_u = u + 0.5
