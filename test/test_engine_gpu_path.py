@@ -98,7 +98,7 @@ def test_torch_backend_stock_and_sdpa_give_the_same_labels(checkpoint: Path) -> 
 
 def test_bench_steps_on_cpu_time_stock_then_sdpa(checkpoint: Path, capsys) -> None:
     code = cli.main(["bench", "--steps", "--model", str(checkpoint), "--warmup", "1",
-                     "--iters", "2", "--camera", "160x120", "--device", "cpu"])
+                     "--iters", "2", "--camera", "160x120", "--device", "cpu", "--json", "-"])
     assert code == 0
     printed = capsys.readouterr().out
     report = json.loads(printed[printed.index("{"):])
@@ -119,7 +119,7 @@ def test_bench_parses_size_and_modality_count() -> None:
     assert parser.parse_args(["bench", "--modalities", "2"]).modalities == ("rgb", "depth")
     with pytest.raises(SystemExit):
         parser.parse_args(["bench", "--modalities", "7"])
-    assert parser.parse_args(["bench", "--camera", "1920x1080"]).camera == (1080, 1920)
+    assert parser.parse_args(["bench", "--camera", "1920x1080"]).camera == [(1080, 1920)]
 
 
 def test_bench_size_conflicts_with_height_and_model(capsys) -> None:
