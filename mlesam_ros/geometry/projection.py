@@ -38,7 +38,8 @@ class LidarProjection:
     """Where each point lands and which points won their pixel.
 
     Per point (``N``): ``uv`` pixel coordinates (float64; NaN behind the camera or out of
-    the depth range, outside the image where not ``valid``),
+    the depth range; defined for every ``valid`` point, while for other points they may be
+    NaN or lie outside the image: the compiled loop skips the lens model beyond its cone),
     ``depth`` camera-frame z in metres (float32), ``valid`` (in depth range, in front and
     inside the image), ``visible`` (valid and nearest in its pixel). Per winning point
     (``K``, ascending point order): ``point_index`` and ``pixel_index`` (``row * width +
@@ -290,6 +291,12 @@ def _projection_kernels(njit: Any) -> Any:
                 continue
             x = px * t[0, 0] + py * t[0, 1] + pz * t[0, 2] + t[0, 3]
             y = px * t[1, 0] + py * t[1, 1] + pz * t[1, 2] + t[1, 3]
+            if distorted and not ((x * x + y * y) <= cone_limit * (z * z)):
+                # Outside the lens model's cone: never in the image, so no distortion is
+                # computed and its pixel coordinates stay undefined (NaN).
+                uv[i, 0] = np.nan
+                uv[i, 1] = np.nan
+                continue
             xn = x / z
             yn = y / z
             if distorted:
@@ -308,8 +315,6 @@ def _projection_kernels(njit: Any) -> Any:
             shifted_v = v + 0.5
             if not (shifted_u >= 0 and shifted_u < width and shifted_v >= 0
                     and shifted_v < height):  # fmt: skip
-                continue
-            if distorted and not ((x * x + y * y) <= cone_limit * (z * z)):
                 continue
             pixel = np.int64(shifted_v) * width + np.int64(shifted_u)
             key = (np.int64(np.float32(z).view(np.int32)) << 32) | i
