@@ -20,6 +20,7 @@ import pytest
 from mlesam_ros.data import topics
 from mlesam_ros.data.classes import DELIVER_CLASSES
 from mlesam_ros.data.synth import SyntheticDrive, default_rig
+from mlesam_ros.engine.spec import ModelSpec
 from mlesam_ros.msgs import (
     array_to_pointcloud2,
     camera_to_camera_info,
@@ -29,6 +30,7 @@ from mlesam_ros.msgs import (
     numpy_to_image,
 )
 from mlesam_ros.pipeline import messages as m
+from mlesam_ros.replay.run import replay_bag
 
 SIZE = (120, 160)  # camera (H, W) of the shared drive
 MODEL_SIZE = (48, 64)  # input (H, W) of the shared tiny model
@@ -60,7 +62,6 @@ def tiny_onnx(path: Path, input_names=("images", "present"), modalities_in_graph
     import onnx
     from onnx import TensorProto, helper
 
-    from mlesam_ros.engine.spec import ModelSpec
 
     spec = ModelSpec(MODALITIES, MODEL_SIZE, DELIVER_CLASSES)
     h, w = MODEL_SIZE
@@ -217,7 +218,6 @@ def statuses(out: dict[str, list], name: str) -> list[tuple[int, int, str, dict[
 
 def replay_records(tmp_path: Path, records: list[Record], model_path: Path, **parameters):
     """Write ``records`` as a bag, replay it with the model; (result, output bag's messages)."""
-    from mlesam_ros.replay.run import replay_bag
 
     bag = write_bag(tmp_path / "in", records)
     params = {"model.path": str(model_path), "diagnostics.period_s": 0.1, **parameters}

@@ -14,15 +14,18 @@ from mlesam_ros.geometry import (
     frustum_candidates,
     homography_at_depth,
     invert_transform,
+    lidar_dilation,
     lidar_image,
     make_transform,
     matrix_to_quaternion,
     project_lidar,
+    projection,
     quaternion_to_matrix,
     register_depth,
     register_image,
     transform_points,
 )
+from mlesam_ros.geometry.lidar_dilation import dilate_nearest
 
 RNG = np.random.default_rng(11)
 # LiDAR axes (x forward, y left, z up) -> camera optical axes (z forward, x right, y down).
@@ -410,8 +413,6 @@ def test_dense_dilation_breaks_depth_ties_by_the_first_shift_in_row_major_order(
     compiled_loop, monkeypatch
 ) -> None:
     """Both the compiled loop and the numpy min filter (numba absent) follow the rule."""
-    from mlesam_ros.geometry import lidar_dilation
-    from mlesam_ros.geometry.lidar_dilation import dilate_nearest
 
     if compiled_loop and lidar_dilation.dilation_kernels() is None:
         pytest.skip("numba not installed")
@@ -452,7 +453,6 @@ def test_strided_pixel_rays_equal_the_full_table(model: str) -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_projection_equals_the_numpy_passes(model, dtype, monkeypatch) -> None:
     """The numba loop (beside the numpy passes in geometry.projection) reproduces them."""
-    from mlesam_ros.geometry import projection
 
     if projection._projection_kernels() is None:
         pytest.skip("numba not installed: only the numpy passes exist")

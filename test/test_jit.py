@@ -15,16 +15,20 @@ import pytest
 
 pytest.importorskip("numba")
 
+from mlesam_ros.bench.frame import synthetic_job
 from mlesam_ros.data.encode import encode_depth, encode_thermal
 from mlesam_ros.data.resample import area_resize
 from mlesam_ros.data.transforms import resize_image
 from mlesam_ros.geometry import ParallaxMap, project_lidar
 from mlesam_ros.geometry.camera import CameraModel
 from mlesam_ros.geometry.projection import EMPTY_KEY
+from mlesam_ros.msgs import typestore
 from mlesam_ros.pipeline import depth as depth_step
 from mlesam_ros.pipeline import lidar as lidar_step
 from mlesam_ros.pipeline import outputs
 from mlesam_ros.pipeline import thermal as thermal_step
+from mlesam_ros.pipeline.config import NodeConfig
+from mlesam_ros.pipeline.frame import FramePath
 
 lidar_image = importlib.import_module("mlesam_ros.geometry.lidar_image")
 lidar_dilation = importlib.import_module("mlesam_ros.geometry.lidar_dilation")
@@ -212,10 +216,6 @@ def test_warm_up_compiles_every_type_a_frame_uses(size) -> None:
     """
     from types import SimpleNamespace
 
-    from mlesam_ros.bench.frame import synthetic_job
-    from mlesam_ros.msgs import typestore
-    from mlesam_ros.pipeline.config import NodeConfig
-    from mlesam_ros.pipeline.frame import FramePath
 
     segmenter = SimpleNamespace(modalities=("rgb", "depth", "thermal", "lidar"),
                                 input_size=(96, 128),

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlesam_ros.engine.segmenter import BACKENDS
 from mlesam_ros.geometry import invert_transform, make_transform
 from mlesam_ros.pipeline.config import (
     DEFAULT_PARAMETERS,
@@ -133,15 +134,12 @@ def test_text_booleans_and_numbers_read_as_what_they_say() -> None:
 
 
 def test_parameter_spec_choices_match_the_engine() -> None:
-    from mlesam_ros.engine.segmenter import BACKENDS
-    from mlesam_ros.pipeline.config import PARAMETERS
 
     assert PARAMETERS["model.backend"].choices == BACKENDS
 
 
 def test_yaml_comments_are_the_spec_descriptions() -> None:
     """config/mlesam.yaml documents each parameter with the spec's own description."""
-    from mlesam_ros.pipeline.config import PARAMETERS
 
     text = CONFIG.read_text()
     for name, spec in PARAMETERS.items():
@@ -163,7 +161,6 @@ def test_yaml_comments_are_the_spec_descriptions() -> None:
     ids=["nan", "inf-in-list", "unclosed-quote", "not-a-mapping"],
 )
 def test_params_file_errors_name_the_problem(tmp_path, body, needles) -> None:
-    from mlesam_ros.pipeline.config import load_params_file
 
     with pytest.raises(ValueError) as caught:
         load_params_file(_params_file(tmp_path, body))
@@ -186,14 +183,12 @@ def test_params_file_errors_name_the_problem(tmp_path, body, needles) -> None:
     ],
 )
 def test_bad_parameter_values_fail_at_start_up_naming_the_parameter(parameters, name) -> None:
-    from mlesam_ros.pipeline.config import NodeConfig
 
     with pytest.raises(ValueError, match=name.replace(".", r"\.")):
         NodeConfig.from_parameters(parameters)
 
 
 def test_the_string_false_is_not_true() -> None:
-    from mlesam_ros.pipeline.config import NodeConfig
 
     try:
         config = NodeConfig.from_parameters({"sync.strict": "false"})

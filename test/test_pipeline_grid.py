@@ -13,12 +13,14 @@ from mlesam_ros.bench.frame import frame_job
 from mlesam_ros.data.resample import nearest_resize, resize_image
 from mlesam_ros.data.synth import SyntheticDrive, default_rig
 from mlesam_ros.data.synthetic_dataset import frame_to_images
-from mlesam_ros.geometry import ParallaxMap, registration_map
+from mlesam_ros.geometry import ParallaxMap, projection, registration_map
 from mlesam_ros.geometry.lidar_dilation import dilate_nearest, dilation_targets
-from mlesam_ros.msgs import camera_to_camera_info, numpy_to_image
+from mlesam_ros.msgs import array_to_pointcloud2, camera_to_camera_info, numpy_to_image
+from mlesam_ros.pipeline import outputs
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.frame import FramePath
 from mlesam_ros.pipeline.grid import working_size
+from mlesam_ros.pipeline.outputs import paint_points
 
 MODALITIES = ("rgb", "depth", "thermal", "lidar")
 
@@ -201,7 +203,6 @@ def test_a_broken_optional_sensor_only_removes_itself(vga, monkeypatch) -> None:
 def test_labelled_points_from_the_recorded_z_buffer_equal_the_derived_ones(vga) -> None:
     """paint_points reads each point's pixel depth from the projection's z-buffer record; a
     projection without it (built elsewhere) derives it from the depth image: same points."""
-    from mlesam_ros.pipeline.outputs import paint_points
 
     _, _, job, tf = vga
     path = FramePath(_segmenter(), NodeConfig.from_parameters())
@@ -218,7 +219,6 @@ def test_labelled_points_from_the_recorded_z_buffer_equal_the_derived_ones(vga) 
     np.testing.assert_array_equal(points["label"], labels[pixels[:, 0], pixels[:, 1]])
     # The compiled loop (when numba is installed) equals the numpy passes, with and without
     # intensity, for mono8 and mono16 labels.
-    from mlesam_ros.pipeline import outputs
 
     for cloud_case in (cloud, dataclasses.replace(cloud, intensity=None)):
         for label_image in (labels, labels.astype(np.uint16) * 300):
@@ -235,8 +235,6 @@ def test_labelled_points_from_the_recorded_z_buffer_equal_the_derived_ones(vga) 
 def test_an_unusable_sweep_is_named_for_what_is_wrong(vga, compiled_loop, monkeypatch) -> None:
     """All-NaN: "empty point cloud"; finite but none in view: "no LiDAR point lands" (both
     with the compiled projection and with the numpy passes after the view cull)."""
-    from mlesam_ros.geometry import projection
-    from mlesam_ros.msgs import array_to_pointcloud2
 
     if not compiled_loop:
         monkeypatch.setattr(projection, "_projection_kernels", lambda: None)

@@ -17,16 +17,21 @@ import numpy as np
 import pytest
 from conftest import tiny_checkpoint
 
+from mlesam_ros.geometry import project_lidar
 from mlesam_ros.msgs import (
     array_to_pointcloud2,
     camera_info_to_camera,
+    cloud_xyz,
     header_stamp_ns,
     image_to_numpy,
     matrices_to_tf_message,
+    message_class,
     numpy_to_image,
     pointcloud2_to_array,
 )
 from mlesam_ros.pipeline import messages as m
+from mlesam_ros.pipeline.tf_buffer import TfBuffer
+from mlesam_ros.replay.run import replay_bag
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(os.environ.get("MLESAM_SHARED", REPO.parent / "shared")) / "real"
@@ -158,7 +163,6 @@ def pjlab_frame(index: int):
 def camera_info(rgb: np.ndarray, intrinsics: np.ndarray, stamp_ns: int, frame: str,
                 distortion: np.ndarray | None = None):
     """A camera's CameraInfo: K, plumb-bob D (none: rectified), R = I, P = [K | 0]."""
-    from mlesam_ros.msgs import message_class
 
     K = intrinsics
     P = np.hstack([K, np.zeros((3, 1))])
@@ -211,9 +215,6 @@ IN_IMAGE = {
 @pytest.mark.parametrize("name", sorted(RECORDINGS))
 def test_messages_project_like_the_published_formula(name) -> None:
     """CameraInfo + /tf_static + PointCloud2 → the node's projection = SOURCE.md's formula."""
-    from mlesam_ros.geometry import project_lidar
-    from mlesam_ros.msgs import cloud_xyz
-    from mlesam_ros.pipeline.tf_buffer import TfBuffer
 
     rgb, xyzi, K, T_cam_from_lidar, formula, *distortion = RECORDINGS[name]()
     stamp = 1_000_000_000
@@ -256,7 +257,6 @@ def test_kitti_raw_bag_replays_and_paints_points_at_the_formula_pixels(
     fused, and each painted point carries the label of the pixel the formula puts it on."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from mlesam_ros.replay.run import replay_bag
 
     store = m.ensure_vision_msgs()
     bag = tmp_path / "kitti"
@@ -334,7 +334,6 @@ def test_mfnet_rgb_thermal_pairs_fuse_thermal_in_every_frame(tmp_path) -> None:
     import cv2
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from mlesam_ros.replay.run import replay_bag
 
     model_path = tiny_checkpoint(tmp_path, ("rgb", "thermal"), (48, 64), seed=5)
     store = m.ensure_vision_msgs()

@@ -20,9 +20,12 @@ from conftest import (
     write_bag,
 )
 
+from mlesam_ros import cli
 from mlesam_ros.data import topics
 from mlesam_ros.data.classes import DELIVER_CLASSES
+from mlesam_ros.geometry import matrix_to_quaternion, project_lidar
 from mlesam_ros.msgs import (
+    cloud_xyz,
     header_stamp_ns,
     image_to_numpy,
     pointcloud2_to_array,
@@ -97,8 +100,6 @@ def test_one_label_image_per_rgb_frame_with_its_header(tmp_path, frames, model_p
 
 
 def test_painted_points_take_the_label_of_their_pixel(tmp_path, frames, model_path) -> None:
-    from mlesam_ros.geometry import project_lidar
-    from mlesam_ros.msgs import cloud_xyz
 
     bag = write_drive(tmp_path / "in", frames[:2])
     _, out = replay(tmp_path, bag, model_path)
@@ -194,7 +195,6 @@ def test_missing_tf_names_the_frames(tmp_path, frames, model_path) -> None:
     assert "lidar" in values["last_issue"] and "extrinsics.source" in values["last_issue"]
     # Configured extrinsics replace tf.
     rig = frames[0].rig
-    from mlesam_ros.geometry import matrix_to_quaternion
 
     def pose(transform):
         rotation = matrix_to_quaternion(transform[:3, :3])
@@ -235,7 +235,6 @@ def test_output_bag_reads_with_mcap_ros2(tmp_path, frames, model_path) -> None:
 
 
 def test_sqlite3_bag_in_gives_sqlite3_out_and_params_file(tmp_path, frames, model_path) -> None:
-    from mlesam_ros import cli
 
     bag = write_drive(tmp_path / "in", frames[:2], storage="sqlite3")
     params = tmp_path / "params.yaml"
@@ -252,7 +251,6 @@ def test_sqlite3_bag_in_gives_sqlite3_out_and_params_file(tmp_path, frames, mode
 
 
 def test_replay_rejects_bad_arguments(tmp_path, frames, model_path, capsys) -> None:
-    from mlesam_ros import cli
 
     assert cli.main(["replay", "--bag", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -264,7 +262,6 @@ def test_replay_rejects_bad_arguments(tmp_path, frames, model_path, capsys) -> N
 
 
 def test_copy_inputs_makes_the_output_bag_self_contained(tmp_path, frames, model_path) -> None:
-    from mlesam_ros import cli
 
     bag = write_drive(tmp_path / "in", frames[:2])
     out = tmp_path / "out"

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from conftest import Record, drive_records, tiny_onnx, write_bag
 
+from mlesam_ros.cli import main
 from mlesam_ros.data import topics
 from mlesam_ros.msgs import message_class
+from mlesam_ros.replay import commands
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, list[str]]:
-    from mlesam_ros.cli import main
 
     code = main(list(argv))
     err = capsys.readouterr().err
@@ -132,7 +133,6 @@ def test_cli_errors_are_one_line_and_leave_no_output(
 
 
 def test_debug_flag_and_env_var_show_the_traceback(tmp_path, cli_bag, capsys, monkeypatch):
-    from mlesam_ros.cli import main
 
     argv = ["replay", "--bag", str(cli_bag), "--out", str(tmp_path / "out"),
             "--model", str(tmp_path / "absent.onnx"), "--quiet"]
@@ -145,7 +145,6 @@ def test_debug_flag_and_env_var_show_the_traceback(tmp_path, cli_bag, capsys, mo
 
 
 def test_unexpected_errors_are_one_line_with_their_type(capsys, monkeypatch) -> None:
-    from mlesam_ros.replay import commands
 
     def boom(args) -> int:
         raise KeyError("state_dict")
