@@ -49,6 +49,15 @@ SAM2_REQUIRES = ["sam2==1.1.0"]
 # IdlStruct.serialize/deserialize, checked against this version by test/test_dds_*.py.
 DDS_REQUIRES = ["cyclonedds==11.0.1"]
 
+# The TensorRT backend: TensorRT 10.3 (JetPack 6's) to 11.x, the releases whose Python API
+# mlesam_ros/engine/tensorrt_build.py is written and tested against (10 and 11 differ in how
+# fp16 is asked for). Its GPU buffers and stream come from cuda-python, so it needs no torch.
+# The `tensorrt` metapackage installs the CUDA 13 build (tensorrt_cu13) from 10.13 on, and
+# cuda-python's major version must match that CUDA major and the driver: both resolve to 13.
+# Machines with a CUDA 12 driver install `tensorrt-cu12>=10.3,<12` and `cuda-python>=12.6,<13`
+# instead of this extra; Jetsons use JetPack's TensorRT and the cuda-python of its CUDA.
+TRT_REQUIRES = ["tensorrt>=10.3,<12", "cuda-python>=12.6,<14"]
+
 setup(
     name=PACKAGE_NAME,
     version=_version(),
@@ -70,7 +79,7 @@ setup(
         "rosbags>=0.11.9,<0.12",
         "rosbags-image>=0.10.4,<0.11",
         "opencv-python-headless>=4.10,<5",
-        "pillow>=10",
+        "pillow>=10.1",  # ImageFont.load_default(size=...) draws the demo's captions
         "onnx>=1.17,<1.24",
         "onnxruntime>=1.20,<1.33",
         # The node's compiled loops (geometry/compiled.py: LiDAR projection, packing, labelled
@@ -82,7 +91,7 @@ setup(
         "torch": TORCH_REQUIRES,
         "sam2": [*TORCH_REQUIRES, *SAM2_REQUIRES],
         "train": [*TORCH_REQUIRES, "matplotlib>=3.8"],
-        "trt": ["tensorrt>=10.0"],
+        "trt": TRT_REQUIRES,
         # ONNX Runtime's CUDA provider. It ships the same `onnxruntime` module as the CPU wheel
         # in install_requires: see README "Installing" for replacing one with the other.
         "gpu": ["onnxruntime-gpu>=1.20,<1.33"],
@@ -106,7 +115,6 @@ setup(
     maintainer_email="maintainers@mlesam-ros.dev",
     description="MLE-SAM multi-modal semantic segmentation (SAM + LoRA experts) for ROS 2",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "mlesam = mlesam_ros.cli:main",

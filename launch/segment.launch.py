@@ -2,7 +2,7 @@
 
     ros2 launch mlesam_ros segment.launch.py
     ros2 launch mlesam_ros segment.launch.py rgb_topic:=/front/image_raw points_topic:=/os1/points
-    ros2 launch mlesam_ros segment.launch.py namespace:=front fixed_frame:=front_camera_optical
+    ros2 launch mlesam_ros segment.launch.py namespace:=front fixed_frame:=front_camera_link
     ros2 launch mlesam_ros segment.launch.py autostart:=false   # then: ros2 lifecycle set ...
     ros2 launch mlesam_ros segment.launch.py onnx_path:=/opt/models/mlesam.onnx \
         engine_path:=/opt/models/mlesam.engine force_engine_update:=true use_rviz:=false
@@ -10,7 +10,11 @@
 Outputs are node-relative (``~/labels`` = ``/<namespace>/mlesam/labels``), so two instances
 in two namespaces never collide; ``/diagnostics`` is global. rviz starts only where the
 ``rviz2`` package exists (robots running ros-base get one log line instead), with a config
-rendered for this instance's topics and ``fixed_frame``.
+rendered for this instance's topics and ``fixed_frame`` into ``$ROS_HOME/mlesam/`` (one file
+per namespace, overwritten at each launch). rviz keeps the fixed frame's z axis up: use a
+z-up frame (``base_link``, or a camera-only rig's ``<camera>_link``). Given a camera's optical
+frame (``*_optical``, ``*_optical_frame``: z forward), the launch file publishes an upright
+frame at the same place (``<frame>_upright``: x forward, z up) and shows rviz in that.
 
 With ``force_engine_update:=true`` and an ``onnx_path``, ``mlesam build-engine --force`` runs
 first (a build takes minutes, and engines are tied to the GPU and TensorRT version) and the
@@ -21,7 +25,6 @@ Topic arguments left empty keep the value from ``params_file``; an input is disa
 setting its topic parameter to an empty string in the params file.
 """
 
-import tempfile
 from pathlib import Path
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
@@ -37,7 +40,13 @@ from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from mlesam_ros.node.rviz_config import instance_topics, render_rviz_config
+from mlesam_ros.node.rviz_config import (
+    instance_topics,
+    render_rviz_config,
+    rendered_config_path,
+    upright_view,
+    write_rviz_config,
+)
 from mlesam_ros.pipeline.config import DEFAULT_PARAMETERS, load_params_file
 
 # launch argument → node parameter it overrides when non-empty
@@ -69,22 +78,33 @@ def _rviz(value, overrides: dict, share: Path) -> list:
         except (OSError, ValueError):
             rgb_topic = None
     topics = instance_topics(rgb_topic or DEFAULT_PARAMETERS["topics.rgb"], value("namespace"))
-    rendered = render_rviz_config(
-        share / "config" / "mlesam.rviz", value("fixed_frame") or DEFAULT_FIXED_FRAME, topics
-    )
-    with tempfile.NamedTemporaryFile(
-        "w", prefix="mlesam_", suffix=".rviz", delete=False
-    ) as handle:
-        handle.write(rendered)
+    frame, upright_transform = upright_view(value("fixed_frame") or DEFAULT_FIXED_FRAME)
+    rendered = render_rviz_config(share / "config" / "mlesam.rviz", frame, topics)
+    path = write_rviz_config(rendered, rendered_config_path(value("namespace")))
+    actions = []
+    if upright_transform is not None:
+        actions += [
+            LogInfo(msg=f"mlesam: rviz shows {frame}, an upright frame (x forward, z up) at "
+                        f"{value('fixed_frame')} (an optical frame, z forward)"),
+            Node(
+                package="tf2_ros",
+                executable="static_transform_publisher",
+                name="mlesam_rviz_upright",
+                namespace=value("namespace"),
+                arguments=upright_transform,
+                parameters=[{"use_sim_time": overrides["use_sim_time"]}],
+            ),
+        ]  # fmt: skip
     return [
+        *actions,
         Node(
             package="rviz2",
             executable="rviz2",
             name="mlesam_rviz",
             namespace=value("namespace"),
-            arguments=["-d", handle.name],
+            arguments=["-d", str(path)],
             parameters=[{"use_sim_time": overrides["use_sim_time"]}],
-        )
+        ),
     ]
 
 
@@ -141,7 +161,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "fixed_frame",
             default_value=DEFAULT_FIXED_FRAME,
-            description="rviz fixed frame; a camera-only rig uses its camera frame",
+            description="rviz fixed frame, z up: base_link, or a camera-only rig's "
+            "<camera>_link; a *_optical frame is shown through an upright frame beside it",
         ),
         DeclareLaunchArgument(
             "autostart",

@@ -4,4 +4,6 @@ import sys
 
 from mlesam_ros.cli import main
 
-sys.exit(main())
+# Guarded: worker processes started with "spawn" (synthetic rendering) import this module.
+if __name__ == "__main__":
+    sys.exit(main())

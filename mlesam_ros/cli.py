@@ -28,7 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlesam_ros.engine.commands",  # export, build-engine
     "mlesam_ros.bench.commands",  # bench
     "mlesam_ros.replay.commands",  # replay
-    "mlesam_ros.demo",  # demo
+    "mlesam_ros.demo.commands",  # demo
     "mlesam_ros.dds.commands",  # node, play
 )
 

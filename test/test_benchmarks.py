@@ -28,6 +28,8 @@ SMOKE = {
     "bench_eval.py": (["--frames", "2", "--repeats", "1"], ["torch"], "of 4"),
     "bench_frame_stages.py": (["--sizes", "160x120", "--points", "4096", "--frames", "2",
                                "--rounds", "1"], [], "overhead"),
+    "bench_robustness.py": (["--checkpoint", "demo=models/mlesam_demo_tiny.pt", "--frames", "2"],
+                            ["torch"], "robustness.json"),
     "bench_projection.py": (["--points", "4096", "--width", "160", "--height", "120",
                              "--repeats", "2"], [], "project_lidar"),
     "bench_synthetic.py": (["--width", "64", "--height", "48", "--lidar-beams", "8",
@@ -46,8 +48,8 @@ def test_benchmark_runs_in_smoke_mode(script: str, tmp_path: Path) -> None:
     for module in needs:
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{script} needs {module}")
-    if script == "frame_path_agreement.py":
-        arguments = [*arguments, "--out", str(tmp_path / "agreement")]
+    if script in ("frame_path_agreement.py", "bench_robustness.py"):
+        arguments = [*arguments, "--out", str(tmp_path / "out")]
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     env = dict(os.environ, PYTHONPATH=path)
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments], cwd=ROOT,

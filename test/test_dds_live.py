@@ -201,6 +201,8 @@ def test_clean_shutdown(live):
     assert live.returncode == 0, live.stderr[-2000:]
     assert "Traceback" not in live.stderr
     assert f"{FRAMES + live.warm_labels} frames published" in live.stdout
+    # Every RGB message the node received is labelled or counted as dropped, by reason.
+    assert "RGB messages received" in live.stdout and "unaccounted" not in live.stdout
     assert live.shutdown_s < 15
     assert live.matched_after_exit == 0  # the node's writers left the graph
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -96,3 +97,122 @@ def test_a_vanishing_writer_delivers_no_message(transport):
     threading.Event().wait(0.3)
     assert len(received) == 1
     assert received[0].header.stamp.nanosec == 11 and bytes(received[0].data) == bytes([7] * 6)
+
+
+def wait_until(predicate, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_use_sim_time_takes_the_node_clock_from_clock():
+    from mlesam_ros.dds.clock import ClockPublisher
+
+    domain = private_domain_id()
+    io = DdsTransport({}, domain_id=domain, config=localhost_config(), use_sim_time=True)
+    peer = open_participant(domain, localhost_config())
+    try:
+        assert io.now_ns() == 0  # ROS: time is zero until the first /clock message
+        clock = ClockPublisher(peer)
+        assert wait_until(lambda: clock.writer.has_subscribers())
+        for stamp in (1_700_000_000_123_456_789, 1_700_000_001_000_000_000):
+            clock.publish(stamp)
+            assert wait_until(lambda stamp=stamp: io.now_ns() == stamp), io.now_ns()
+        assert "mlesam play --clock" in io.clock_advice
+    finally:
+        io.close()
+        delete_participant(peer)
+
+
+def test_wall_clock_advice_names_what_the_dds_node_can_do(transport):
+    io, _ = transport
+    assert abs(io.now_ns() - time.time_ns()) < 1_000_000_000
+    assert "mlesam node --use-sim-time" in io.clock_advice
+    assert "mlesam play --clock" in io.clock_advice
+
+
+def test_received_messages_are_counted_and_none_after_stop_inputs(transport):
+    from mlesam_ros.msgs import make_header, numpy_to_image
+
+    io, peer = transport
+    delivered: list = []
+    io.subscribe("/cam", m.IMAGE, delivered.append, "reliable")
+    writer = RosWriter(peer, "/cam", m.IMAGE, depth=10)
+    assert wait_until(writer.has_subscribers)
+    image = numpy_to_image(np.zeros((2, 3), np.uint8), "mono8", make_header(5, "cam"))
+    for _ in range(4):
+        writer.publish(image)
+    assert wait_until(lambda: len(delivered) == 4)
+    assert io.received["/cam"] == 4
+    io.stop_inputs()
+    writer.publish(image)
+    time.sleep(0.3)
+    assert len(delivered) == 4 and io.received["/cam"] == 4
+
+
+class SlowSegmenter:
+    """A model slower than the camera: frames queue up behind it (worker_busy drops)."""
+
+    modalities = ("rgb", "depth", "thermal", "lidar")
+    input_size = (24, 32)
+    class_names = tuple(f"c{i}" for i in range(5))
+    backend, device, artefact = "fake", "cpu", "fake"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def segment(self, images, present):
+        from types import SimpleNamespace
+
+        time.sleep(self.seconds)
+        labels = np.zeros(self.input_size, np.int32)
+        return SimpleNamespace(labels=labels, confidence=np.ones(self.input_size, np.float32))
+
+    def close(self) -> None:
+        pass
+
+
+def test_played_bag_on_sim_time_labels_or_counts_every_rgb_message(tmp_path):
+    from mlesam_ros.data.export import BagRecorder
+    from mlesam_ros.data.synth import SyntheticDrive, default_rig
+    from mlesam_ros.dds.player import BagPlayer, TopicRecorder
+    from mlesam_ros.dds.transport import run_node
+
+    frames = 8
+    rig = default_rig(width=64, height=48, lidar_beams=8, lidar_azimuth_steps=128)
+    with BagRecorder(tmp_path / "bag") as recorder:
+        for frame in SyntheticDrive(seed=2, rig=rig).frames(frames):  # 10 Hz
+            recorder.write(frame)
+    domain = private_domain_id()
+    stop, reports = threading.Event(), []
+    node = threading.Thread(target=lambda: reports.append(run_node(
+        {}, stop=stop, domain_id=domain, config=localhost_config(), use_sim_time=True,
+        segmenter=SlowSegmenter(0.25),  # 4 Hz against 10 Hz: most frames are dropped
+    )))  # fmt: skip
+    node.start()
+    peer = open_participant(domain, localhost_config())
+    try:
+        labels = TopicRecorder(peer, m.LABELS_TOPIC, m.IMAGE, depth=50)
+        player = BagPlayer(peer, tmp_path / "bag", clock_hz=100)
+        player.wait_for_subscribers(["/camera/image_raw", "/clock"], timeout_s=60)
+        played = player.play()
+        assert len(played.stamps("/camera/image_raw")) == frames
+        time.sleep(1.0)  # the last frame's sync timeout and inference, in bag time
+        player.clock.publish(played.messages[-1].stamp_ns + 1_000_000_000)
+        time.sleep(0.6)
+    finally:
+        stop.set()
+        node.join(timeout=30)
+        delete_participant(peer)
+    (report,) = reports
+    assert report.rgb_received == frames, report.text()
+    assert report.published == len(labels.messages()) >= 1
+    assert report.published + sum(report.dropped.values()) == frames, report.text()
+    assert report.unaccounted == 0 and report.dropped.get("worker_busy", 0) >= 1
+    # On /clock the bag's stamps are the node's time: latency measured for every frame.
+    assert report.stats.latency_unmeasured == 0 and len(report.stats.latencies_ms) >= 1
+    text = report.text()
+    assert "unaccounted" not in text and text.startswith(f"{frames} RGB messages received")

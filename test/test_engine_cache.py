@@ -1,4 +1,4 @@
-"""Engine naming, sidecars, stale detection and rebuild decisions, with a fake TensorRT."""
+"""Engine cache keys, sidecars, stale detection, build plans and rebuilds, with a fake builder."""
 
 from __future__ import annotations
 
@@ -11,16 +11,20 @@ from onnx import TensorProto, helper
 
 from mlesam_ros.engine.engine_cache import (
     BuildOptions,
+    BuildPlan,
+    EngineError,
     EngineTarget,
-    default_engine_path,
+    engine_cache_dir,
     ensure_engine,
+    fp16_graph_path,
+    plan_build,
     read_sidecar,
     sidecar_path,
-    stale_reasons,
 )
 from mlesam_ros.engine.spec import ModelSpec
 
 H100_TRT10 = EngineTarget("10.3.0", (9, 0), "NVIDIA H100")
+H100_TRT11 = EngineTarget("11.4.0", (9, 0), "NVIDIA H100")
 SPEC = ModelSpec(modalities=("rgb", "depth"), input_size=(8, 12), class_names=("a", "b", "c"))
 
 
@@ -31,13 +35,16 @@ class FakeBuilder:
         self.current = target
         self.builds = 0
         self.reject = False
+        self.plans: list[tuple[Path, BuildPlan]] = []
 
     def target(self) -> EngineTarget:
         return self.current
 
-    def build(self, onnx_path: Path, options: BuildOptions) -> bytes:
+    def build(self, onnx_path: Path, plan: BuildPlan, options: BuildOptions) -> bytes:
         self.builds += 1
-        return f"engine:{self.current.sm}:{options.precision}:{onnx_path.read_bytes()!r}".encode()
+        self.plans.append((onnx_path, plan))
+        size = len(onnx_path.read_bytes())
+        return f"engine:{self.current.sm}:{options.precision}:{size}".encode()
 
     def deserialize(self, data: bytes) -> str:
         if self.reject or not data.startswith(b"engine:"):
@@ -63,68 +70,100 @@ def _write_onnx(path: Path, doc: str = "v1") -> Path:
     return path
 
 
-def test_default_name_carries_gpu_tensorrt_and_precision(tmp_path: Path) -> None:
-    path = default_engine_path(tmp_path / "mlesam.onnx", H100_TRT10, "fp16")
-    assert path == tmp_path / "mlesam.sm90.trt10.3.0.fp16.engine"
-    orin = EngineTarget("10.3.0", (8, 7), "Orin")
-    assert default_engine_path("m.onnx", orin, "fp32").name == "m.sm87.trt10.3.0.fp32.engine"
-    assert sidecar_path(path).name == "mlesam.sm90.trt10.3.0.fp16.engine.json"
+def test_engines_live_in_the_per_user_cache(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("MLESAM_ENGINE_CACHE", raising=False)
+    monkeypatch.delenv("ROS_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert engine_cache_dir() == tmp_path / "xdg" / "mlesam_ros" / "engines"
+    monkeypatch.setenv("ROS_HOME", str(tmp_path / "ros"))
+    assert engine_cache_dir() == tmp_path / "ros" / "mlesam_ros" / "engines"
+    monkeypatch.setenv("MLESAM_ENGINE_CACHE", str(tmp_path / "mine"))
+    assert engine_cache_dir() == tmp_path / "mine"
+
+    models = tmp_path / "share"
+    models.mkdir()
+    onnx_path = _write_onnx(models / "m.onnx")
+    loaded = ensure_engine(FakeBuilder(), onnx_path)
+    assert loaded.path.parent == tmp_path / "mine"
+    assert loaded.path.name.startswith("m.sm90.trt10.3.0.fp16.")
+    assert loaded.path.suffix == ".engine"
+    assert sorted(p.name for p in models.iterdir()) == ["m.onnx"]  # nothing beside the model
 
 
 def test_build_writes_engine_and_sidecar_then_reuses_it(tmp_path: Path) -> None:
     onnx_path = _write_onnx(tmp_path / "m.onnx")
     builder = FakeBuilder()
-    first = ensure_engine(builder, onnx_path, options=BuildOptions("fp16"))
+    first = ensure_engine(builder, onnx_path, options=BuildOptions("fp16"), cache_dir=tmp_path)
     assert first.rebuilt and builder.builds == 1
-    assert first.path == default_engine_path(onnx_path, H100_TRT10, "fp16")
     assert "does not exist" in first.reasons[0]
     record = read_sidecar(first.path)
-    assert record["tensorrt_version"] == "10.3.0"
-    assert record["compute_capability"] == [9, 0]
-    assert record["precision"] == "fp16"
-    assert len(record["onnx_sha256"]) == 64
+    assert record["key"] == {
+        "tensorrt_version": "10.3.0", "gpu_name": "NVIDIA H100", "compute_capability": [9, 0],
+        "precision": "fp16", "typing": "weak", "workspace_mb": 4096,
+        "onnx_sha256": record["key"]["onnx_sha256"]}  # fmt: skip
+    assert len(record["key"]["onnx_sha256"]) == 64
+    assert record["plan"] == {"graph_precision": "fp32", "strongly_typed": False,
+                              "fp16_flag": True, "tf32": True}  # fmt: skip
     assert ModelSpec.from_dict(record["model"]) == SPEC
     assert first.spec == SPEC
 
-    second = ensure_engine(builder, onnx_path, options=BuildOptions("fp16"))
+    second = ensure_engine(builder, onnx_path, options=BuildOptions("fp16"), cache_dir=tmp_path)
     assert not second.rebuilt and builder.builds == 1
-    assert second.engine == first.engine
-    assert stale_reasons(first.path, H100_TRT10, onnx_path, "fp16") == []
+    assert second.engine == first.engine and second.path == first.path
 
 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
         ("tensorrt", "built with TensorRT 10.3.0, this machine has 10.8.0"),
-        ("gpu", "built for compute capability 9.0, this GPU is 8.7"),
+        ("capability", "built for compute capability 9.0, this GPU is 8.7"),
+        ("gpu", "built for GPU 'NVIDIA H100', this GPU is 'NVIDIA H20'"),
         ("onnx", "changed since the engine was built"),
         ("precision", "built as fp16, fp32 requested"),
-        ("sidecar", "missing or unreadable"),
+        ("typing", "built weakly typed, strongly typed requested"),
+        ("workspace", "built with a 4096 MB workspace, 1024 MB requested"),
+        ("sidecar", "missing, unreadable or of an older format"),
     ],
 )
-def test_stale_engine_is_detected_and_rebuilt(tmp_path: Path, change: str, expected: str) -> None:
+def test_every_key_field_makes_an_explicit_engine_stale(
+    tmp_path: Path, change: str, expected: str
+) -> None:
     onnx_path = _write_onnx(tmp_path / "m.onnx")
     engine_path = tmp_path / "m.engine"
     builder = FakeBuilder()
     ensure_engine(builder, onnx_path, engine_path, BuildOptions("fp16"))
-    precision = "fp16"
+    options = BuildOptions("fp16")
     if change == "tensorrt":
         builder.current = EngineTarget("10.8.0", (9, 0), "NVIDIA H100")
+    elif change == "capability":
+        builder.current = EngineTarget("10.3.0", (8, 7), "NVIDIA H100")
     elif change == "gpu":
-        builder.current = EngineTarget("10.3.0", (8, 7), "Orin")
+        builder.current = EngineTarget("10.3.0", (9, 0), "NVIDIA H20")
     elif change == "onnx":
         _write_onnx(onnx_path, doc="v2")
     elif change == "precision":
-        precision = "fp32"
+        options = BuildOptions("fp32")
+    elif change == "typing":
+        options = BuildOptions("fp16", typing="strong")
+    elif change == "workspace":
+        options = BuildOptions("fp16", workspace_mb=1024)
     else:
         sidecar_path(engine_path).unlink()
-
-    reasons = stale_reasons(engine_path, builder.current, onnx_path, precision)
-    assert len(reasons) == 1 and expected in reasons[0]
-    loaded = ensure_engine(builder, onnx_path, engine_path, BuildOptions(precision))
+    loaded = ensure_engine(builder, onnx_path, engine_path, options)
     assert loaded.rebuilt and builder.builds == 2
-    assert expected in loaded.reasons[0]
-    assert stale_reasons(engine_path, builder.current, onnx_path, precision) == []
+    assert len(loaded.reasons) == 1 and expected in loaded.reasons[0], loaded.reasons
+    again = ensure_engine(builder, onnx_path, engine_path, options)
+    assert not again.rebuilt and builder.builds == 2
+
+
+def test_cache_names_differ_for_every_key_so_nothing_is_overwritten(tmp_path: Path) -> None:
+    onnx_path = _write_onnx(tmp_path / "m.onnx")
+    builder = FakeBuilder()
+    paths = {ensure_engine(builder, onnx_path, options=options, cache_dir=tmp_path).path
+             for options in (BuildOptions("fp16"), BuildOptions("fp32"),
+                             BuildOptions("fp16", typing="strong"),
+                             BuildOptions("fp16", workspace_mb=512))}  # fmt: skip
+    assert len(paths) == 4 and builder.builds == 4
 
 
 def test_deserialization_failure_triggers_rebuild(tmp_path: Path) -> None:
@@ -133,23 +172,26 @@ def test_deserialization_failure_triggers_rebuild(tmp_path: Path) -> None:
     builder = FakeBuilder()
     ensure_engine(builder, onnx_path, engine_path)
     engine_path.write_bytes(b"garbage from a different TensorRT")  # sidecar still says fresh
-    sidecar = json.loads(sidecar_path(engine_path).read_text())
-    assert stale_reasons(engine_path, builder.current, None) == []  # only bytes are wrong
     loaded = ensure_engine(builder, onnx_path, engine_path)
     assert loaded.rebuilt and "deserialization failed" in loaded.reasons[0]
     assert loaded.engine.startswith("engine:sm90")
-    rebuilt_record = json.loads(sidecar_path(engine_path).read_text())
-    assert rebuilt_record["onnx_sha256"] == sidecar["onnx_sha256"]
+    builder.reject = True  # even the fresh build cannot be loaded: one clear error
+    engine_path.write_bytes(b"garbage again")
+    with pytest.raises(EngineError, match="cannot load the engine it just built"):
+        ensure_engine(builder, onnx_path, engine_path)
 
 
-def test_engine_alone_uses_onnx_recorded_in_sidecar(tmp_path: Path) -> None:
+def test_engine_alone_uses_onnx_and_options_recorded_in_sidecar(tmp_path: Path) -> None:
     onnx_path = _write_onnx(tmp_path / "m.onnx")
     engine_path = tmp_path / "m.engine"
     builder = FakeBuilder()
-    ensure_engine(builder, onnx_path, engine_path)
+    ensure_engine(builder, onnx_path, engine_path, BuildOptions("fp32", workspace_mb=512))
+    assert not ensure_engine(builder, engine_path=engine_path).rebuilt  # default fp16 ignored
     builder.current = EngineTarget("10.8.0", (9, 0), "NVIDIA H100")
     loaded = ensure_engine(builder, engine_path=engine_path)
     assert loaded.rebuilt and builder.builds == 2
+    assert read_sidecar(engine_path)["key"]["precision"] == "fp32"  # rebuilt as it was
+    assert read_sidecar(engine_path)["key"]["workspace_mb"] == 512
 
     onnx_path.unlink()
     builder.current = EngineTarget("10.9.0", (9, 0), "NVIDIA H100")
@@ -160,8 +202,8 @@ def test_engine_alone_uses_onnx_recorded_in_sidecar(tmp_path: Path) -> None:
 def test_rebuild_disabled_reports_the_command(tmp_path: Path) -> None:
     onnx_path = _write_onnx(tmp_path / "m.onnx")
     builder = FakeBuilder()
-    with pytest.raises(ValueError, match=r"mlesam build-engine --onnx .*m\.onnx"):
-        ensure_engine(builder, onnx_path, rebuild=False)
+    with pytest.raises(EngineError, match=r"mlesam build-engine --onnx .*m\.onnx"):
+        ensure_engine(builder, onnx_path, rebuild=False, cache_dir=tmp_path)
     assert builder.builds == 0
 
 
@@ -171,40 +213,59 @@ def test_missing_onnx_names_export_command(tmp_path: Path) -> None:
 
 
 def test_bad_build_options_are_rejected() -> None:
-    with pytest.raises(ValueError, match="precision"):
-        BuildOptions("int4")
+    with pytest.raises(ValueError, match="precision: 'int8' is not a TensorRT engine precision"):
+        BuildOptions("int8")
     with pytest.raises(ValueError, match="workspace_mb"):
         BuildOptions("fp16", workspace_mb=0)
+    with pytest.raises(ValueError, match="typing: 'loose' is not one of auto, strong, weak"):
+        BuildOptions("fp16", typing="loose")
 
 
-def _tensorrt_gpu_reason() -> str | None:
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        return "TensorRT is not installed (pip install mlesam_ros[trt])"
-    import torch
+@pytest.mark.parametrize(
+    ("version", "options", "graph", "plan"),
+    [
+        ("10.3.0", BuildOptions("fp16"), "fp32", BuildPlan("fp32", False, True, True)),
+        ("10.16.1", BuildOptions("fp16", typing="strong"), "fp32",
+         BuildPlan("fp16", True, False, True)),
+        ("10.16.1", BuildOptions("fp32"), "fp32", BuildPlan("fp32", False, False, False)),
+        ("11.4.0", BuildOptions("fp16"), "fp32", BuildPlan("fp16", True, False, True)),
+        ("11.4.0", BuildOptions("fp16"), "fp16", BuildPlan("fp16", True, False, True)),
+        ("11.4.0", BuildOptions("fp32"), "fp32", BuildPlan("fp32", True, False, False)),
+        ("10.16.1", BuildOptions("fp16"), "fp16", BuildPlan("fp16", False, True, True)),
+    ],
+)  # fmt: skip
+def test_build_plan_per_tensorrt_release(version, options, graph, plan) -> None:
+    assert plan_build(EngineTarget(version, (8, 7), "Orin"), options, graph) == plan
 
-    return None if torch.cuda.is_available() else "no CUDA GPU visible"
+
+def test_build_plan_refusals_name_the_fix() -> None:
+    with pytest.raises(EngineError, match=r"strongly typed networks only.*typing strong or auto"):
+        plan_build(H100_TRT11, BuildOptions("fp16", typing="weak"), "fp32")
+    with pytest.raises(EngineError, match=r"fp16 graph.*export without --precision fp16"):
+        plan_build(H100_TRT10, BuildOptions("fp32"), "fp16")
+    for version in ("8.6.1", "10.2.0", "12.0.0"):
+        with pytest.raises(EngineError, match=r"not supported \(supported: >=10\.3,<12\)"):
+            plan_build(EngineTarget(version, (9, 0)), BuildOptions(), "fp32")
 
 
-@pytest.mark.skipif(_tensorrt_gpu_reason() is not None,
-                    reason=f"TensorRT engine build skipped: {_tensorrt_gpu_reason()}")
-def test_tensorrt_builds_and_runs_tiny_model(tmp_path: Path) -> None:
-    import numpy as np
-    import torch
+def test_strongly_typed_fp16_builds_from_a_cached_fp16_graph(tmp_path: Path) -> None:
+    onnx_path = _write_onnx(tmp_path / "m.onnx")
+    builder = FakeBuilder(H100_TRT11)
+    loaded = ensure_engine(builder, onnx_path, cache_dir=tmp_path / "cache")
+    (parsed, plan), = builder.plans
+    assert plan == BuildPlan("fp16", True, False, True)
+    assert parsed == fp16_graph_path(onnx_path, read_sidecar(loaded.path)["key"]["onnx_sha256"],
+                                     tmp_path / "cache")  # fmt: skip
+    graph = onnx.load(str(parsed))
+    assert graph.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT  # I/O unchanged
+    props = {p.key: p.value for p in graph.metadata_props}
+    assert json.loads(props["mlesam.precision"]) == "fp16"
+    assert loaded.spec.precision == "fp32"  # the engine's spec is the source model's
 
-    from mlesam_ros.engine.onnx_export import export_onnx
-    from mlesam_ros.engine.segmenter import Segmenter
-    from mlesam_ros.engine.torch_model import build_untrained, spec_for_model
 
-    model = build_untrained("tiny", ("rgb", "depth"), (64, 64))
-    spec = spec_for_model(model, output="labels")
-    onnx_path = export_onnx(model, spec, tmp_path / "tiny.onnx").path
-    trt_seg = Segmenter(onnx_path, "tensorrt", precision="fp32")
-    ort_seg = Segmenter(onnx_path, "onnxruntime", device="cpu")
-    images = np.random.default_rng(0).uniform(0, 255, spec.images_shape).astype(np.float32)
-    present = np.array([[True, False]])
-    agreement = (trt_seg.segment(images, present).labels
-                 == ort_seg.segment(images, present).labels).mean()
-    assert agreement >= 0.999
-    assert torch.cuda.is_available()
+def test_unwritable_cache_is_one_clear_error(tmp_path: Path) -> None:
+    onnx_path = _write_onnx(tmp_path / "m.onnx")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(EngineError, match=r"cannot write .*set MLESAM_ENGINE_CACHE"):
+        ensure_engine(FakeBuilder(), onnx_path, cache_dir=blocker / "engines")

@@ -9,6 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from onnx import TensorProto
 
 from mlesam_ros.engine.onnx_export import (
     example_inputs,
@@ -111,6 +112,40 @@ def test_labels_output_uint8_with_float_presence(model, tmp_path: Path) -> None:
     assert (labels[0] == probabilities.argmax(0)).mean() >= 0.999
     assert np.abs(confidence[0] - probabilities.max(0)).max() < 1e-4
     assert confidence.min() >= 1.0 / 25 - 1e-6
+    # TensorRT casts to UINT8 only from float: the label ids reach it through FP32.
+    assert report.ops.ok, report.ops.summary()
+    proto = onnx.load(str(report.path))
+    casts = [n for n in proto.graph.node if n.op_type == "Cast"
+             and n.attribute[0].i == TensorProto.UINT8]  # fmt: skip
+    assert len(casts) == 1
+    producer = next(n for n in proto.graph.node if casts[0].input[0] in n.output)
+    assert producer.op_type == "Cast" and producer.attribute[0].i == TensorProto.FLOAT
+
+
+def test_fp16_export_keeps_io_types_and_fp32_normalisation(model, tmp_path: Path) -> None:
+    spec = spec_for_model(model, output="labels", precision="fp16")
+    report = export_onnx(model, spec, tmp_path / "half.onnx")
+    assert report.ops.ok, report.ops.summary()
+    assert [r.present for r in report.parity] == presence_patterns(3)
+    for result in report.parity:  # decidable pixels agree; confidence within fp16 rounding
+        assert result.ok and result.precision == "fp16"
+        assert result.confident_agreement >= 0.999 and result.max_abs_diff < 2e-2
+    assert read_spec(report.path).precision == "fp16"
+    proto = onnx.load(str(report.path))
+    assert [i.type.tensor_type.elem_type for i in proto.graph.input] == [TensorProto.FLOAT,
+                                                                         TensorProto.BOOL]
+    assert [o.type.tensor_type.elem_type for o in proto.graph.output] == [TensorProto.INT32,
+                                                                          TensorProto.FLOAT]
+    weights = [init.data_type for init in proto.graph.initializer]
+    assert weights.count(TensorProto.FLOAT16) > weights.count(TensorProto.FLOAT)
+    typed = {v.name: v.type.tensor_type.elem_type for v in
+             onnx.shape_inference.infer_shapes(proto).graph.value_info}  # fmt: skip
+    for node in proto.graph.node:
+        if node.op_type in ("LayerNormalization", "Softmax"):
+            assert typed[node.input[0]] == TensorProto.FLOAT, node.name
+    fp32_size = export_onnx(model, spec_for_model(model), tmp_path / "full.onnx",
+                            verify=False).path.stat().st_size  # fmt: skip
+    assert report.path.stat().st_size < 0.7 * fp32_size
 
 
 def test_failed_check_keeps_no_file_at_out(model, tmp_path: Path, monkeypatch) -> None:

@@ -49,12 +49,26 @@ def test_torch_precision_defaults_and_errors() -> None:
     assert resolve_precision("auto", cpu) == "fp32"
     with pytest.raises(ValueError, match="precision: fp16 autocast is for CUDA; use fp32"):
         resolve_precision("fp16", cpu)
-    with pytest.raises(ValueError, match=r"precision: 'int8' is not a torch precision.*tensorrt"):
+    with pytest.raises(ValueError, match=r"precision: 'int8' is not a torch precision"):
         resolve_precision("int8", cpu)
     assert resolve_compile_mode(True) == "default"
     assert resolve_compile_mode(False) == resolve_compile_mode("none") == "none"
     with pytest.raises(ValueError, match="compile: 'fast' is not one of none, default"):
         resolve_compile_mode("fast")
+
+
+def test_default_precision_is_fp16_where_bf16_is_only_emulated(monkeypatch) -> None:
+    """T4/V100/Xavier report bf16 "supported" through emulation; the default must be fp16."""
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: including_emulation)  # fmt: skip
+    assert resolve_precision(None, cuda) == "fp16"
+    with pytest.raises(ValueError, match="Tesla T4 has no native bf16"):
+        resolve_precision("bf16", cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_precision("", cuda) == "bf16"
 
 
 def test_optimisation_ladder_adds_one_change_per_step() -> None:

@@ -1,11 +1,15 @@
-"""TensorRT operator-support check on small handmade ONNX graphs (no torch, no GPU)."""
+"""TensorRT operator and type check on small handmade ONNX graphs (no torch, no GPU)."""
 
 from __future__ import annotations
 
 import onnx
 from onnx import TensorProto, helper
 
-from mlesam_ros.engine.op_support import check_tensorrt_ops, load_supported_ops
+from mlesam_ros.engine.op_support import (
+    check_tensorrt_ops,
+    load_supported_ops,
+    oldest_supported_tensorrt,
+)
 
 
 def _model(nodes, opset=17, inputs=("x",), outputs=("y",)) -> onnx.ModelProto:
@@ -19,13 +23,51 @@ def _model(nodes, opset=17, inputs=("x",), outputs=("y",)) -> onnx.ModelProto:
 
 
 def test_operator_table_is_loaded_from_data_with_its_source() -> None:
-    table = load_supported_ops()
+    table = load_supported_ops()  # the oldest supported TensorRT's: what exports must satisfy
+    assert oldest_supported_tensorrt() == "10.3" and table.tensorrt == "10.0"
     expected = {"Conv", "MatMul", "Softmax", "LayerNormalization", "Einsum", "Resize"}
-    assert expected <= table.operators
+    assert expected <= set(table.operators)
     # Sequence ops and Unique are documented as unsupported by onnx-tensorrt.
-    assert not {"Unique", "SequenceConstruct", "StringNormalizer"} & table.operators
-    assert table.opset_range == (9, 24)
+    assert not {"Unique", "SequenceConstruct", "StringNormalizer"} & set(table.operators)
+    assert table.opset_range == (9, 20)
+    assert table.operators["MatMul"] == {"FP32", "FP16", "BF16"}
     assert "onnx-tensorrt" in table.source
+
+
+def test_tables_per_release_add_operators_and_opsets() -> None:
+    assert load_supported_ops("10.3.0").tensorrt == "10.0"
+    newer = load_supported_ops("10.16.1")
+    assert newer.tensorrt == "10.15" and newer.opset_range == (9, 24)
+    assert "RMSNormalization" in newer.operators and "Conv" in newer.operators
+    assert "RMSNormalization" not in load_supported_ops().operators
+    assert load_supported_ops("11.4.0").tensorrt == "11.0"
+    attention = _model([helper.make_node("RMSNormalization", ["x", "x"], ["y"])], opset=23)
+    assert not check_tensorrt_ops(attention).ok  # TensorRT 10.3 cannot load it
+    assert check_tensorrt_ops(attention, tensorrt_version="10.16.1").ok
+
+
+def test_cast_to_uint8_only_from_float() -> None:
+    """TensorRT casts to UINT8 only from FP32/FP16: ArgMax's INT64 must go through FP32."""
+    argmax = helper.make_node("ArgMax", ["x"], ["index"], axis=0, keepdims=0)
+    direct = _model([argmax, helper.make_node("Cast", ["index"], ["y"], to=TensorProto.UINT8)])
+    report = check_tensorrt_ops(direct)
+    assert not report.ok and not report.unsupported
+    assert "converts INT64 to UINT8" in report.summary()
+    assert "cast through FP32 first" in report.summary()
+    through_float = _model([
+        argmax,
+        helper.make_node("Cast", ["index"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["f"], ["y"], to=TensorProto.UINT8),
+    ])
+    assert check_tensorrt_ops(through_float).ok, check_tensorrt_ops(through_float).summary()
+
+
+def test_input_types_are_checked_per_operator() -> None:
+    ints = [helper.make_node("Cast", ["x"], ["i"], to=TensorProto.INT32),
+            helper.make_node("MatMul", ["i", "i"], ["y"])]
+    report = check_tensorrt_ops(_model(ints))
+    assert "MatMul node '' takes INT32" in report.summary()
+    assert "FP16, FP32" in report.summary()
 
 
 def test_supported_graph_passes() -> None:

@@ -17,8 +17,7 @@ pytest.importorskip("numba")
 
 from mlesam_ros.bench.frame import synthetic_job
 from mlesam_ros.data.encode import encode_depth, encode_thermal
-from mlesam_ros.data.resample import area_resize
-from mlesam_ros.data.transforms import resize_image
+from mlesam_ros.data.resample import area_resize, resize_image
 from mlesam_ros.geometry import ParallaxMap, project_lidar
 from mlesam_ros.geometry.camera import CameraModel
 from mlesam_ros.geometry.projection import EMPTY_KEY

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from unittest import mock
 
+import pytest
 import torch
 
 from mlesam_ros.model import MLESAMConfig, build_mlesam
@@ -105,21 +106,24 @@ def test_encode_once_then_decode_each_subset_equals_the_full_forward() -> None:
             torch.testing.assert_close(decoded["logits"], direct["logits"], rtol=1e-4, atol=1e-5)
 
 
-def test_top_k_routing_keeps_exactly_k_present_modalities() -> None:
-    model = _model(router_top_k=2).eval()
+@pytest.mark.parametrize("router", ["paper", "softmax", "spatial"])
+def test_top_k_routing_keeps_exactly_k_present_modalities(router: str) -> None:
+    model = _model(router_top_k=2, router=router).eval()
     with torch.no_grad():
         taps = model.encode(_images(1), torch.ones(1, 4, dtype=torch.bool))
-    router = model.fusions[0].router
     features = taps[0].expand(15, -1, -1, -1, -1)
     subsets = [s for k in range(1, 5) for s in itertools.combinations(range(4), k)]
     present = torch.zeros(15, 4, dtype=torch.bool)
     for row, subset in enumerate(subsets):
         present[row, list(subset)] = True
     with torch.no_grad():
-        routed = router(features, present)
-    assert ((routed > 0).sum(-1) == present.sum(-1).clamp(max=2)).all()
-    assert (routed[~present] == 0).all()
-    torch.testing.assert_close(routed.sum(-1), torch.ones(15))
+        routed = model.fusions[0].router(features, present)
+    # Per sample (and per pixel for the spatial router): exactly min(2, present) weights > 0.
+    expected = present.sum(-1).clamp(max=2).reshape((15,) + (1,) * (routed.dim() - 2))
+    assert ((routed > 0).sum(1) == expected).all()
+    absent = ~present.reshape(present.shape + (1,) * (routed.dim() - 2)).expand_as(routed)
+    assert (routed[absent] == 0).all()
+    torch.testing.assert_close(routed.sum(1), torch.ones_like(routed.sum(1)))
 
 
 def test_normalisation_statistics_are_set_and_validated() -> None:

@@ -324,6 +324,29 @@ def test_labelled_points_publish_and_read_back() -> None:
         msgs.labelled_points(xyz, labels[:8])
 
 
+def test_labelled_points_carry_rgb_as_pcl_and_rviz_read_it() -> None:
+    assert msgs.pack_rgb(np.array([255, 128, 1], np.uint8)) == 0xFF8001
+    xyz = RNG.normal(size=(5, 3)).astype(np.float32)
+    labels = np.arange(5)
+    palette = np.array([[128, 64, 128], [0, 0, 142], [255, 0, 0], [0, 255, 0], [1, 2, 3]])
+    rgb = msgs.pack_rgb(palette)
+    points = msgs.labelled_points(xyz, labels, rgb=rgb)
+    msg = msgs.array_to_pointcloud2(points, 0, "lidar")
+    assert [f.name for f in msg.fields] == ["x", "y", "z", "label", "rgb"]
+    assert msg.fields[-1].datatype == 7  # FLOAT32, PCL's PointXYZRGB "rgb"; rviz reads 4 bytes
+    # rviz's RGB8 transformer: uint32 at the field's offset, r = bits 16-23, g 8-15, b 0-7.
+    data = np.frombuffer(bytes(msg.data), np.uint8).reshape(5, msg.point_step)
+    offset = msg.fields[-1].offset
+    bits = data[:, offset : offset + 4].copy().view("<u4").reshape(-1)
+    np.testing.assert_array_equal(np.stack([bits >> 16, (bits >> 8) & 255, bits & 255], 1),
+                                  palette)  # fmt: skip
+    decoded = msgs.pointcloud2_to_array(msg)
+    np.testing.assert_array_equal(decoded["rgb"].view(np.uint32), rgb)
+    np.testing.assert_array_equal(decoded["label"], labels)
+    with pytest.raises(ValueError, match=r"rgb must be \(5,\), got \(4,\)"):
+        msgs.labelled_points(xyz, labels, rgb=rgb[:4])
+
+
 def test_malformed_pointclouds_give_clear_errors() -> None:
     points = msgs.labelled_points(np.zeros((4, 3), np.float32), np.zeros(4))
     msg = msgs.array_to_pointcloud2(points, 0)

@@ -321,3 +321,22 @@ def test_descriptors_carry_type_range_and_static_hint() -> None:
         "allowed: from auto, tensorrt, onnxruntime, torch")
     for name in PARAMETERS:  # every parameter maps to a ROS type
         assert descriptor_fields(name)["type"].startswith("PARAMETER_")
+
+
+def test_frames_pending_at_deactivation_and_sync_drops_stay_counted(job_and_tf) -> None:
+    # Every RGB message is labelled or counted once, also across a new synchroniser.
+    core, transport, job = make_core(job_and_tf)
+    core.configure()
+    msgtype, on_rgb = transport.subscriptions[DEFAULT_PARAMETERS["topics.rgb"]]
+    rgb = m.encode(job.messages["rgb"], msgtype)
+    on_rgb(rgb)  # waits in the synchroniser for depth, thermal and LiDAR (or the timeout)
+    on_rgb(rgb)  # the same stamp again: the synchroniser drops it (duplicate_stamp)
+    assert core.stats.published == 0
+    assert core.dropped_frames() == {"duplicate_stamp": 1}
+    core.deactivate()
+    assert core.dropped_frames() == {"duplicate_stamp": 1, "stopped": 1}
+    transport.release()
+    core.activate()  # counts survive re-activation
+    transport.feed(job)  # the whole frame this time: labelled
+    assert core.stats.published == 1
+    assert core.dropped_frames() == {"duplicate_stamp": 1, "stopped": 1}

@@ -26,7 +26,8 @@ PIP_DISTRIBUTIONS = {"cv2": "opencv-python-headless", "PIL": "pillow", "yaml": "
                      "segment_anything": "segment-anything", "numpy": "numpy", "onnx": "onnx",
                      "onnxruntime": "onnxruntime", "rosbags": "rosbags", "tqdm": "tqdm",
                      "torch": "torch", "matplotlib": "matplotlib", "tensorrt": "tensorrt",
-                     "sam2": "sam2", "cyclonedds": "cyclonedds", "numba": "numba"}
+                     "sam2": "sam2", "cyclonedds": "cyclonedds", "numba": "numba",
+                     "cuda": "cuda-python"}
 
 
 def _third_party_imports() -> dict[str, set[str]]:

@@ -219,16 +219,25 @@ def test_labelled_points_from_the_recorded_z_buffer_equal_the_derived_ones(vga) 
     np.testing.assert_array_equal(points["label"], labels[pixels[:, 0], pixels[:, 1]])
     # The compiled loop (when numba is installed) equals the numpy passes, with and without
     # intensity, for mono8 and mono16 labels.
-
-    for cloud_case in (cloud, dataclasses.replace(cloud, intensity=None)):
-        for label_image in (labels, labels.astype(np.uint16) * 300):
-            fast = paint_points(cloud_case, label_image)
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(outputs, "_paint_kernel", lambda: None)
-                slow = paint_points(cloud_case, label_image)
-            assert fast[0].dtype == slow[0].dtype
-            np.testing.assert_array_equal(fast[0], slow[0])
-            np.testing.assert_array_equal(fast[1], slow[1])
+    # The rgb field (rviz's RGB8 transformer) is the overlay's colour of each point's label.
+    packed = path.outputs.packed_rgb
+    cases = [(c, image, rgb) for c in (cloud, dataclasses.replace(cloud, intensity=None))
+             for image in (labels, labels.astype(np.uint16) * 300) for rgb in (None, packed)]
+    for cloud_case, label_image, rgb in cases:
+        fast = paint_points(cloud_case, label_image, rgb)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(outputs, "_paint_kernel", lambda: None)
+            slow = paint_points(cloud_case, label_image, rgb)
+        assert fast[0].dtype == slow[0].dtype
+        assert ("rgb" in fast[0].dtype.names) == (rgb is not None)
+        np.testing.assert_array_equal(fast[0], slow[0])
+        np.testing.assert_array_equal(fast[1], slow[1])
+        if rgb is not None:
+            bits = fast[0]["rgb"].view(np.uint32)
+            colours = path.outputs.lut[np.minimum(fast[0]["label"], 255)]
+            np.testing.assert_array_equal(bits >> 16, colours[:, 0])
+            np.testing.assert_array_equal((bits >> 8) & 0xFF, colours[:, 1])
+            np.testing.assert_array_equal(bits & 0xFF, colours[:, 2])
 
 
 @pytest.mark.parametrize("compiled_loop", [True, False])

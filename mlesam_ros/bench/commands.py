@@ -25,7 +25,7 @@ STAGES_CAMERA = (1080, 1920)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``bench`` subcommand."""
+    """Add the ``bench`` and ``gpu-check`` subcommands."""
     parser = subparsers.add_parser(
         "bench", help="measure inference latency (p50/p90/p99), start-up and peak memory",
         description="Warm up, then time N frames, model only and the node's full frame path. "
@@ -74,6 +74,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--outputs", choices=("all", "labels"), default="all",
                         help="--stages: every output subscribed, or only /mlesam/labels")
     parser.set_defaults(handler=_run_bench)
+    _register_gpu_check(subparsers)
+
+
+def _register_gpu_check(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``gpu-check`` subcommand."""
+    parser = subparsers.add_parser(
+        "gpu-check", help="check and time every GPU backend found here; one JSON report",
+        description="On the shipped demo model: compare every backend found (torch CUDA, ONNX "
+                    "Runtime CUDA, TensorRT fp32/fp16) with the CPU reference over all presence "
+                    "patterns, reload a TensorRT engine from the cache and rebuild a corrupted "
+                    "one, time model-only and full-frame p50/p99. Missing backends are skipped "
+                    "with the reason.")
+    parser.add_argument("--out", type=Path, default=Path("gpu_check.json"),
+                        help="JSON report (default gpu_check.json)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed frames before timing")
+    parser.add_argument("--iters", type=int, default=50, help="timed frames")
+    parser.add_argument("--camera", type=camera_sizes, default=[FULL_FRAME_CAMERA],
+                        metavar="WxH", help="camera size of the full-frame rows (640x480)")
+    parser.add_argument("--no-full-frame", action="store_true", help="model-only timings")
+    parser.add_argument("--work-dir", type=Path,
+                        help="keep engines here (default: a temporary folder)")
+    parser.set_defaults(handler=_run_gpu_check)
+
+
+def _run_gpu_check(args: argparse.Namespace) -> int:
+    import logging
+
+    from mlesam_ros.bench.gpu_check import run_gpu_check, summary
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    report = run_gpu_check(args.out, args.warmup, args.iters,
+                           None if args.no_full_frame else args.camera[0],
+                           work_dir=args.work_dir)  # fmt: skip
+    print(summary(report))
+    print(f"wrote {args.out}")
+    failed = [row["name"] for row in report["backends"] if row["status"] == "failed"]
+    if report.get("tensorrt_cache", {}).get("status") == "failed":
+        failed.append("tensorrt cache")
+    return 1 if failed else 0
 
 
 def camera_sizes(text: str) -> list[tuple[int, int]]:
@@ -215,7 +254,9 @@ def _ladder(args: argparse.Namespace, device: str | None, optimisation_ladder) -
     on_cuda = device == "cuda" or (device is None and torch.cuda.is_available())
     reduced = args.precision if args.precision in ("fp16", "bf16") else None
     if on_cuda and reduced is None:
-        reduced = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        from mlesam_ros.engine.backends.torch_backend import native_bf16
+
+        reduced = "bf16" if native_bf16() else "fp16"
     steps = optimisation_ladder("cuda" if on_cuda else "cpu", reduced, args.compile)
     return [(step.label, step.attention, step.precision, step.compile) for step in steps]
 

@@ -35,7 +35,7 @@ class LatencyStats:
     fps: float
     startup_s: float | None = None  # load (and engine build) time, before the first frame
     first_frame_s: float | None = None  # the first frame alone: torch.compile compiles here
-    peak_memory_mb: float | None = None  # CUDA memory torch allocated at most (torch/tensorrt)
+    peak_memory_mb: float | None = None  # GPU memory the backend holds (every allocator)
 
 
 @dataclass
@@ -167,25 +167,50 @@ def time_configuration(
     return rows
 
 
+_BASELINE_USED: list[int] = []
+
+
 def reset_peak_memory() -> None:
-    """Start a new CUDA peak-memory window (no-op without torch or CUDA)."""
+    """Start a new GPU memory window: remember the device's used memory (no-op on the CPU)."""
     torch = _cuda_torch()
     if torch is not None:
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+    used = _device_used_bytes()
+    _BASELINE_USED[:] = [] if used is None else [used]
 
 
 def peak_memory_mb(device: str) -> float | None:
-    """CUDA memory torch allocated at most since ``reset_peak_memory``; None on the CPU.
+    """GPU memory the backend holds since ``reset_peak_memory``; None on the CPU.
 
-    Covers the torch backend and TensorRT's torch-allocated I/O buffers; ONNX Runtime's CUDA
-    arena is its own and is not counted.
+    The larger of torch's peak allocation and the growth of the GPU's used memory (read from
+    the driver), so ONNX Runtime's CUDA arena and TensorRT's engine, activations and buffers
+    count as well as torch's. Measured after the timed runs, when every arena has grown to its
+    working size; other processes on the same GPU would add to it.
     """
-    torch = _cuda_torch()
-    if device != "cuda" or torch is None:
+    if device != "cuda":
         return None
-    return torch.cuda.max_memory_allocated() / 2**20
+    torch = _cuda_torch()
+    peaks = [torch.cuda.max_memory_allocated()] if torch is not None else []
+    used = _device_used_bytes()
+    if used is not None and _BASELINE_USED:
+        peaks.append(used - _BASELINE_USED[0])
+    return max(peaks) / 2**20 if peaks else None
+
+
+def _device_used_bytes() -> int | None:
+    """Return GPU 0's used memory from the driver (via torch if loaded, else cuda-python)."""
+    torch = _cuda_torch()
+    if torch is not None:
+        free, total = torch.cuda.mem_get_info()
+        return int(total - free)
+    try:
+        from mlesam_ros.engine import cuda_runtime
+
+        return cuda_runtime.memory_used_bytes() if cuda_runtime.device_count() else None
+    except (ImportError, ValueError):
+        return None
 
 
 def _cuda_torch():

@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="depth image encoding: float metres or uint16 millimetres")
     parser.add_argument("--failure-rate", type=float, default=0.0,
                         help="per-frame, per-sensor failure probability (default 0)")
+    parser.add_argument("--corrupt", action="append", default=[],
+                        metavar="SENSOR:KIND[:SEV][@START[-STOP]]",
+                        help="make a sensor lie from frame START on, e.g. lidar:noise:3@20 or "
+                             "depth:frozen@12 (repeatable; kinds: mlesam_ros.data.corruptions)")
     parser.add_argument("--split", choices=("train", "val", "test"), default="train",
                         help="DELIVER split folder to write (default train)")
     parser.add_argument("--no-bag", action="store_true", help="skip the bag")
@@ -44,8 +48,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from mlesam_ros.data.corruptions import ScheduledCorruption
     from mlesam_ros.data.export import export_frames
     from mlesam_ros.data.synth import CONDITIONS, SyntheticDrive, default_rig
+    from mlesam_ros.data.synthetic_dataset import corrupt_stream
 
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     unknown = [c for c in conditions if c not in CONDITIONS]
@@ -55,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     if args.frames <= 0:
         raise ValueError(f"--frames: must be > 0, got {args.frames}")
+    schedule = [ScheduledCorruption.parse(text) for text in args.corrupt]
     rig = default_rig(args.width, args.height, lidar_beams=args.lidar_beams)
     counts = [args.frames // len(conditions) + (i < args.frames % len(conditions))
               for i in range(len(conditions))]  # fmt: skip
@@ -68,7 +75,8 @@ def _run(args: argparse.Namespace) -> int:
         # One continuous recording: each drive's stamps continue after the previous one.
         drive.start_ns = start_ns + sum(counts[:number]) * drive.frame_period_ns
         streams.append(drive.frames(count))
-    frames = tqdm(chain(*streams), total=args.frames, unit="frame", desc="synth")
+    frames = tqdm(corrupt_stream(chain(*streams), schedule, args.seed), total=args.frames,
+                  unit="frame", desc="synth")  # fmt: skip
     summary = export_frames(
         frames, args.out, storage=args.storage, depth_encoding=args.depth_encoding,
         split=args.split, write_tree=not args.no_tree, write_bag=not args.no_bag,

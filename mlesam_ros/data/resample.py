@@ -12,8 +12,8 @@ How an image may be resampled depends on what its pixels mean (:func:`resample_m
 :func:`resize_image` picks the right one by modality name. The node shrinks camera images to
 the model input with :func:`area_resize` (OpenCV's exact 2x2 halvings first, then one area
 step) and grows labels back with :func:`nearest_upsample` (repeat counts, the same map as
-:func:`nearest_resize`). Its compiled encode-and-shrink loops (``pipeline/fused.py``) keep
-this module's functions as their references.
+:func:`nearest_resize`). Its compiled encode-and-shrink loops (``pipeline/depth.py``,
+``lidar.py``) keep this module's functions as their references.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlesam_ros.dds.clock import DEFAULT_CLOCK_HZ
 from mlesam_ros.engine import BACKENDS
 
 TRANSPORTS = ("dds",)
@@ -37,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME:=VALUE",
         help="override one parameter, ROS style (YAML value), e.g. -p diagnostics.period_s:=0.5",
     )
+    node.add_argument(
+        "--use-sim-time",
+        action="store_true",
+        help="node clock from /clock, as ROS 2's use_sim_time (also -p use_sim_time:=true or "
+        "use_sim_time in --params); pair with `mlesam play --clock` for a recorded bag",
+    )
     node.add_argument("--duration", type=float, help="stop after this many seconds")
     node.set_defaults(handler=_run_node)
 
@@ -51,6 +58,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     play.add_argument("--exclude", action="append", default=[], help="leave out this topic")
     play.add_argument(
         "--wait-for", action="append", default=[], help="wait for a subscriber on this topic"
+    )
+    play.add_argument(
+        "--clock",
+        nargs="?",
+        type=float,
+        const=DEFAULT_CLOCK_HZ,
+        metavar="HZ",
+        help=f"also publish the bag's time on /clock (default {DEFAULT_CLOCK_HZ:g} Hz), as "
+        "`ros2 bag play --clock`, for nodes with use_sim_time",
     )
     play.set_defaults(handler=_run_play)
 
@@ -96,6 +112,8 @@ def _run_node(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     parameters = command_line_parameters(args.params, args.backend, args.model)
     parameters.update(parse_overrides(args.param))
+    # use_sim_time is ROS's own parameter, not one of the node's: the transport takes it.
+    use_sim_time = bool(parameters.pop("use_sim_time", False)) or args.use_sim_time
     stop = threading.Event()
 
     def on_signal(signum, frame) -> None:
@@ -107,18 +125,16 @@ def _run_node(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.duration, stop.set)
         timer.daemon = True
         timer.start()
-    stats = run_node(
+    report = run_node(
         parameters,
         stop=stop,
         node_name=args.name,
         namespace=args.namespace,
         domain_id=args.domain_id,
         logger=logging.getLogger("mlesam.dds"),
+        use_sim_time=use_sim_time,
     )
-    print(
-        f"mlesam node: stopped; {stats.published} frames published, {stats.skipped} skipped, "
-        f"{stats.inference_errors + stats.callback_errors} errors"
-    )
+    print(f"mlesam node: stopped; {report.text()}")
     return 0
 
 
@@ -129,9 +145,12 @@ def _run_play(args: argparse.Namespace) -> int:
     from mlesam_ros.dds.player import BagPlayer
 
     participant = open_participant(args.domain_id)
-    player = BagPlayer(participant, args.bag, rate=args.rate, exclude=args.exclude)
+    player = BagPlayer(
+        participant, args.bag, rate=args.rate, exclude=args.exclude, clock_hz=args.clock
+    )
     if args.wait_for:
         player.wait_for_subscribers(args.wait_for, timeout_s=60.0)
     result = player.play()
-    print(f"mlesam play: {len(result.messages)} messages from {args.bag}")
+    clock = f", /clock at {args.clock:g} Hz" if args.clock else ""
+    print(f"mlesam play: {len(result.messages)} messages from {args.bag}{clock}")
     return 0

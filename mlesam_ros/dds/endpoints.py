@@ -97,10 +97,17 @@ class RosWriter:
 
 
 class RosReader:
-    """A ROS 2 subscription on DDS: ``callback(message)`` per valid sample, on DDS's thread.
+    """A ROS 2 subscription on DDS: ``callback(message)`` per valid sample.
 
     ``raw=True`` hands the :class:`~mlesam_ros.dds.types.RosCdrSample` instead of a decoded
     message (listeners that only count or time samples skip decoding).
+
+    By default the callback runs in cyclonedds' listener, on the thread that received the
+    data. ``own_thread=True`` runs it on a thread of the reader's own that waits on a
+    ``WaitSet`` instead (as an rclpy executor takes from the reader's history): a slow
+    callback, or one waiting for the GIL, then never holds up cyclonedds' receive thread,
+    which would otherwise let the socket drop fragments of large best-effort samples
+    (images) unnoticed. Call :meth:`close` before the participant is deleted.
     """
 
     def __init__(
@@ -115,6 +122,7 @@ class RosReader:
         depth: int = 5,
         raw: bool = False,
         dds_name: str | None = None,
+        own_thread: bool = False,
     ) -> None:
         from cyclonedds.core import Listener
         from cyclonedds.sub import DataReader
@@ -122,13 +130,43 @@ class RosReader:
         self.topic, self.msgtype = topic, msgtype
         self._callback, self._raw = callback, raw
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
         dds_topic = _topic(participant, dds_name or dds_topic_name(topic), msgtype)
+        listener = None if own_thread else Listener(on_data_available=self._on_data_available)
         self.reader = DataReader(
             participant,
             dds_topic,
             reader_qos(reliable=reliable, latched=latched, depth=depth),
-            listener=Listener(on_data_available=self._on_data_available),
+            listener=listener,
         )
+        if own_thread:
+            self._thread = threading.Thread(
+                target=self._take_loop, args=(participant,), name=f"dds-reader{topic}",
+                daemon=True,
+            )  # fmt: skip
+            self._thread.start()
+
+    def _take_loop(self, participant: Any) -> None:
+        from cyclonedds.core import InstanceState, ReadCondition, SampleState, ViewState, WaitSet
+        from cyclonedds.util import duration
+
+        condition = ReadCondition(self.reader, SampleState.Any | ViewState.Any | InstanceState.Any)
+        waitset = WaitSet(participant)
+        waitset.attach(condition)
+        timeout = duration(milliseconds=100)  # how soon close() is noticed
+        while not self._closed.is_set():
+            waitset.wait(timeout)  # a ctypes call: the GIL is released while waiting
+            if not self._closed.is_set():
+                self._on_data_available(self.reader)
+        waitset.detach(condition)
+
+    def close(self) -> None:
+        """Stop the reader's own thread (no-op for a listener reader)."""
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
 
     def _on_data_available(self, reader: Any) -> None:
         while True:

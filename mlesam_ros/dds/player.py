@@ -57,6 +57,8 @@ class BagPlayer:
 
     ``exclude`` leaves topics out (a dead sensor); ``topics`` limits to these. Writers are
     created in the constructor, so :meth:`wait_for_subscribers` can wait for the node first.
+    ``clock_hz`` also publishes the bag's time on ``/clock`` at that rate and before each
+    message (``ros2 bag play --clock``), for nodes with ``use_sim_time``.
     """
 
     def __init__(
@@ -67,11 +69,16 @@ class BagPlayer:
         rate: float = 1.0,
         topics: Iterable[str] | None = None,
         exclude: Iterable[str] = (),
+        clock_hz: float | None = None,
     ) -> None:
         from rosbags.highlevel import AnyReader
 
+        from mlesam_ros.dds.clock import CLOCK_TOPIC, ClockPublisher
+
         if rate <= 0:
             raise ValueError(f"rate: must be > 0, got {rate}")
+        if clock_hz is not None and clock_hz <= 0:
+            raise ValueError(f"clock: must be > 0 Hz, got {clock_hz}")
         self.bag, self.rate = Path(bag), float(rate)
         if not self.bag.exists():
             raise FileNotFoundError(f"bag {self.bag} does not exist")
@@ -99,7 +106,10 @@ class BagPlayer:
                 depth=1 if topic == TF_STATIC_TOPIC else 5,
             )
             for topic, msgtype in self.connections.items()
+            if not (clock_hz and topic == CLOCK_TOPIC)  # the bag's own /clock: replaced
         }
+        self.clock = ClockPublisher(participant) if clock_hz else None
+        self.clock_period_ns = int(1e9 / clock_hz) if clock_hz else None
 
     def wait_for_subscribers(self, topics: Iterable[str], timeout_s: float = 10.0) -> None:
         """Block until every topic in ``topics`` has a matched reader (``TimeoutError``)."""
@@ -120,15 +130,27 @@ class BagPlayer:
             connections = [c for c in reader.connections if c.topic in self.writers]
             start_log: int | None = None
             start_wall = time.monotonic_ns()
+            clock_sent = None
             for connection, log_ns, raw in reader.messages(connections=connections):
                 if stop is not None and stop.is_set():
                     break
                 if start_log is None:
                     start_log = log_ns
                 due = start_wall + int((log_ns - start_log) / self.rate)
-                delay = due - time.monotonic_ns()
-                if delay > 0:
-                    time.sleep(delay / 1e9)
+                while (delay := due - time.monotonic_ns()) > 0:
+                    if self.clock is None:
+                        time.sleep(delay / 1e9)
+                        continue
+                    # /clock ticks while waiting: bag time now, at clock_hz of wall time.
+                    time.sleep(min(delay, self.clock_period_ns) / 1e9)
+                    elapsed = time.monotonic_ns() - start_wall
+                    ticked = min(start_log + int(elapsed * self.rate), log_ns)
+                    if clock_sent is None or ticked > clock_sent:
+                        self.clock.publish(ticked)
+                        clock_sent = ticked
+                if self.clock is not None and (clock_sent is None or log_ns > clock_sent):
+                    self.clock.publish(log_ns)  # the node's clock reaches the message's time
+                    clock_sent = log_ns
                 self.writers[connection.topic].publish_cdr(raw)
                 stamped = connection.msgtype in self._stamped
                 stamp = _header_stamp(raw) if stamped else None

@@ -4,22 +4,26 @@ Third transport beside the rclpy node (``mlesam_ros/node/``) and bag replay
 (:mod:`mlesam_ros.replay`): the same :class:`~mlesam_ros.pipeline.core.SegmentationCore`,
 parameters from the same YAML, the same topics and QoS as the rclpy node (sensor inputs best
 effort or reliable with depth 5, outputs reliable depth 1, LabelInfo transient local), the
-wall clock as node clock, ``/tf`` and ``/tf_static`` in a
-:class:`~mlesam_ros.pipeline.tf_buffer.TfBuffer`, timers on one scheduler thread, and the
-process announced as a ROS node. :func:`run_node` is what ``mlesam node --transport dds`` runs.
+wall clock as node clock (or ``/clock`` with ``use_sim_time``, as a ROS 2 node), ``/tf`` and
+``/tf_static`` in a :class:`~mlesam_ros.pipeline.tf_buffer.TfBuffer`, timers on one scheduler
+thread, and the process announced as a ROS node. :func:`run_node` is what ``mlesam node
+--transport dds`` runs; its :class:`NodeReport` accounts for every RGB message received.
 """
 
 from __future__ import annotations
 
+import collections
 import heapq
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from mlesam_ros.dds.clock import CLOCK, CLOCK_TOPIC, SimClock
 from mlesam_ros.dds.domain import open_participant
 from mlesam_ros.dds.endpoints import GraphAnnouncer, RosReader, RosWriter, delete_participant
 from mlesam_ros.pipeline import messages as m
@@ -29,6 +33,14 @@ from mlesam_ros.pipeline.tf_buffer import TF_STATIC_TOPIC, TF_TOPICS, TfBuffer
 
 LOG = logging.getLogger("mlesam.dds")
 TF_DEPTH = 100  # tf2_ros' listener history
+WALL_CLOCK_ADVICE = (
+    "the node runs on the wall clock; for a recorded bag run `mlesam play --clock` and "
+    "`mlesam node --use-sim-time`"
+)
+SIM_CLOCK_ADVICE = (
+    "the node runs on /clock (use_sim_time); is /clock published, e.g. `mlesam play --clock`, "
+    "and on the cameras' time?"
+)
 
 
 class _Timers:
@@ -82,7 +94,10 @@ class DdsTransport:
     ``domain_id`` defaults to ``ROS_DOMAIN_ID`` and ``config`` to what
     :func:`~mlesam_ros.dds.domain.config_from_env` says (``ROS_LOCALHOST_ONLY``,
     ``CYCLONEDDS_URI``). Relative and ``~/`` topic names resolve against ``node_name`` and
-    ``namespace`` as in ROS 2. Call :meth:`close` to leave the graph.
+    ``namespace`` as in ROS 2. ``use_sim_time`` takes the node clock from ``/clock`` (0 until
+    the first message), as a ROS 2 node with that parameter does. ``received`` counts the
+    messages handed to each subscription; :meth:`stop_inputs` ends the deliveries. Call
+    :meth:`close` to leave the graph.
     """
 
     def __init__(
@@ -94,6 +109,7 @@ class DdsTransport:
         domain_id: int | None = None,
         config: str | None = None,
         logger: Any = LOG,
+        use_sim_time: bool = False,
     ) -> None:
         self.logger = logger
         self.node_name, self.namespace = node_name, namespace
@@ -106,6 +122,14 @@ class DdsTransport:
         self._tf_lock = threading.Condition()
         self._timers = _Timers()
         self._closed = False
+        self.received: collections.Counter = collections.Counter()
+        self._inputs_open = True
+        self._in_flight = 0
+        self._inputs = threading.Condition()
+        self.sim_clock = SimClock() if use_sim_time else None
+        self.clock_advice = SIM_CLOCK_ADVICE if use_sim_time else WALL_CLOCK_ADVICE
+        if self.sim_clock is not None:
+            self._reader(CLOCK_TOPIC, CLOCK, self.sim_clock.on_clock, reliable=False, depth=1)
         # Where refused transforms are reported (the core's diagnostics once it runs).
         self.on_issue: Callable[[str, str, str], None] | None = None
         for topic in TF_TOPICS:
@@ -126,8 +150,8 @@ class DdsTransport:
         return self._parameters
 
     def now_ns(self) -> int:
-        """Wall clock (ROS time without ``use_sim_time``)."""
-        return time.time_ns()
+        """ROS time: ``/clock`` with ``use_sim_time``, else the wall clock."""
+        return time.time_ns() if self.sim_clock is None else self.sim_clock.now_ns()
 
     def subscribe(
         self, topic: str, msgtype: str, callback: Callable[[Any], None], reliability: str
@@ -140,11 +164,31 @@ class DdsTransport:
             )
         # Raw: the core gets the CDR bytes, as from the rclpy node's raw subscriptions and a
         # bag, and decodes them with the one codec (mlesam_ros.pipeline.messages.decode).
-        self._reader(
-            topic, msgtype, lambda sample: callback(sample.cdr),
-            reliable=reliability == "reliable", raw=True,
-        )  # fmt: skip
+        resolved = m.resolve_topic(topic, self.node_name, self.namespace)
+
+        def deliver(sample: Any) -> None:
+            with self._inputs:
+                if not self._inputs_open:
+                    return  # stopping: not received, so not owed a label or a count
+                self.received[resolved] += 1
+                self._in_flight += 1
+            try:
+                callback(sample.cdr)
+            finally:
+                with self._inputs:
+                    self._in_flight -= 1
+                    self._inputs.notify_all()
+
+        self._reader(topic, msgtype, deliver, reliable=reliability == "reliable", raw=True)
         self.graph.announce()
+
+    def stop_inputs(self, timeout_s: float = 5.0) -> None:
+        """Deliver no more subscription messages; wait for the callbacks already running."""
+        deadline = time.monotonic() + timeout_s
+        with self._inputs:
+            self._inputs_open = False
+            while self._in_flight and (left := deadline - time.monotonic()) > 0:
+                self._inputs.wait(left)
 
     def create_publisher(
         self,
@@ -197,9 +241,10 @@ class DdsTransport:
         self, topic: str, msgtype: str, callback, *, reliable, latched=False, depth=5, raw=False
     ):
         resolved = m.resolve_topic(topic, self.node_name, self.namespace)
+        # Own threads, not DDS listeners: see RosReader (receiving never waits for Python).
         reader = RosReader(
             self.participant, resolved, msgtype, callback,
-            reliable=reliable, latched=latched, depth=depth, raw=raw,
+            reliable=reliable, latched=latched, depth=depth, raw=raw, own_thread=True,
         )  # fmt: skip
         self.readers.append(reader)
         self.graph.readers.append(reader.reader)
@@ -221,9 +266,39 @@ class DdsTransport:
             return
         self._closed = True
         self._timers.stop()
+        for reader in self.readers:
+            reader.close()
         delete_participant(self.participant)
         self.readers.clear()
         self.publishers.clear()
+
+
+@dataclass
+class NodeReport:
+    """Where every RGB message the node received went: labelled, or dropped by reason."""
+
+    rgb_received: int = 0
+    published: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    stats: Any = None
+
+    @property
+    def unaccounted(self) -> int:
+        """RGB messages neither labelled nor counted as dropped (0 unless something is lost)."""
+        return self.rgb_received - self.published - sum(self.dropped.values())
+
+    def text(self) -> str:
+        """One line for the terminal."""
+        line = (
+            f"{self.rgb_received} RGB messages received: {self.published} frames published, "
+            f"{sum(self.dropped.values())} dropped"
+        )
+        if self.dropped:
+            line += " (" + ", ".join(f"{k}: {n}" for k, n in self.dropped.items()) + ")"
+        if self.unaccounted:
+            line += f", {self.unaccounted} unaccounted for"
+        return line + f", {self.errors} errors"
 
 
 def run_node(
@@ -236,8 +311,9 @@ def run_node(
     config: str | None = None,
     logger: Any = LOG,
     segmenter: Any = None,
-) -> Any:
-    """Run the segmentation node on DDS until ``stop`` is set; return the core's stats."""
+    use_sim_time: bool = False,
+) -> NodeReport:
+    """Run the segmentation node on DDS until ``stop`` is set; return its :class:`NodeReport`."""
     transport = DdsTransport(
         parameters,
         node_name=node_name,
@@ -245,19 +321,34 @@ def run_node(
         domain_id=domain_id,
         config=config,
         logger=logger,
+        use_sim_time=use_sim_time,
     )
     core = SegmentationCore(transport, threaded=True, segmenter=segmenter)
     transport.on_issue = core.report_issue
     try:
         core.configure()
+        clock = "/clock (use_sim_time)" if use_sim_time else "the wall clock"
         logger.info(
-            f"mlesam: node '{node_name}' on DDS domain {transport.participant.domain_id} ready"
+            f"mlesam: node '{node_name}' on DDS domain {transport.participant.domain_id} "
+            f"ready, on {clock}"
         )
         stop.wait()
     finally:
+        # Inputs first: a message that arrives while the core shuts down is not received,
+        # so every received RGB message ends labelled or in dropped_frames().
+        transport.stop_inputs()
         core.cleanup()
         transport.close()
-    return core.stats
+    stats = core.stats
+    rgb_topic = core.config.topics["rgb"] if core.config is not None else None
+    rgb_topic = m.resolve_topic(rgb_topic, node_name, namespace) if rgb_topic else None
+    return NodeReport(
+        rgb_received=transport.received.get(rgb_topic, 0),
+        published=stats.published,
+        dropped=core.dropped_frames(),
+        errors=stats.inference_errors + stats.callback_errors,
+        stats=stats,
+    )
 
 
-__all__ = ["DdsTransport", "run_node"]
+__all__ = ["DdsTransport", "NodeReport", "run_node"]

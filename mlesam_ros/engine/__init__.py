@@ -21,6 +21,10 @@ BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 # without importing torch.
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune",
                  "max-autotune-no-cudagraphs")  # fmt: skip
+# ``model.precision`` values: '' = each backend's default (tensorrt fp16; torch bf16 on GPUs with
+# native bf16, else fp16; fp32 on the CPU). TensorRT builds fp32 or fp16 (there is no INT8
+# calibration or Q/DQ path, so int8 is not offered); bf16 is a torch autocast type only.
+PRECISIONS = ("", "fp16", "fp32", "bf16")
 
 
 def default_checkpoint_candidates() -> list[Path]:

@@ -46,11 +46,14 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version")
     parser.add_argument("--output", choices=("labels", "logits"), default="labels",
-                        help="labels+confidence or raw logits")
+                        help="labels+confidence (default) or raw logits")
     parser.add_argument("--label-dtype", choices=("int32", "uint8"), default="int32",
                         help="dtype of the labels output (uint8 for <= 256 classes)")
     parser.add_argument("--present-dtype", choices=("bool", "float32"), default="bool",
                         help="dtype of the present input (float32 for runtimes without bool)")
+    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                        help="fp16: an fp16 graph (I/O types unchanged; normalisation and "
+                             "softmax in fp32) for TensorRT's strongly typed fp16 engines")
     parser.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
                         help="torch.onnx exporter")
     parser.set_defaults(handler=_run_export)
@@ -64,9 +67,18 @@ def _register_build_engine(subparsers: argparse._SubParsersAction) -> None:
                     "before launching the node); --force rebuilds anyway.")
     parser.add_argument("--onnx", type=Path, required=True, help="ONNX file to build from")
     parser.add_argument("--out", type=Path,
-                        help="engine file (default: <onnx stem>.sm<CC>.trt<version>.<precision>"
-                             ".engine beside the ONNX)")
-    parser.add_argument("--fp16", action="store_true", help="allow fp16 kernels")
+                        help="engine file (default: in the engine cache, "
+                             "$MLESAM_ENGINE_CACHE or $ROS_HOME/mlesam_ros/engines or "
+                             "~/.cache/mlesam_ros/engines, named after the ONNX, GPU, TensorRT "
+                             "version, precision and a hash of everything the engine depends on)")
+    parser.add_argument("--precision", choices=("fp16", "fp32"), default="fp16",
+                        help="engine precision (default fp16, as the node uses)")
+    parser.add_argument("--fp16", action="store_const", const="fp16", dest="precision",
+                        help="same as --precision fp16")
+    parser.add_argument("--typing", choices=("auto", "strong", "weak"), default="auto",
+                        help="auto: strongly typed on TensorRT 11 (an fp16 engine is built from "
+                             "an fp16 graph), the fp16 builder flag on TensorRT 10; strong or "
+                             "weak (TensorRT 10 only) to choose")
     parser.add_argument("--workspace-mb", type=int, default=4096,
                         help="TensorRT builder workspace (MiB)")
     parser.add_argument("--timing-cache", type=Path, help="read and update this timing cache")
@@ -131,15 +143,18 @@ def _run_export(args: argparse.Namespace) -> int:
     from mlesam_ros.engine.onnx_export import export_onnx
 
     model, spec = load_model_source(args, output=args.output, label_dtype=args.label_dtype,
-                                   present_dtype=args.present_dtype)
+                                   present_dtype=args.present_dtype, precision=args.precision)
     report = export_onnx(model, spec, args.out, opset=args.opset, exporter=args.exporter)
     print(f"wrote {report.path} (opset {report.opset}; {report.ops.summary()})")
     print(f"inputs: images {spec.images_shape} float32 [{','.join(spec.modalities)}], "
-          f"present (1, {len(spec.modalities)}) {spec.present_dtype}; output: {spec.output}")
+          f"present (1, {len(spec.modalities)}) {spec.present_dtype}; output: {spec.output}; "
+          f"graph precision: {spec.precision}")
     for result in report.parity:
-        compared = "logits" if spec.output == "logits" else "confidence"
+        fp32_logits = spec.output == "logits" and spec.precision == "fp32"
+        compared = "logits" if fp32_logits else "confidence"
         print(f"  present={[int(p) for p in result.present]}: max|Δ {compared}|="
-              f"{result.max_abs_diff:.2e}, argmax agreement {result.argmax_agreement:.4%}")
+              f"{result.max_abs_diff:.2e}, argmax agreement {result.argmax_agreement:.4%}, "
+              f"where decidable {result.confident_agreement:.4%}")
     return 0
 
 
@@ -149,7 +164,7 @@ def _run_build_engine(args: argparse.Namespace) -> int:
     TensorRTBuilder = _import_tensorrt_builder()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    options = BuildOptions("fp16" if args.fp16 else "fp32", args.workspace_mb, args.timing_cache)
+    options = BuildOptions(args.precision, args.workspace_mb, args.timing_cache, args.typing)
     builder = TensorRTBuilder()
     if args.force:
         path = build_engine(args.onnx, args.out, builder, options)
@@ -163,11 +178,15 @@ def _run_build_engine(args: argparse.Namespace) -> int:
 
 def _import_tensorrt_builder():
     try:
+        from mlesam_ros.engine import cuda_runtime
         from mlesam_ros.engine.tensorrt_build import TensorRTBuilder
+
+        cuda_runtime.cudart()
     except ImportError as error:
         raise ValueError(
-            f"build-engine: TensorRT is not importable ({error}); install it with "
-            "`pip install -e '.[trt]'` (in the source checkout) on a machine with an NVIDIA GPU"
+            f"build-engine: TensorRT is not usable here ({error}); install TensorRT and "
+            "cuda-python with `pip install -e '.[trt]'` (in the checkout) on a machine with an "
+            "NVIDIA GPU"
         ) from error
     return TensorRTBuilder
 

@@ -13,6 +13,13 @@ which TensorRT's Resize (nearest and linear only) cannot parse. The exporters' o
 folding is used; ``onnxscript.optimizer`` was tried on top and is NOT used: on a trained model
 its folding changed the results (ONNX Runtime vs PyTorch max |Δlogits| 4.2, found by the
 parity check below), while the unfolded TorchScript graph matches to 1e-5.
+
+``precision="fp16"`` converts the verified fp32 graph with ``fp16_graph.convert_to_fp16`` (I/O
+types unchanged, normalisation and softmax kept in fp32) for TensorRT's strongly typed builds,
+and verifies the fp16 graph against PyTorch's fp32 on the pixels whose label is decidable (top-2
+logit margin above ``agreement.DEFAULT_MARGIN_EPS``). ONNX Runtime's CPU provider computes
+operators it has no fp16 kernel for in fp32, so this checks the conversion (fp16 weights, cast
+placement), not fp16 arithmetic; the GPU check (``mlesam gpu-check``) measures that.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
+from mlesam_ros.engine.agreement import DEFAULT_MARGIN_EPS, compare, top2_margin
 from mlesam_ros.engine.op_support import OpSupportReport, check_tensorrt_ops
 from mlesam_ros.engine.spec import ModelSpec
 
@@ -39,6 +47,8 @@ LOG = logging.getLogger(__name__)
 EXPORTERS = ("torchscript", "dynamo")
 LOGITS_ATOL = 1e-3
 MIN_ARGMAX_AGREEMENT = 0.999
+# fp16 graphs: confidence may move by fp16 rounding; labels must agree wherever decidable.
+FP16_CONFIDENCE_ATOL = 2e-2
 
 
 class ExportVerificationError(RuntimeError):
@@ -52,10 +62,15 @@ class ParityResult:
     present: tuple[bool, ...]
     max_abs_diff: float  # logits (output=logits) or confidence (output=labels)
     argmax_agreement: float  # fraction of pixels with the same label
+    confident_agreement: float = 1.0  # same, where PyTorch's top-2 margin > DEFAULT_MARGIN_EPS
+    precision: str = "fp32"
 
     @property
     def ok(self) -> bool:
-        """Inside the export tolerances."""
+        """Inside the export tolerances (fp16 graphs: on the decidable pixels)."""
+        if self.precision == "fp16":
+            return (self.max_abs_diff < FP16_CONFIDENCE_ATOL
+                    and self.confident_agreement >= MIN_ARGMAX_AGREEMENT)  # fmt: skip
         return self.max_abs_diff < LOGITS_ATOL and self.argmax_agreement >= MIN_ARGMAX_AGREEMENT
 
 
@@ -91,6 +106,9 @@ def deploy_module(model: torch.nn.Module, spec: ModelSpec) -> torch.nn.Module:
             # The robot only needs the class and how sure the model is; doing softmax/argmax
             # in the engine keeps the (C,H,W) float logits on the GPU.
             confidence, labels = logits.softmax(dim=1).max(dim=1)
+            if label_dtype == torch.uint8:
+                # TensorRT casts to UINT8 only from float (exact here: ids are < 256).
+                labels = labels.to(torch.float32)
             return labels.to(label_dtype), confidence
 
     return DeployedModel().eval()
@@ -132,8 +150,9 @@ def export_onnx(
 ) -> ExportReport:
     """Export, check (onnx.checker, shape inference, TensorRT ops) and verify against PyTorch.
 
-    The file is written next to ``out`` first and renamed only after every check passed, so a
-    file at ``out`` is always a verified export. On failure the graph is kept as
+    ``spec.precision`` ``fp16`` writes an fp16 graph (see the module docstring). The file is
+    written next to ``out`` first and renamed only after every check passed, so a file at
+    ``out`` is always a verified export. On failure the graph is kept as
     ``<out>.failed.onnx`` for inspection and ``ExportVerificationError`` is raised.
     """
     import torch
@@ -170,6 +189,10 @@ def export_onnx(
         )
     proto = onnx.load(str(staging))
     proto = _finalise(proto, spec)
+    if spec.precision == "fp16":
+        from mlesam_ros.engine.fp16_graph import convert_to_fp16
+
+        proto = _finalise(convert_to_fp16(proto), spec)
     onnx.save(proto, str(staging))
     report = ExportReport(out, spec, _default_opset(proto), check_tensorrt_ops(proto))
     try:
@@ -217,6 +240,11 @@ def _default_opset(proto: onnx.ModelProto) -> int:
 
 
 def _describe(result: ParityResult) -> str:
+    if result.precision == "fp16":
+        return (f"present={list(result.present)}: max|Δ confidence|={result.max_abs_diff:.2e} "
+                f"(< {FP16_CONFIDENCE_ATOL:g}), agreement where the top-2 margin > "
+                f"{DEFAULT_MARGIN_EPS:g} {result.confident_agreement:.4%} "
+                f"(≥ {MIN_ARGMAX_AGREEMENT:.1%})")  # fmt: skip
     return (f"present={list(result.present)}: max|Δ|={result.max_abs_diff:.2e} "
             f"(< {LOGITS_ATOL:g}), argmax agreement {result.argmax_agreement:.4%} "
             f"(≥ {MIN_ARGMAX_AGREEMENT:.1%})")
@@ -229,23 +257,44 @@ def verify_onnx(
     import onnxruntime as ort
     import torch
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # fp16 graphs: one "no CPU kernel to fold" warning per node
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     results = []
     for index, pattern in enumerate(presence_patterns(len(spec.modalities))):
         images, present = example_inputs(spec, pattern, seed + index)
         onnx_outputs = session.run(None, {"images": images, "present": present})
         with torch.no_grad():
-            torch_outputs = wrapped(torch.from_numpy(images), torch.from_numpy(present))
+            image_tensor, present_tensor = torch.from_numpy(images), torch.from_numpy(present)
+            torch_outputs = wrapped(image_tensor, present_tensor)
+            mask = present_tensor > 0.5 if present_tensor.is_floating_point() else present_tensor
+            logits = wrapped.model(image_tensor, mask)["logits"][0].numpy()
+        margin = top2_margin(logits)
         if spec.output == "logits":
             ref, got = torch_outputs.numpy(), onnx_outputs[0]
-            diff = float(np.abs(ref - got).max())
-            agreement = float((ref.argmax(1) == got.argmax(1)).mean())
+            same = ref.argmax(1)[0] == got.argmax(1)[0]
+            agreement = float(same.mean())
+            if spec.precision == "fp16":  # compare what the node publishes: the confidence
+                diff = float(np.abs(_softmax_max(ref[0]) - _softmax_max(got[0])).max())
+            else:
+                diff = float(np.abs(ref - got).max())
         else:
             ref_labels, ref_conf = (t.numpy() for t in torch_outputs)
-            diff = float(np.abs(ref_conf - onnx_outputs[1]).max())
-            agreement = float((ref_labels == onnx_outputs[0]).mean())
-        results.append(ParityResult(pattern, diff, agreement))
+            measured = compare(ref_labels[0], ref_conf[0], onnx_outputs[0][0], onnx_outputs[1][0],
+                               margin)  # fmt: skip
+            diff, agreement = measured.confidence_max_abs, measured.label_agreement
+            same = ref_labels[0] == onnx_outputs[0][0]
+        confident = margin > DEFAULT_MARGIN_EPS
+        confident_agreement = float(same[confident].mean()) if confident.any() else 1.0
+        results.append(ParityResult(pattern, diff, agreement, confident_agreement,
+                                    spec.precision))  # fmt: skip
     return results
+
+
+def _softmax_max(logits: np.ndarray) -> np.ndarray:
+    """(C, H, W) → (H, W) largest softmax probability."""
+    logits = logits.astype(np.float32)
+    return 1.0 / np.exp(logits - logits.max(axis=0)).sum(axis=0)
 
 
 def read_spec(onnx_path: str | Path) -> ModelSpec:

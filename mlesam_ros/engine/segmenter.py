@@ -116,11 +116,16 @@ def resolve_backend(kind: str, backend: str = "auto") -> tuple[str, str]:
 class Segmenter:
     """A loaded model behind one of the backends; ``segment`` is allocation-free on the hot path.
 
-    ``precision`` means the engine precision for tensorrt (default fp16), the autocast dtype for
-    torch (fp32, fp16, bf16; default bf16 on GPUs that support it, else fp16 on CUDA, fp32 on
-    the CPU) and is ignored by onnxruntime (the ONNX file is fp32). ``compile`` (torch only):
-    ``True`` or a ``torch.compile`` mode (see ``backends.torch_backend``). ``attention`` (torch
-    only): ``sdpa`` (fused, default) or ``stock`` (segment-anything's code, for parity checks).
+    ``precision`` means the engine precision for tensorrt (fp32 or fp16, default fp16), the
+    autocast dtype for torch (fp32, fp16, bf16; default bf16 on GPUs with native bf16, else fp16
+    on CUDA, fp32 on the CPU) and is ignored by onnxruntime (it runs the graph's own types).
+    ``typing`` (tensorrt only): ``auto`` (strongly typed on TensorRT 11, the fp16 builder flag on
+    10), ``strong`` or ``weak``; ``engine_cache`` (tensorrt only): the engine folder (default
+    ``engine_cache.engine_cache_dir()``); ``timing_cache`` (tensorrt only): a TensorRT timing
+    cache file to read and update, which makes rebuilds on the same GPU faster. ``compile``
+    (torch only): ``True`` or a ``torch.compile`` mode (see ``backends.torch_backend``).
+    ``attention`` (torch only): ``sdpa`` (fused, default) or ``stock`` (segment-anything's code,
+    for parity checks).
     ``sam_checkpoint`` is only for torch with a SAM-initialised checkpoint.
     """
 
@@ -137,6 +142,9 @@ class Segmenter:
         rebuild_engine: bool = True,
         sam_checkpoint: str | Path | None = None,
         attention: str = "sdpa",
+        typing: str = "auto",
+        engine_cache: str | Path | None = None,
+        timing_cache: str | Path | None = None,
     ) -> None:
         path = Path(model)
         kind = artefact_kind(path)
@@ -148,27 +156,38 @@ class Segmenter:
         name, auto_device = resolve_backend(kind, backend)
         device = device or auto_device
         LOG.info("loading %s with backend %s on %s", path, name, device)
-        self._backend = self._open(name, path, device, precision, compile, threads,
-                                   workspace_mb, rebuild_engine, sam_checkpoint, attention)
+        if name == "tensorrt":
+            self._backend: Backend | None = self._open_tensorrt(
+                path, BuildOptions(precision=precision or "fp16", workspace_mb=workspace_mb,
+                                   timing_cache=Path(timing_cache) if timing_cache else None,
+                                   typing=typing), rebuild_engine, engine_cache)  # fmt: skip
+        else:
+            self._backend = self._open(name, path, device, precision, compile, threads,
+                                       sam_checkpoint, attention)  # fmt: skip
         self.artefact = path
+
+    @staticmethod
+    def _open_tensorrt(
+        path: Path, options: BuildOptions, rebuild: bool, cache: str | Path | None
+    ) -> Backend:
+        try:
+            from mlesam_ros.engine import cuda_runtime
+            from mlesam_ros.engine.backends.tensorrt_backend import TensorRTBackend
+
+            cuda_runtime.cudart()
+        except ImportError as error:
+            raise ValueError(
+                f"backend: tensorrt is not usable here ({error}); install "
+                "`pip install 'mlesam_ros[trt]'` (TensorRT and cuda-python) or choose "
+                "onnxruntime/torch"
+            ) from error
+        return TensorRTBackend(path, options, rebuild=rebuild, cache_dir=cache)
 
     @staticmethod
     def _open(
         name: str, path: Path, device: str, precision: str | None, compile: bool | str,
-        threads: int, workspace_mb: int, rebuild_engine: bool, sam_checkpoint: str | Path | None,
-        attention: str,
+        threads: int, sam_checkpoint: str | Path | None, attention: str,
     ) -> Backend:
-        if name == "tensorrt":
-            try:
-                from mlesam_ros.engine.backends.tensorrt_backend import TensorRTBackend
-            except ImportError as error:
-                raise ValueError(
-                    f"backend: tensorrt is not importable ({error}); install "
-                    "`mlesam_ros[trt]` or choose onnxruntime/torch"
-                ) from error
-
-            options = BuildOptions(precision=precision or "fp16", workspace_mb=workspace_mb)
-            return TensorRTBackend(path, options, rebuild=rebuild_engine)
         if name == "onnxruntime":
             from mlesam_ros.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
 

@@ -18,6 +18,9 @@ from mlesam_ros.modalities import parse_modalities
 OUTPUT_KINDS = ("labels", "logits")
 LABEL_DTYPES = ("int32", "uint8")
 PRESENT_DTYPES = ("bool", "float32")
+# The float type the graph computes in (its I/O types do not change): fp16 graphs are written by
+# ``mlesam export --precision fp16`` for TensorRT's strongly typed builds.
+GRAPH_PRECISIONS = ("fp32", "fp16")
 _KEY_PREFIX = "mlesam."
 
 
@@ -32,6 +35,7 @@ class ModelSpec:
     output: str = "labels"
     label_dtype: str = "int32"
     present_dtype: str = "bool"
+    precision: str = "fp32"
     version: str = __version__
 
     def __post_init__(self) -> None:
@@ -47,6 +51,7 @@ class ModelSpec:
             ("output", self.output, OUTPUT_KINDS),
             ("label_dtype", self.label_dtype, LABEL_DTYPES),
             ("present_dtype", self.present_dtype, PRESENT_DTYPES),
+            ("precision", self.precision, GRAPH_PRECISIONS),
         ):
             if value not in allowed:
                 raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed)}")

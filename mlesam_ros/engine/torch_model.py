@@ -21,6 +21,7 @@ def spec_for_model(
     output: str = "labels",
     label_dtype: str = "int32",
     present_dtype: str = "bool",
+    precision: str = "fp32",
 ) -> ModelSpec:
     """Describe a built MLE-SAM model (reads ``model.config``) in deployment terms."""
     config = getattr(model, "config", None)
@@ -41,6 +42,7 @@ def spec_for_model(
         output=output,
         label_dtype=label_dtype,
         present_dtype=present_dtype,
+        precision=precision,
     )
 
 

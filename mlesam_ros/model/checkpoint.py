@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from mlesam_ros.model.build import build_mlesam, encoder_digest, encoder_fingerprint
-from mlesam_ros.model.config import MLESAMConfig
+from mlesam_ros.model.config import MLESAMConfig, legacy_checkpoint_config
 from mlesam_ros.model.mlesam import MLESAM
 
 FORMAT = "mlesam_ros.checkpoint"
@@ -66,7 +66,7 @@ def load_checkpoint(
     Returns ``(model, extra)`` where ``extra`` is what ``save_checkpoint`` was given.
     """
     payload = _read(Path(path))
-    config = MLESAMConfig.from_dict(payload["config"])
+    config = MLESAMConfig.from_dict(legacy_checkpoint_config(payload["config"]))
     sam_source = payload.get("sam_source")
     if sam_source is not None and sam_checkpoint is None:
         raise ValueError(

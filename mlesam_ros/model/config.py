@@ -14,6 +14,10 @@ from mlesam_ros.modalities import parse_modalities
 from mlesam_ros.model.presets import get_preset
 
 FUSIONS = ("router", "mean", "both")
+ROUTERS = ("paper", "softmax", "spatial")  # mlesam_ros.model.router builds them
+# Checkpoints written before the router became selectable carry no ``router`` key: they were
+# trained with the paper's formula (``legacy_checkpoint_config`` fills it in).
+LEGACY_ROUTER = "paper"
 PYRAMID_LEVELS = 4  # strides 4, 8, 16, 32
 
 
@@ -25,8 +29,10 @@ class MLESAMConfig:
     ViT patch size, or of 32, Hiera's coarsest stride); ``None`` means the preset's native
     square size. ``pyramid_dim``,
     ``aux_head_dim`` and ``taps`` default to the preset's values. ``lora_alpha / lora_rank``
-    scales the LoRA update. ``router_top_k`` 0 mixes all present modalities; k keeps the k
-    best-scored present ones. ``train_encoder`` unfreezes the ViT or Hiera trunk (for
+    scales the LoRA update. ``fusion`` picks the routed path, the mean path or their average
+    (the paper's ``both``); ``router`` the router formula (``paper``, ``softmax``, ``spatial``:
+    see ``mlesam_ros.model.router``). ``router_top_k`` 0 mixes all present modalities; k keeps
+    exactly the k best-scored present ones. ``train_encoder`` unfreezes the ViT or Hiera trunk (for
     ``tiny`` without SAM weights); otherwise only LoRA, routers, pyramid and decoders train.
     """
 
@@ -36,7 +42,8 @@ class MLESAMConfig:
     image_size: tuple[int, int] | None = None
     lora_rank: int = 32
     lora_alpha: float = 32.0
-    fusion: str = "both"
+    fusion: str = "router"
+    router: str = "spatial"
     router_top_k: int = 0
     pyramid_dim: int | None = None
     aux_head_dim: int | None = None
@@ -64,6 +71,8 @@ class MLESAMConfig:
             raise ValueError(f"lora_rank: must be >= 1, got {self.lora_rank}")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion: unknown {self.fusion!r}; choose from {', '.join(FUSIONS)}")
+        if self.router not in ROUTERS:
+            raise ValueError(f"router: unknown {self.router!r}; choose from {', '.join(ROUTERS)}")
         if not 0 <= self.router_top_k <= len(self.modalities):
             raise ValueError(
                 f"router_top_k: must be 0 (all) or 1..{len(self.modalities)}, "
@@ -123,6 +132,16 @@ class MLESAMConfig:
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         return cls(**values)
+
+
+def legacy_checkpoint_config(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill in the fields older checkpoints lack in their stored config.
+
+    Only for checkpoints: a YAML config that leaves ``router`` out gets today's default.
+    """
+    values = dict(data)
+    values.setdefault("router", LEGACY_ROUTER)
+    return values
 
 
 def _pair(value: Iterable[int] | int, name: str) -> tuple[int, int]:

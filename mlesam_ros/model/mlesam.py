@@ -55,7 +55,8 @@ class MLESAM(nn.Module):
         for name, parameter in self.backbone.named_parameters():
             parameter.requires_grad_(config.train_encoder or ".lora_" in name)
         self.fusions = nn.ModuleList(
-            ModalityFusion(dim, config.fusion, config.router_top_k) for dim in preset.stage_dims
+            ModalityFusion(dim, config.fusion, config.router_top_k, config.router)
+            for dim in preset.stage_dims
         )
         # Hiera's stages are a pyramid already: SAM 2's FPN neck (trainable) makes the levels.
         self.pyramid = (
@@ -145,7 +146,8 @@ class MLESAM(nn.Module):
             normalised = torch.where(keep, normalised, torch.zeros_like(normalised))
         # Modality-major batch: each LoRA expert's samples form one contiguous block.
         flat = normalised.transpose(0, 1).reshape(modalities * batch, 3, height, width)
-        if present is not None and _eager():
+        # Meta tensors (FLOP counting) hold no values to branch on: run every image.
+        if present is not None and _eager() and present.device.type != "meta":
             rows = present.transpose(0, 1).reshape(-1)
             if not bool(rows.all()):
                 taps = self._encode_rows(flat, rows, batch)

@@ -23,6 +23,7 @@ from mlesam_ros.msgs.pointcloud import (
     cloud_xyz,
     labelled_points,
     labelled_points_dtype,
+    pack_rgb,
     pointcloud2_dtype,
     pointcloud2_to_array,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "message_class",
     "ns_to_stamp",
     "numpy_to_image",
+    "pack_rgb",
     "pointcloud2_dtype",
     "pointcloud2_to_array",
     "stamp_to_ns",

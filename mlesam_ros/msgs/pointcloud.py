@@ -206,12 +206,17 @@ def array_to_pointcloud2(points: np.ndarray, header_or_stamp: Any, frame_id: str
 
 
 def labelled_points(
-    xyz: np.ndarray, labels: np.ndarray, intensity: np.ndarray | None = None
+    xyz: np.ndarray,
+    labels: np.ndarray,
+    intensity: np.ndarray | None = None,
+    rgb: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pack points and per-point class ids into a structured array ready to publish.
 
     Fields: ``x, y, z`` float32, optional ``intensity`` float32, ``label`` uint32 (the type
-    of PCL's ``PointXYZL``, so PCL-based consumers read it without conversion).
+    of PCL's ``PointXYZL``, so PCL-based consumers read it without conversion), optional
+    ``rgb``: ``0x00RRGGBB`` per point (see :func:`pack_rgb`) in a float32 field, PCL's
+    ``PointXYZRGB`` convention, which rviz's RGB8 colour transformer shows.
     """
     xyz = np.asarray(xyz)
     labels = np.asarray(labels)
@@ -227,21 +232,34 @@ def labelled_points(
             raise ValueError(
                 f"labelled_points: intensity must be {labels.shape}, got {intensity.shape}"
             )
-    dtype = labelled_points_dtype(intensity is not None)
+    if rgb is not None and np.shape(rgb) != labels.shape:
+        raise ValueError(f"labelled_points: rgb must be {labels.shape}, got {np.shape(rgb)}")
+    dtype = labelled_points_dtype(intensity is not None, rgb is not None)
     # Every field is 4 bytes: fill an (N, fields) float32 table (x, y, z as one block), then
     # view it as the structured type, instead of one strided write per field.
     table = np.empty((xyz.shape[0], len(dtype.names)), dtype=np.float32)
     table[:, :3] = xyz
     if intensity is not None:
         table[:, 3] = intensity
-    table.view(np.uint32)[:, -1] = labels
+    columns = table.view(np.uint32)
+    columns[:, dtype.names.index("label")] = labels
+    if rgb is not None:
+        columns[:, -1] = rgb
     return table.view(dtype).reshape(-1)
 
 
-def labelled_points_dtype(with_intensity: bool) -> np.dtype:
-    """Return the packed point of :func:`labelled_points`: x, y, z[, intensity], label."""
+def labelled_points_dtype(with_intensity: bool, with_rgb: bool = False) -> np.dtype:
+    """Return the packed point of :func:`labelled_points`: x, y, z[, intensity], label[, rgb]."""
     fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
     if with_intensity:
         fields.append(("intensity", "<f4"))
     fields.append(("label", "<u4"))
+    if with_rgb:
+        fields.append(("rgb", "<f4"))  # the bits of 0x00RRGGBB, as PCL and rviz read them
     return np.dtype(fields).newbyteorder("=")
+
+
+def pack_rgb(colours: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` uint8 colours → ``0x00RRGGBB`` uint32, the ``rgb`` field's bits."""
+    colours = np.asarray(colours, dtype=np.uint32)
+    return (colours[..., 0] << 16) | (colours[..., 1] << 8) | colours[..., 2]

@@ -22,7 +22,9 @@ once per kind, counted and reported in the diagnostics, and the frame goes on wi
 Frame accounting: every RGB message either leaves as a labelled frame or is counted once in
 :meth:`SegmentationCore.dropped_frames` under a reason (the synchroniser's reasons, see
 :mod:`mlesam_ros.sync.synchronizer`, plus ``zero_stamp``, ``bad_header``, ``undecodable``,
-``rgb_unusable``, ``inference_error``, ``callback_error`` and ``worker_busy``).
+``rgb_unusable``, ``inference_error``, ``callback_error``, ``worker_busy`` and ``stopped``:
+frames still waiting in the synchroniser or the worker's slot when the node was deactivated).
+Counts survive a new synchroniser (deactivation, a run-time change of ``sync.*``).
 ``/diagnostics`` carries the totals and goes WARN whenever frames were dropped since the
 previous report.
 """
@@ -250,9 +252,23 @@ class SegmentationCore(FrameIngest, FrameWorker):
             self._worker.join(timeout=5.0)
             self._worker = None
         with self._lock:
+            if self._slot.take(timeout_s=0) is not None:
+                self.stats.dropped["stopped"] += 1  # synced, never processed
             if self.config is not None:
-                self.sync = self._new_synchronizer(self.config)
+                self._replace_synchronizer(self._new_synchronizer(self.config), "stopped")
         self._publishers = {}
+
+    def _replace_synchronizer(self, new: TimeoutSynchronizer, pending_reason: str) -> None:
+        """Swap in ``new`` keeping the old one's drop counts (call under the lock).
+
+        Frames still pending in the old one are counted under ``pending_reason``.
+        """
+        old = self.sync
+        if old is not None:
+            self.stats.dropped.update(old.stats.anchor_dropped)
+            if old.pending:
+                self.stats.dropped[pending_reason] += old.pending
+        self.sync = new
 
     def cleanup(self) -> None:
         """Deactivate and free the model (an injected segmenter is left open)."""
@@ -288,7 +304,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
             if any(getattr(old, f) != getattr(config, f) for f in sync_fields):
                 # Pending frames go out under the old rules, then the new ones apply.
                 frames = self.sync.poll(self.io.now_ns() + old.timeout_ns)
-                self.sync = self._new_synchronizer(config)
+                self._replace_synchronizer(self._new_synchronizer(config), "stopped")
             else:
                 frames = []
             if config.diagnostics_period_ns != old.diagnostics_period_ns:

@@ -243,7 +243,9 @@ class FramePath:
             clock.lap("overlay")
         points, points_header, point_pixels = None, None, None
         if want_points and prepared.cloud is not None:
-            points, point_pixels = paint_points(prepared.cloud, full_labels)
+            points, point_pixels = paint_points(
+                prepared.cloud, full_labels, self.outputs.packed_rgb
+            )
             points_header = prepared.cloud.header
             clock.lap("labelled points")
         for output in (full_labels, full_confidence, overlay):

@@ -48,6 +48,10 @@ Contract (what a shell implements)
     when it is not available. Replay implements it with :class:`~mlesam_ros.pipeline.tf_buffer.
     TfBuffer`.
 
+``clock_advice`` (optional attribute)
+    One phrase telling the user how to put this transport's clock on the cameras' clock; the
+    core shows it when a stamp is far from ``now_ns()`` (default: set ``use_sim_time``).
+
 Lifecycle: the core follows ROS 2's managed-node states. ``configure(activate=False)`` reads
 and validates the parameters and loads the model; ``activate()`` creates the subscriptions,
 publishers and the timer through this interface; ``deactivate()`` stops using them (the shell

@@ -25,7 +25,7 @@ from mlesam_ros.data.resample import nearest_upsample, repeat_counts
 from mlesam_ros.geometry import LidarProjection
 from mlesam_ros.geometry.projection import point_views
 from mlesam_ros.jit import kernel, warm_up_with
-from mlesam_ros.msgs import labelled_points, labelled_points_dtype
+from mlesam_ros.msgs import labelled_points, labelled_points_dtype, pack_rgb
 from mlesam_ros.pipeline.grid import CalibrationCache
 
 # A LiDAR point takes its pixel's label only if it lies on the surface that pixel shows: within
@@ -90,6 +90,7 @@ class OutputMaker:
         lut = np.zeros((max(256, len(palette)), 3), dtype=np.uint8)
         lut[: len(palette)] = palette
         self.lut = lut
+        self.packed_rgb = pack_rgb(lut)  # label → the labelled cloud's rgb, as the overlay
         self.cache = CalibrationCache()
 
     def counts(self, source: tuple[int, int], target: tuple[int, int]) -> tuple:
@@ -126,14 +127,15 @@ class OutputMaker:
 
 
 def paint_points(
-    cloud: PaintableCloud, labels: np.ndarray
+    cloud: PaintableCloud, labels: np.ndarray, packed_rgb: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """LiDAR points in the camera's view, each with the label of the camera pixel it lands on.
 
     Only points on the surface their working-grid pixel shows are kept (``SURFACE_TOLERANCE``
     against that pixel's z-buffer depth); points outside the image or hidden behind nearer ones
-    are left out. Returns the structured points (x, y, z[, intensity], label) and their
-    ``(row, col)`` camera pixels.
+    are left out. Returns the structured points (x, y, z[, intensity], label[, rgb]) and their
+    ``(row, col)`` camera pixels. ``packed_rgb`` (label → ``0x00RRGGBB``, the overlay's
+    palette) adds the ``rgb`` field, so rviz colours the cloud as the overlay.
     """
     projection = cloud.projection
     candidates, nearest = projection.candidates, projection.nearest
@@ -142,7 +144,7 @@ def paint_points(
         grid_pixels = np.floor(projection.uv[candidates] + 0.5).astype(np.int64)
         nearest = projection.depth_image()[grid_pixels[:, 1], grid_pixels[:, 0]]
     fraction, margin = SURFACE_TOLERANCE
-    fast = _paint_compiled(cloud, labels, candidates, nearest)
+    fast = _paint_compiled(cloud, labels, candidates, nearest, packed_rgb)
     if fast is not None:
         return fast
     on_surface = projection.depth[candidates] <= nearest * (1.0 + fraction) + margin
@@ -155,12 +157,17 @@ def paint_points(
     rows = np.clip(np.floor((kept_uv[:, 1] + 0.5) / scale_y), 0, height - 1).astype(np.int64)
     point_labels = np.take(labels.reshape(-1), rows * width + cols).astype(np.uint32)
     intensity = None if cloud.intensity is None else cloud.intensity[keep]
-    points = labelled_points(cloud.xyz[keep], point_labels, intensity)
+    rgb = None if packed_rgb is None else np.take(packed_rgb, point_labels, mode="clip")
+    points = labelled_points(cloud.xyz[keep], point_labels, intensity, rgb)
     return points, np.stack([rows, cols], axis=1)
 
 
 def _paint_compiled(
-    cloud: PaintableCloud, labels: np.ndarray, candidates: np.ndarray, nearest: np.ndarray
+    cloud: PaintableCloud,
+    labels: np.ndarray,
+    candidates: np.ndarray,
+    nearest: np.ndarray,
+    packed_rgb: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`paint_points` as one compiled loop; ``None`` without numba.
 
@@ -172,7 +179,8 @@ def _paint_compiled(
     labels = np.ascontiguousarray(labels)
     if paint is None or xyz.dtype != np.float32 or xyz.ndim != 2 or labels.ndim != 2:
         return None
-    dtype = labelled_points_dtype(cloud.intensity is not None)
+    dtype = labelled_points_dtype(cloud.intensity is not None, packed_rgb is not None)
+    label_column = dtype.names.index("label")
     if cloud.intensity is not None:  # the candidates' only, contiguous: one compiled type
         intensity = np.asarray(cloud.intensity, dtype=np.float32)[candidates]
     else:
@@ -188,7 +196,10 @@ def _paint_compiled(
                   projection.uv, xyz, intensity, labels.reshape(-1), width, height,
                   float(cloud.grid_scale[0]), float(cloud.grid_scale[1]),
                   np.float32(1.0 + fraction), np.float32(margin), table,
-                  table.view(np.uint32)[:, -1], rows, cols)  # fmt: skip
+                  table.view(np.uint32)[:, label_column], rows, cols)  # fmt: skip
+    if packed_rgb is not None:
+        columns = table[:count].view(np.uint32)
+        columns[:, -1] = np.take(packed_rgb, columns[:, label_column], mode="clip")
     points = np.ascontiguousarray(table[:count]).view(dtype)
     return points.reshape(-1), np.stack([rows[:count], cols[:count]], axis=1)
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from mlesam_ros.data import topics
-from mlesam_ros.engine import BACKENDS  # cheap: the engine package imports no runtime
+from mlesam_ros.engine import BACKENDS, PRECISIONS  # cheap: imports no runtime
 from mlesam_ros.geometry import make_transform
 from mlesam_ros.modalities import parse_modalities
 from mlesam_ros.pipeline.interface import RELIABILITIES
@@ -30,7 +30,6 @@ from mlesam_ros.pipeline.interface import RELIABILITIES
 SENSOR_INPUTS = ("rgb", "depth", "thermal", "points")
 """Subscribed sensor streams (``points`` feeds the ``lidar`` modality)."""
 IDENTITY_POSE = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
-PRECISIONS = ("", "fp16", "fp32", "int8", "bf16")
 EXTRINSICS_SOURCES = ("tf", "config")
 
 
@@ -181,7 +180,7 @@ PARAMETERS: dict[str, ParamSpec] = {
     ),
     "model.precision": _spec(
         "",
-        "tensorrt fp16/fp32/int8, torch fp32/fp16/bf16; '' = default",
+        "tensorrt fp16/fp32, torch fp32/fp16/bf16; '' = default",
         choices=PRECISIONS,
         field="precision",
         convert=_none_if_empty,

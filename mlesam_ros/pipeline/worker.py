@@ -30,6 +30,8 @@ MAX_PLAUSIBLE_WAIT_NS = 60_000_000_000
 """A frame older than this when it left the synchroniser is on another clock: no latency."""
 MAX_CLOCK_AHEAD_NS = 1_000_000_000
 """A stamp this far ahead of the node clock is on another clock; less is clock skew (0 s)."""
+CLOCK_ADVICE = "is the camera on another clock? set use_sim_time to match"
+"""What to do about a stamp on another clock; a transport may say it its way (``clock_advice``)."""
 
 
 class LatestSlot:
@@ -181,7 +183,7 @@ class FrameWorker:
                     "rgb",
                     self.config.topics["rgb"],
                     f"header.stamp is {-waited_ns / 1e9:+.1f} s from the node clock; latency "
-                    "not measured (is the camera on another clock? set use_sim_time to match)",
+                    f"not measured ({getattr(self.io, 'clock_advice', CLOCK_ADVICE)})",
                 )
             )
             return None

@@ -176,6 +176,11 @@ class TimeoutSynchronizer:
         if count:
             self.stats.resets += 1
 
+    @property
+    def pending(self) -> int:
+        """RGB frames waiting for members or their timeout (not emitted, not dropped yet)."""
+        return len(self._pending)
+
     def health(self) -> dict[str, SensorHealth]:
         """Per-sensor health, keyed like the configuration (anchor included)."""
         return self._health

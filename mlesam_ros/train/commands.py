@@ -65,6 +65,15 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="synthetic: frames per street; conditions cycle per street")
     parser.add_argument("--failure-rate", type=float, default=0.0,
                         help="synthetic: per-sensor failure probability (default 0)")
+    parser.add_argument("--corrupt", action="append", default=[], metavar="SENSOR:KIND[:SEV]",
+                        help="make a present sensor lie in every frame, e.g. lidar:noise:3 "
+                             "(repeatable; kinds: mlesam_ros.data.corruptions, severity 1-5, "
+                             "default 3)")
+    parser.add_argument("--robustness", action="store_true",
+                        help="also score every sensor x corruption: clean, corrupted and "
+                             "absent mIoU per cell (writes robustness.json with --out)")
+    parser.add_argument("--severity", type=int, default=3,
+                        help="--robustness: corruption severity 1-5 (default 3)")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--all-only", action="store_true",
@@ -106,15 +115,25 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint with the missing-modality protocol and write the reports."""
+    from mlesam_ros.data.corruptions import SEVERITIES, parse_corruptions
     from mlesam_ros.engine import resolve_default_checkpoint
     from mlesam_ros.model import load_checkpoint
     from mlesam_ros.train.data import build_eval_dataset
     from mlesam_ros.train.distributed import resolve_device
     from mlesam_ros.train.evaluate import evaluate, modality_subsets, torch_predictor
     from mlesam_ros.train.report import format_report, write_plot
+    from mlesam_ros.train.robustness import (
+        evaluate_robustness,
+        robustness_table,
+        table_cells,
+        with_corruptions,
+    )
 
     if args.batch_size < 1 or args.frames < 1:
         raise ValueError("batch-size/frames: must be >= 1")
+    if args.severity not in SEVERITIES:
+        raise ValueError(f"--severity: must be 1..5, got {args.severity}")
+    parse_corruptions(args.corrupt)  # a bad --corrupt fails before the model loads
     checkpoint = args.checkpoint or resolve_default_checkpoint()
     device = resolve_device(args.device)
     model, extra = load_checkpoint(checkpoint, args.sam_checkpoint, map_location=device)
@@ -130,8 +149,12 @@ def run_eval(args: argparse.Namespace) -> int:
 
     class_names = extra.get("class_names") or class_names_for(config.num_classes)
     subsets = [tuple(config.modalities)] if args.all_only else modality_subsets(config.modalities)
+    corruptions = parse_corruptions(args.corrupt)
+    if hasattr(dataset, "keep_frames") and args.robustness:
+        dataset.keep_frames = True  # the table scores every frame once per cell
+    predictor = torch_predictor(model, device)
     result = evaluate(
-        torch_predictor(model, device), dataset, config.modalities, class_names,
+        predictor, with_corruptions(dataset, corruptions), config.modalities, class_names,
         subsets=subsets, batch_size=args.batch_size, progress=not args.no_progress,
         encode_once=not args.per_subset,
     )  # fmt: skip
@@ -139,8 +162,21 @@ def run_eval(args: argparse.Namespace) -> int:
                      "dataset": args.dataset or ("synthetic" if args.data == "synthetic"
                                                  else "deliver"),
                      "seed": args.seed, "frames": len(dataset),
-                     "failure_rate": args.failure_rate}  # fmt: skip
+                     "failure_rate": args.failure_rate,
+                     "corruptions": [c.name for c in corruptions]}  # fmt: skip
     print(format_report(result))
+    robustness = None
+    if args.robustness:
+        with_corruptions(dataset, ())
+        if hasattr(dataset, "corruptions"):
+            dataset.corruptions = ()
+        robustness = evaluate_robustness(
+            predictor, dataset, config.modalities, class_names,
+            table_cells(config.modalities, args.severity), batch_size=args.batch_size,
+            progress=not args.no_progress,
+        )  # fmt: skip
+        print()
+        print(robustness_table({"model": robustness}))
     if args.out:
         import json
 
@@ -148,6 +184,10 @@ def run_eval(args: argparse.Namespace) -> int:
         (args.out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         write_plot(result, args.out / "eval.png")
         print(f"wrote {args.out / 'metrics.json'} and {args.out / 'eval.png'}")
+        if robustness is not None:
+            path = args.out / "robustness.json"
+            path.write_text(json.dumps(robustness.to_dict(), indent=2) + "\n")
+            print(f"wrote {path}")
     return 0
 
 

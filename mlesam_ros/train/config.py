@@ -28,7 +28,8 @@ class DataConfig:
 
     ``synthetic`` renders ``frames`` frames of the synthetic world once (``frames_per_drive``
     per street, conditions cycling per street, sensors failing at ``failure_rate``) and caches
-    them under ``cache_dir`` (default: the run folder); ``deliver``/``muses`` read ``root``.
+    them under ``cache_dir`` (default: the run folder), in ``render_workers`` processes;
+    ``deliver``/``muses`` read ``root``.
     ``conditions`` filters DELIVER weathers / picks synthetic conditions; for MUSES it filters
     weathers. ``scale_range`` is the random-scale augmentation before the crop to the model
     size.
@@ -44,6 +45,7 @@ class DataConfig:
     seed: int = 0
     cache_dir: str | None = None
     scale_range: tuple[float, float] = (0.75, 1.5)
+    render_workers: int = 1
 
     def __post_init__(self) -> None:
         """Reject values that cannot work, naming the field."""
@@ -55,6 +57,8 @@ class DataConfig:
             raise ValueError("frames/frames_per_drive: must be >= 1")
         if not 0.0 <= self.failure_rate <= 1.0:
             raise ValueError(f"failure_rate: must be in [0, 1], got {self.failure_rate}")
+        if self.render_workers < 1:
+            raise ValueError(f"render_workers: must be >= 1, got {self.render_workers}")
         if not 0 < self.scale_range[0] <= self.scale_range[1]:
             raise ValueError(f"scale_range: need 0 < low <= high, got {self.scale_range}")
 
@@ -109,6 +113,49 @@ class LossConfig:
 
 
 @dataclass
+class CorruptionConfig:
+    """Sensors that lie during training (``mlesam_ros.data.corruptions``).
+
+    With probability ``rate`` one present sensor of a sample (chosen uniformly; samples
+    with two or more sensors) is corrupted by a kind drawn uniformly from ``kinds`` (all that
+    apply to that sensor when null) at a severity drawn from ``severities``; modality dropout
+    then runs as usual. ``route_weight`` > 0 adds a
+    router term: the weight the router gives a corrupted sensor (mean over levels and pixels,
+    samples with two or more sensors present) is pushed towards 0. Synthetic training
+    renders ``variants`` sensor-level corruptions of every sensor of every cached frame (the
+    same code path as ``mlesam eval --corrupt``) and draws from them; ``frozen`` comes from
+    neighbouring frames, and dataset folders corrupt their encoded images directly.
+    """
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] | None = None
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    route_weight: float = 0.0
+    variants: int = 3
+
+    def __post_init__(self) -> None:
+        """Reject values that cannot work, naming the field."""
+        from mlesam_ros.data.corruptions import KINDS, SEVERITIES
+
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"rate: must be in [0, 1], got {self.rate}")
+        unknown = sorted(set(self.kinds or ()) - set(KINDS))
+        if unknown:
+            raise ValueError(
+                f"kinds: unknown {', '.join(unknown)}; choose from {', '.join(KINDS)}"
+            )
+        if self.kinds is not None and not self.kinds:
+            raise ValueError("kinds: empty; give at least one kind or null for all")
+        bad = sorted(set(self.severities) - set(SEVERITIES))
+        if bad or not self.severities:
+            raise ValueError(f"severities: must be values in 1..5, got {list(self.severities)}")
+        if self.variants < 1:
+            raise ValueError(f"variants: must be >= 1, got {self.variants}")
+        if self.route_weight < 0:
+            raise ValueError(f"route_weight: must be >= 0, got {self.route_weight}")
+
+
+@dataclass
 class TrainConfig:
     """Everything ``mlesam train`` needs; ``model`` is the model's own ``MLESAMConfig``.
 
@@ -125,6 +172,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
     sam_checkpoint: str | None = None
     modality_dropout: float = 0.0
     modality_dropout_mode: str = "independent"

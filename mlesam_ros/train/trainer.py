@@ -30,7 +30,7 @@ from mlesam_ros.train.distributed import DistributedContext, cleanup_distributed
 from mlesam_ros.train.optim import build_optimizer, build_scheduler
 
 CSV_FIELDS = ("step", "epoch", "loss", "loss_logits", "loss_mask_logits", "loss_aux_logits",
-              "lr", "samples_per_s", "elapsed_s")  # fmt: skip
+              "loss_route", "lr", "samples_per_s", "elapsed_s")  # fmt: skip
 
 
 @dataclass
@@ -111,11 +111,12 @@ def _train(
     size = tuple(config.model.image_size)
     if context.is_main:
         dataset = build_train_dataset(config.data, config.model.modalities, size, run_dir,
-                                      progress=progress)  # fmt: skip
+                                      progress=progress, corruption=config.corruption)  # fmt: skip
     context.barrier()
     if not context.is_main:
         dataset = build_train_dataset(config.data, config.model.modalities, size, run_dir,
-                                      render=False, progress=False)  # fmt: skip
+                                      render=False, progress=False,
+                                      corruption=config.corruption)  # fmt: skip
     # DistributedSampler also in one process: its order depends only on (seed, epoch), which
     # makes a resumed run see exactly the batches an uninterrupted one would.
     sampler = DistributedSampler(dataset, context.world_size, context.rank, shuffle=True,
@@ -125,7 +126,9 @@ def _train(
                         pin_memory=device.type == "cuda")  # fmt: skip
     if config.normalization == "dataset" and resume is None:
         # Deterministic from the data, so every DDP rank computes the same statistics.
-        model.set_normalization(*modality_statistics(dataset, config.model.num_modalities))
+        # Statistics of the sensors as they are, not as the corruptions make them.
+        clean = getattr(dataset, "base", dataset)
+        model.set_normalization(*modality_statistics(clean, config.model.num_modalities))
     accum = config.optim.grad_accum
     steps_per_epoch = len(loader) // accum
     if steps_per_epoch == 0:
@@ -254,13 +257,32 @@ def _forward_backward(
                             enabled=amp_dtype is not None):  # fmt: skip
             outputs = wrapped(images, present)
             losses = criterion(outputs, labels)
+            if config.corruption.route_weight > 0 and "corrupted" in batch:
+                corrupted = batch["corrupted"].to(device) & present
+                route = corrupted_route_loss(outputs["routing_weights"], corrupted, present)
+                losses["loss_route"] = route
+                losses["loss"] = losses["loss"] + config.corruption.route_weight * route
         scaler.scale(losses["loss"] / accum).backward()
     return {name: float(value.detach()) for name, value in losses.items()}
 
 
+def corrupted_route_loss(
+    weights: torch.Tensor, corrupted: torch.Tensor, present: torch.Tensor
+) -> torch.Tensor:
+    """Mean routing weight (B, levels, M) given to corrupted sensors, where there was a choice.
+
+    Samples with a single present sensor are left out: their weight is 1 whatever the router
+    does. 0 when no sample of the batch has a corrupted sensor beside another one.
+    """
+    choice = present.sum(dim=1, keepdim=True) > 1
+    mask = (corrupted & choice).unsqueeze(1).expand_as(weights)
+    total = torch.where(mask, weights.float(), torch.zeros_like(weights, dtype=torch.float32))
+    return total.sum() / mask.sum().clamp_min(1)
+
+
 def autocast_dtype(device: torch.device) -> torch.dtype:
-    """bfloat16 where the GPU supports it (Ampere and newer), else float16."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    """bfloat16 where the GPU has it natively (Ampere and newer), else float16."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.bfloat16
     return torch.float16
 

@@ -5,8 +5,9 @@ the other backends are compared with. Device-agnostic: CUDA when asked, CPU othe
 
 Precision (``model.precision``) means autocast for torch: weights stay fp32, matmuls and
 convolutions run in bf16 or fp16 while LayerNorm, softmax and the reductions accumulate in
-fp32 as PyTorch's autocast lists do. The default on CUDA is bf16 where the GPU supports it
-(Ampere and newer: no overflow, same range as fp32) and fp16 otherwise; fp32 on the CPU.
+fp32 as PyTorch's autocast lists do. The default on CUDA is bf16 where the GPU has it natively
+(Ampere and newer: no overflow, same range as fp32) and fp16 otherwise (T4, V100, Xavier: there
+bf16 would only be emulated, several times slower); fp32 on the CPU.
 
 Compilation (``compile``): ``default`` (inductor kernels, the cheapest start-up), ``reduce-
 overhead`` (the same plus CUDA graphs: one launch per frame, the static-shape forward suits it),
@@ -33,22 +34,32 @@ from mlesam_ros.engine.torch_model import load_model
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def native_bf16() -> bool:
+    """Whether the current GPU computes bf16 in hardware (compute capability 8.0 and newer).
+
+    ``torch.cuda.is_bf16_supported()`` alone also counts emulated bf16 (Turing, Volta), which
+    runs much slower than fp16 there.
+    """
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def resolve_precision(precision: str | None, device: torch.device) -> str:
     """``fp32``/``fp16``/``bf16`` for this device; ``None``, ``''`` or ``auto`` = the default."""
     if precision in (None, "", "auto"):
         if device.type != "cuda":
             return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if native_bf16() else "fp16"
     if precision not in PRECISIONS:
         raise ValueError(
             f"precision: {precision!r} is not a torch precision; use one of "
-            f"{', '.join(PRECISIONS)} or '' for the default (int8 is tensorrt only)"
+            f"{', '.join(PRECISIONS)} or '' for the default"
         )
     if precision != "fp32" and device.type != "cuda":
         raise ValueError(f"precision: {precision} autocast is for CUDA; use fp32 on {device}")
-    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+    if precision == "bf16" and not native_bf16():
         raise ValueError(
-            f"precision: {torch.cuda.get_device_name(device)} has no bf16 support; use fp16"
+            f"precision: {torch.cuda.get_device_name(device)} has no native bf16 (only slow "
+            "emulation); use fp16"
         )
     return precision
 
