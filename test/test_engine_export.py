@@ -103,12 +103,19 @@ def test_labels_output_uint8_with_float_presence(model, tmp_path: Path) -> None:
     session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
     images, present = example_inputs(spec, (True, False, True), seed=7)
     assert present.dtype == np.float32
-    labels, confidence = session.run(None, {"images": images, "present": present})
+    labels, confidence, routing = session.run(None, {"images": images, "present": present})
     assert labels.dtype == np.uint8 and labels.shape == (1, *SIZE)
     assert confidence.dtype == np.float32 and confidence.shape == (1, *SIZE)
     with torch.no_grad():
-        logits = model(torch.from_numpy(images), torch.from_numpy(present > 0.5))["logits"]
+        outputs = model(torch.from_numpy(images), torch.from_numpy(present > 0.5))
+    logits = outputs["logits"]
     probabilities = logits.softmax(1)[0].numpy()
+    # The router's weights per level travel with the labels (for sensor health): same values,
+    # exactly zero for the absent sensor, summing to one over the present ones.
+    assert spec.routing_levels == 4 and routing.shape == (1, 4, len(MODALITIES))
+    np.testing.assert_allclose(routing, outputs["routing_weights"].numpy(), atol=1e-5)
+    assert (routing[0, :, 1] == 0).all()
+    np.testing.assert_allclose(routing[0].sum(axis=1), 1.0, atol=1e-5)
     assert (labels[0] == probabilities.argmax(0)).mean() >= 0.999
     assert np.abs(confidence[0] - probabilities.max(0)).max() < 1e-4
     assert confidence.min() >= 1.0 / 25 - 1e-6
@@ -134,8 +141,8 @@ def test_fp16_export_keeps_io_types_and_fp32_normalisation(model, tmp_path: Path
     proto = onnx.load(str(report.path))
     assert [i.type.tensor_type.elem_type for i in proto.graph.input] == [TensorProto.FLOAT,
                                                                          TensorProto.BOOL]
-    assert [o.type.tensor_type.elem_type for o in proto.graph.output] == [TensorProto.INT32,
-                                                                          TensorProto.FLOAT]
+    assert [o.type.tensor_type.elem_type for o in proto.graph.output] == [
+        TensorProto.INT32, TensorProto.FLOAT, TensorProto.FLOAT]  # labels, confidence, routing
     weights = [init.data_type for init in proto.graph.initializer]
     assert weights.count(TensorProto.FLOAT16) > weights.count(TensorProto.FLOAT)
     typed = {v.name: v.type.tensor_type.elem_type for v in

@@ -99,8 +99,8 @@ def deploy_module(model: torch.nn.Module, spec: ModelSpec) -> torch.nn.Module:
             self.model = model
 
         def forward(self, images: torch.Tensor, present: torch.Tensor):
-            logits = self.model(images, present > 0.5 if present.is_floating_point() else present)
-            logits = logits["logits"]
+            outputs = self.model(images, present > 0.5 if present.is_floating_point() else present)
+            logits = outputs["logits"]
             if spec.output == "logits":
                 return logits
             # The robot only needs the class and how sure the model is; doing softmax/argmax
@@ -109,6 +109,8 @@ def deploy_module(model: torch.nn.Module, spec: ModelSpec) -> torch.nn.Module:
             if label_dtype == torch.uint8:
                 # TensorRT casts to UINT8 only from float (exact here: ids are < 256).
                 labels = labels.to(torch.float32)
+            if spec.routing_levels:
+                return labels.to(label_dtype), confidence, outputs["routing_weights"].float()
             return labels.to(label_dtype), confidence
 
     return DeployedModel().eval()
@@ -116,7 +118,9 @@ def deploy_module(model: torch.nn.Module, spec: ModelSpec) -> torch.nn.Module:
 
 def output_names(spec: ModelSpec) -> list[str]:
     """Graph output names for a spec."""
-    return ["logits"] if spec.output == "logits" else ["labels", "confidence"]
+    if spec.output == "logits":
+        return ["logits"]
+    return ["labels", "confidence"] + (["routing_weights"] if spec.routing_levels else [])
 
 
 def example_inputs(
@@ -224,7 +228,8 @@ def _finalise(proto: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     onnx.checker.check_model(proto, full_check=True)
     proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True, data_prop=True)
     expected = {"logits": (1, spec.num_classes, *spec.input_size),
-                "labels": (1, *spec.input_size), "confidence": (1, *spec.input_size)}
+                "labels": (1, *spec.input_size), "confidence": (1, *spec.input_size),
+                "routing_weights": spec.routing_shape}
     for output in proto.graph.output:
         dims = tuple(d.dim_value if d.HasField("dim_value") else None
                      for d in output.type.tensor_type.shape.dim)
@@ -279,10 +284,13 @@ def verify_onnx(
             else:
                 diff = float(np.abs(ref - got).max())
         else:
-            ref_labels, ref_conf = (t.numpy() for t in torch_outputs)
+            ref_labels, ref_conf = (t.numpy() for t in torch_outputs[:2])
             measured = compare(ref_labels[0], ref_conf[0], onnx_outputs[0][0], onnx_outputs[1][0],
                                margin)  # fmt: skip
             diff, agreement = measured.confidence_max_abs, measured.label_agreement
+            if spec.routing_levels:  # the router's weights must match as well as its result
+                routing = np.abs(torch_outputs[2].numpy() - onnx_outputs[2]).max()
+                diff = max(diff, float(routing))
             same = ref_labels[0] == onnx_outputs[0][0]
         confident = margin > DEFAULT_MARGIN_EPS
         confident_agreement = float(same[confident].mean()) if confident.any() else 1.0
@@ -345,6 +353,8 @@ def check_graph(proto: onnx.ModelProto, spec: ModelSpec, source: str = "model") 
             "labels": ((1, height, width), (spec.label_dtype, "int64")),
             "confidence": ((1, height, width), ("float32",)),
         }
+        if spec.routing_shape is not None:
+            expected_outputs["routing_weights"] = (spec.routing_shape, ("float32",))
     initialisers = {init.name for init in proto.graph.initializer}
     for kind, values, expected in (
         ("input", [v for v in proto.graph.input if v.name not in initialisers], expected_inputs),

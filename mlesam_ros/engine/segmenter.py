@@ -37,6 +37,7 @@ class SegmentationResult:
 
     labels: np.ndarray  # (H, W) integer
     confidence: np.ndarray | None  # (H, W) float32
+    routing_weights: np.ndarray | None = None  # (levels, M) float32, if the model outputs it
 
 
 def artefact_kind(path: str | Path) -> str:
@@ -263,9 +264,11 @@ class Segmenter:
         np.copyto(backend.images, images, casting="unsafe")
         np.copyto(backend.present, present, casting="unsafe")
         backend.run()
+        routing = getattr(backend, "routing", None)
         if copy:
-            return SegmentationResult(backend.labels.copy(), backend.confidence.copy())
-        return SegmentationResult(backend.labels, backend.confidence)
+            return SegmentationResult(backend.labels.copy(), backend.confidence.copy(),
+                                      None if routing is None else routing.copy())  # fmt: skip
+        return SegmentationResult(backend.labels, backend.confidence, routing)
 
     def close(self) -> None:
         """Release the backend; further ``segment`` calls raise."""

@@ -36,6 +36,10 @@ class ModelSpec:
     label_dtype: str = "int32"
     present_dtype: str = "bool"
     precision: str = "fp32"
+    # Pyramid levels of the ``routing_weights`` output (1, levels, M): the router's weight per
+    # sensor, for sensor health. 0: the artefact has no such output (no router, or exported
+    # before it existed).
+    routing_levels: int = 0
     version: str = __version__
 
     def __post_init__(self) -> None:
@@ -55,6 +59,12 @@ class ModelSpec:
         ):
             if value not in allowed:
                 raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+        object.__setattr__(self, "routing_levels", int(self.routing_levels))
+        if self.routing_levels < 0 or (self.routing_levels and self.output != "labels"):
+            raise ValueError(
+                f"routing_levels: must be >= 0, and only labels outputs carry routing weights "
+                f"(got {self.routing_levels} with output {self.output})"
+            )
         if self.label_dtype == "uint8" and self.num_classes > 256:
             raise ValueError("label_dtype: uint8 cannot hold more than 256 classes; use int32")
 
@@ -62,6 +72,13 @@ class ModelSpec:
     def num_classes(self) -> int:
         """Number of output classes (length of ``class_names``)."""
         return len(self.class_names)
+
+    @property
+    def routing_shape(self) -> tuple[int, int, int] | None:
+        """Shape of the ``routing_weights`` output, (1, levels, M), or None without it."""
+        if not self.routing_levels:
+            return None
+        return (1, self.routing_levels, len(self.modalities))
 
     @property
     def images_shape(self) -> tuple[int, int, int, int, int]:

@@ -43,7 +43,15 @@ def spec_for_model(
         label_dtype=label_dtype,
         present_dtype=present_dtype,
         precision=precision,
+        routing_levels=routing_levels(model) if output == "labels" else 0,
     )
+
+
+def routing_levels(model: torch.nn.Module) -> int:
+    """Levels whose fusion uses a router (0 for a mean-only model): its routing output size."""
+    fusions = getattr(model, "fusions", ())
+    routed = any(f.router is not None and f.mode != "mean" for f in fusions)
+    return len(fusions) if routed else 0
 
 
 def load_model(

@@ -199,7 +199,8 @@ class ModalityFusion(nn.Module):
 
     ``both`` averages the routed and the mean-integrated features (the paper's setting uses
     both paths). Setting ``mode`` to ``mean`` on a trained model removes its router (the
-    ablation in ``benchmarks/bench_robustness.py``). Both paths are weightings, so fusion is one weighted sum, done in float32.
+    ablation in ``benchmarks/bench_robustness.py``). Both paths are weightings, so fusion is
+    one weighted sum, done in float32.
     ``forward`` returns the fused features and the weights per modality (B, M) — for a
     spatial router their mean over the level's pixels — for diagnostics.
     """

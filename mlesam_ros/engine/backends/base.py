@@ -24,6 +24,7 @@ class Backend(ABC):
     present: np.ndarray  # (1, M) bool or float32, as spec.present_dtype says
     labels: np.ndarray  # (H, W) integer
     confidence: np.ndarray  # (H, W) float32
+    routing: np.ndarray | None = None  # (levels, M) float32 when the artefact outputs it
 
     def _allocate_host(self, spec: ModelSpec) -> None:
         """Plain host buffers; CUDA backends override with pinned ones."""
@@ -31,6 +32,9 @@ class Backend(ABC):
         self.present = np.ones((1, len(spec.modalities)), dtype=spec.present_dtype)
         self.labels = np.zeros(spec.input_size, dtype=spec.label_dtype)
         self.confidence = np.zeros(spec.input_size, dtype=np.float32)
+        self.routing = None
+        if spec.routing_shape is not None:
+            self.routing = np.zeros(spec.routing_shape[1:], dtype=np.float32)
 
     @abstractmethod
     def run(self) -> None:

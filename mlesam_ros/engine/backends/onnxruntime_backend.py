@@ -115,6 +115,8 @@ class OnnxRuntimeBackend(Backend):
         else:
             self._bind_output("labels", self.labels[None])
             self._bind_output("confidence", self.confidence[None])
+            if self.routing is not None:
+                self._bind_output("routing_weights", self.routing[None])
 
     def _bind_output(self, name: str, buffer: np.ndarray) -> None:
         self._binding.bind_output(name, "cpu", 0, buffer.dtype, list(buffer.shape),

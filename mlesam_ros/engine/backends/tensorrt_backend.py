@@ -68,6 +68,9 @@ class TensorRTBackend(Backend):
         else:
             self.labels = self._host["labels"].array[0]
             self.confidence = self._host["confidence"].array[0]
+            self.routing = None
+            if "routing_weights" in self._host:
+                self.routing = self._host["routing_weights"].array[0]
 
     def _io_tensors(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """Name → (shape, numpy dtype) of every I/O tensor, checked against the model spec."""
@@ -78,6 +81,8 @@ class TensorRTBackend(Backend):
             expected["logits"] = (1, spec.num_classes, height, width)
         else:
             expected.update({"labels": (1, height, width), "confidence": (1, height, width)})
+            if spec.routing_shape is not None:
+                expected["routing_weights"] = spec.routing_shape
         found = {}
         for index in range(engine.num_io_tensors):
             name = engine.get_tensor_name(index)

@@ -125,6 +125,12 @@ class TorchBackend(Backend):
         self._host = (host_images, host_present, host_labels, host_confidence)
         self.images, self.present = host_images.numpy(), host_present.numpy()
         self.labels, self.confidence = host_labels.numpy(), host_confidence.numpy()
+        self._host_routing = None
+        self.routing = None
+        if spec.routing_shape is not None:
+            self._host_routing = torch.zeros(spec.routing_shape[1:], dtype=torch.float32,
+                                             pin_memory=pin)  # fmt: skip
+            self.routing = self._host_routing.numpy()
         if pin:
             self._dev_images = torch.zeros_like(host_images, device=self._device)
             self._dev_present = torch.zeros_like(host_present, device=self._device)
@@ -144,7 +150,10 @@ class TorchBackend(Backend):
             self._dev_images.copy_(host_images, non_blocking=True)
             self._dev_present.copy_(host_present, non_blocking=True)
         with self._autocast:
-            logits = self._forward(self._dev_images, self._dev_present)["logits"]
+            outputs = self._forward(self._dev_images, self._dev_present)
+        logits = outputs["logits"]
+        if self._host_routing is not None:
+            self._host_routing.copy_(outputs["routing_weights"][0].float(), non_blocking=True)
         probabilities = logits[0].float().softmax(dim=0)
         torch.max(probabilities, dim=0, out=(self._dev_confidence, self._dev_index))
         host_labels.copy_(self._dev_index, non_blocking=True)
