@@ -12,11 +12,12 @@ modality goes through the encoder.
 from __future__ import annotations
 
 import argparse
+from unittest import mock
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mlesam_ros.model import MLESAMConfig, build_mlesam
+from mlesam_ros.model import MLESAMConfig, build_mlesam, mlesam
 from mlesam_ros.model.commands import modalities_argument
 
 DEFAULT_PRESETS = "vit_b,vit_l,vit_h,hiera_t,hiera_s,hiera_b+,hiera_l,tiny,tiny_hiera"
@@ -29,7 +30,10 @@ def count_flops(preset: str, modalities: tuple[str, ...]) -> tuple[tuple[int, in
         size = model.config.image_size
         images = torch.zeros(1, len(modalities), 3, *size)
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    # The static graph (as exported: every modality encoded): the eager path's check for
+    # absent modalities reads tensor values, which meta tensors do not have.
+    static = mock.patch.object(mlesam, "_eager", lambda: False)
+    with torch.no_grad(), counter, static:
         model(images)
     encoder = sum(counter.get_flop_counts().get("MLESAM.backbone", {}).values())
     return size, counter.get_total_flops(), encoder

@@ -1,6 +1,6 @@
 """Per-stage cost of the node's frame path, this checkout against an older one.
 
-Runs ``mlesam_ros.pipeline.bench.stage_timings`` (from *this* checkout's file, loaded by path)
+Runs ``mlesam_ros.bench.frame.stage_timings`` (from *this* checkout's file, loaded by path)
 once with the package of ``--baseline`` (e.g. ``git worktree add /tmp/old 4758648``) and once
 with this checkout's package, each in its own process, at every ``--sizes`` camera size, and
 prints one markdown table of p50 ms with ``old → new (×ratio)`` cells. Pin it to one core:
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_FILE = ROOT / "mlesam_ros" / "pipeline" / "bench.py"
+BENCH_FILE = ROOT / "mlesam_ros" / "bench" / "frame.py"
 
 _CHILD = """
 import importlib.util, json, sys
@@ -84,7 +84,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write both runs here")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from mlesam_ros.pipeline.bench import stage_table
+    from mlesam_ros.bench.frame import stage_table
 
     # Alternate the two builds round by round: a shared VM's speed drifts by tens of percent
     # over minutes, and one run of each, back to back, would put that drift in the ratio.

@@ -34,17 +34,8 @@ def run_path(args: argparse.Namespace, out: Path) -> None:
     from mlesam_ros.pipeline.config import NodeConfig
     from mlesam_ros.pipeline.frame import FramePath
 
-    if args.plain_area:
-        try:
-            from mlesam_ros.pipeline import grid
-        except ImportError:  # an older checkout: it always mixed empty pixels in
-            pass
-        else:
-            grid.valid_area_resize = lambda image, size, modality=None: grid.area_resize(
-                image, size
-            )
     # This checkout's message builder, loaded by path so an older package can use it too.
-    bench_file = ROOT / "mlesam_ros" / "pipeline" / "bench.py"
+    bench_file = ROOT / "mlesam_ros" / "bench" / "frame.py"
     spec = importlib.util.spec_from_file_location("stage_bench", bench_file)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -88,10 +79,6 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--out", type=Path, default=Path("/tmp/frame_path_agreement"))
-    parser.add_argument("--plain-area", action="store_true",
-                        help="shrink depth/LiDAR with the plain area average (empty pixels "
-                             "count as 0, as the old path and the old training did) instead "
-                             "of training's validity-aware resampler")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # runs with the checkout under test first on PYTHONPATH

@@ -19,16 +19,34 @@ from mlesam_ros import __version__
 DEBUG_ENV = "MLESAM_DEBUG"
 """Set to 1 (or pass ``--debug``) to get the full traceback instead of the one-line error."""
 
-# Modules that provide subcommands, in the order `--help` lists them. Add a module here when
-# the issue that owns a subcommand lands; never add a placeholder.
+# Modules that provide subcommands, in the order `--help` lists them: each concern registers
+# its own (`register(subparsers)`); this list is the only thing the command line knows of them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "mlesam_ros.data.commands",
-    "mlesam_ros.model.commands",
-    "mlesam_ros.engine.commands",
-    "mlesam_ros.train.commands",
-    "mlesam_ros.pipeline.commands",
-    "mlesam_ros.dds.commands",
+    "mlesam_ros.data.commands",  # synth
+    "mlesam_ros.model.commands",  # model-info
+    "mlesam_ros.train.commands",  # train, eval
+    "mlesam_ros.engine.commands",  # export, build-engine
+    "mlesam_ros.bench.commands",  # bench
+    "mlesam_ros.replay.commands",  # replay
+    "mlesam_ros.demo.commands",  # demo
+    "mlesam_ros.dds.commands",  # node, play
 )
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Show each option's default after its help text (when it has a default worth showing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or "(default" in text
+            or default in (None, False, argparse.SUPPRESS, [])
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,15 +65,37 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"show the full traceback of an error (or set {DEBUG_ENV}=1)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<command>")
+    add_parser = subparsers.add_parser
+
+    def add_subcommand(name: str, **kwargs: object) -> argparse.ArgumentParser:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        return add_parser(name, **kwargs)
+
+    subparsers.add_parser = add_subcommand  # every subcommand shows its defaults
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
 
 
+def parse_arguments(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """Parse ``argv``; an unknown option is reported with its subcommand's usage, not the top's."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        subcommand = _subparsers(parser).choices.get(getattr(args, "command", None) or "")
+        (subcommand or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mlesam`` command; returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -85,6 +125,7 @@ def one_line(error: BaseException) -> str:
         return "; ".join([text, *notes])
     text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     return "; ".join([text, *notes]) + f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -67,7 +67,8 @@ def _sample(height=6, width=8, modalities=3):
     base = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
     images = np.stack([base] * modalities)  # identical content → must stay identical
     labels = np.arange(height * width).reshape(height, width) % 25
-    return {"images": images, "present": np.array([True, False, True]), "labels": labels}
+    return {"images": images, "present": np.array([True, False, True]), "labels": labels,
+            "modalities": ("rgb", "thermal", "rgb")}
 
 
 def test_geometric_transforms_move_all_modalities_and_labels_together():

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from mlesam_ros import cli
+from mlesam_ros.bench.latency import optimisation_ladder
 from mlesam_ros.engine.backends.torch_backend import resolve_compile_mode, resolve_precision
-from mlesam_ros.engine.bench import optimisation_ladder
 from mlesam_ros.engine.segmenter import Segmenter
 from mlesam_ros.engine.torch_model import build_untrained
 from mlesam_ros.model import save_checkpoint
@@ -84,7 +84,7 @@ def test_optimisation_ladder_adds_one_change_per_step() -> None:
 
 
 def test_report_states_each_step_contribution() -> None:
-    from mlesam_ros.engine.bench import BenchReport, LatencyStats
+    from mlesam_ros.bench.latency import BenchReport, LatencyStats
 
     def row(name: str, p50: float, startup: float | None = 1.0) -> LatencyStats:
         return LatencyStats(name, 10, p50, p50, p50, p50, 1e3 / p50, startup, 0.5, None)
@@ -112,7 +112,7 @@ def test_torch_backend_stock_and_sdpa_give_the_same_labels(checkpoint: Path) -> 
 
 def test_bench_steps_on_cpu_time_stock_then_sdpa(checkpoint: Path, capsys) -> None:
     code = cli.main(["bench", "--steps", "--model", str(checkpoint), "--warmup", "1",
-                     "--iters", "2", "--camera", "160x120", "--device", "cpu"])
+                     "--iters", "2", "--camera", "160x120", "--device", "cpu", "--json", "-"])
     assert code == 0
     printed = capsys.readouterr().out
     report = json.loads(printed[printed.index("{"):])
@@ -133,7 +133,7 @@ def test_bench_parses_size_and_modality_count() -> None:
     assert parser.parse_args(["bench", "--modalities", "2"]).modalities == ("rgb", "depth")
     with pytest.raises(SystemExit):
         parser.parse_args(["bench", "--modalities", "7"])
-    assert parser.parse_args(["bench", "--camera", "1920x1080"]).camera == (1080, 1920)
+    assert parser.parse_args(["bench", "--camera", "1920x1080"]).camera == [(1080, 1920)]
 
 
 def test_bench_size_conflicts_with_height_and_model(capsys) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_onnx
 
 from mlesam_ros import cli
+from mlesam_ros.bench.latency import measure_latency
 from mlesam_ros.engine.backends.base import LogitsToLabels
-from mlesam_ros.engine.bench import measure_latency
 from mlesam_ros.engine.onnx_export import export_onnx
 from mlesam_ros.engine.segmenter import Segmenter, resolve_backend
 from mlesam_ros.engine.torch_model import build_untrained, spec_for_model
@@ -148,3 +149,17 @@ def test_bench_command_prints_table_and_json(artefacts, tmp_path: Path, capsys) 
     assert report["setup"]["modalities"] == "rgb,thermal"
     assert report["results"][0]["name"] == "model" and report["results"][0]["iterations"] == 3
     assert report["machine"]["cpu"]
+
+
+def test_model_graph_is_checked_against_its_metadata_at_load(tmp_path) -> None:
+
+    """refused at load, not on every frame."""
+    from mlesam_ros.engine.onnx_export import read_spec
+
+    assert read_spec(tiny_onnx(tmp_path / "good.onnx")).modalities == (
+        "rgb", "depth", "thermal", "lidar")
+    with pytest.raises(ValueError, match=r"input 'images' has shape \[1, 2, 3, 48, 64\].*"
+                                         r"needs \[1, 4, 3, 48, 64\]"):
+        read_spec(tiny_onnx(tmp_path / "two.onnx", modalities_in_graph=2))
+    with pytest.raises(ValueError, match=r"graph inputs \['image', 'mask'\].*\['images', "):
+        read_spec(tiny_onnx(tmp_path / "names.onnx", input_names=("image", "mask")))

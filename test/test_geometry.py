@@ -14,15 +14,18 @@ from mlesam_ros.geometry import (
     frustum_candidates,
     homography_at_depth,
     invert_transform,
+    lidar_dilation,
     lidar_image,
     make_transform,
     matrix_to_quaternion,
     project_lidar,
+    projection,
     quaternion_to_matrix,
     register_depth,
     register_image,
     transform_points,
 )
+from mlesam_ros.geometry.lidar_dilation import dilate_nearest
 
 RNG = np.random.default_rng(11)
 # LiDAR axes (x forward, y left, z up) -> camera optical axes (z forward, x right, y down).
@@ -211,7 +214,11 @@ def test_numpy_and_torch_paths_are_identical(model: str) -> None:
         np.testing.assert_array_equal(got.depth_image().cpu().numpy(), expected.depth_image())
         np.testing.assert_array_equal(got.index_image().cpu().numpy(), expected.index_image())
         np.testing.assert_array_equal(got.value_image.cpu().numpy(), expected.value_image)
-        np.testing.assert_allclose(got.uv.cpu().numpy(), expected.uv, rtol=0, atol=1e-9)
+        # Pixel coordinates of every point that can be in the image (numpy input takes the
+        # compiled loop, which leaves them undefined beyond the lens model's cone).
+        valid = expected.valid
+        np.testing.assert_allclose(got.uv.cpu().numpy()[valid], expected.uv[valid], rtol=0,
+                                   atol=1e-9)  # fmt: skip
 
 
 def test_lidar_image_channels_follow_the_documented_encoding() -> None:
@@ -406,13 +413,11 @@ def test_dense_dilation_breaks_depth_ties_by_the_first_shift_in_row_major_order(
     compiled_loop, monkeypatch
 ) -> None:
     """Both the compiled loop and the numpy min filter (numba absent) follow the rule."""
-    from mlesam_ros.geometry import compiled
-    from mlesam_ros.geometry.lidar_image import dilate_nearest
 
-    if compiled_loop and compiled.lidar_image_kernels() is None:
+    if compiled_loop and lidar_dilation.dilation_kernels() is None:
         pytest.skip("numba not installed")
     if not compiled_loop:
-        monkeypatch.setattr(compiled, "lidar_image_kernels", lambda: None)
+        monkeypatch.setattr(lidar_dilation, "dilation_kernels", lambda: None)
 
     rng = np.random.default_rng(8)
     for radius in (1, 2):
@@ -447,10 +452,9 @@ def test_strided_pixel_rays_equal_the_full_table(model: str) -> None:
 @pytest.mark.parametrize("model", ["pinhole", "plumb_bob", "rational_polynomial"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_projection_equals_the_numpy_passes(model, dtype, monkeypatch) -> None:
-    """The numba loop (geometry.compiled) reproduces the numpy passes bit for bit."""
-    from mlesam_ros.geometry import compiled
+    """The numba loop (beside the numpy passes in geometry.projection) reproduces them."""
 
-    if compiled.kernel() is None:
+    if projection._projection_kernels() is None:
         pytest.skip("numba not installed: only the numpy passes exist")
     camera = pinhole(160, 120, 90.0) if model == "pinhole" else distorted(model, 160, 120)
     T = make_transform(
@@ -459,12 +463,19 @@ def test_compiled_projection_equals_the_numpy_passes(model, dtype, monkeypatch) 
     points = random_cloud(30_000, seed=6).astype(dtype)
     points[:3] = np.nan
     values = np.arange(points.shape[0])
-    assert compiled.supports(camera, points, rectified=False)
+    assert projection.compiled_supports(camera, points, rectified=False)
     fast = project_lidar(points, T, camera, values=values, max_depth=35.0)
-    monkeypatch.setattr(compiled, "kernel", lambda: None)
+    monkeypatch.setattr(projection, "_projection_kernels", lambda: None)
     reference = project_lidar(points, T, camera, values=values, max_depth=35.0)
     assert reference.visible.sum() > 1000
-    for name in ("uv", "depth", "nearest"):
+    for name in ("depth", "nearest"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(reference, name), name)
+    # Pixel coordinates: equal wherever a point can be in the image; beyond the lens model's
+    # cone the compiled loop leaves them undefined (NaN) instead of distorting them.
+    valid = reference.valid
+    np.testing.assert_array_equal(fast.uv[valid], reference.uv[valid])
+    defined = np.isfinite(fast.uv[:, 0])
+    np.testing.assert_array_equal(fast.uv[defined], reference.uv[defined])
+    assert np.isnan(reference.uv[~np.isfinite(reference.uv[:, 0])]).all()
     for name in ("valid", "visible", "point_index", "pixel_index", "candidates", "value_image"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(reference, name), name)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mlesam_ros.engine.segmenter import BACKENDS
 from mlesam_ros.geometry import invert_transform, make_transform
 from mlesam_ros.pipeline.config import (
     DEFAULT_PARAMETERS,
+    PARAMETERS,
     NodeConfig,
     load_params_file,
     parameter_table,
@@ -18,6 +21,18 @@ from mlesam_ros.pipeline.tf_buffer import TfBuffer
 from mlesam_ros.pipeline.worker import LatestSlot
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "mlesam.yaml"
+
+
+def test_node_config_is_derived_from_the_parameter_table() -> None:
+    """Every NodeConfig field is fed by the table (a field nobody feeds fails to build)."""
+    fed = {spec.field.partition("[")[0] for spec in PARAMETERS.values()}
+    assert fed == {field.name for field in dataclasses.fields(NodeConfig)}
+    config = NodeConfig.from_parameters({"sync.offset_points_s": -0.02, "model.precision": "",
+                                         "model.modalities": "rgb, lidar"})  # fmt: skip
+    assert config.offsets_ns == {"depth": 0, "thermal": 0, "points": -20_000_000}
+    assert config.precision is None and config.modalities == ("rgb", "lidar")
+    assert set(config.configured_extrinsics) == {"depth", "thermal", "points"}
+    assert config.reliability["camera_info"] == "reliable"
 
 
 def test_shipped_yaml_lists_exactly_the_defaults() -> None:
@@ -119,16 +134,71 @@ def test_text_booleans_and_numbers_read_as_what_they_say() -> None:
 
 
 def test_parameter_spec_choices_match_the_engine() -> None:
-    from mlesam_ros.engine.segmenter import BACKENDS
-    from mlesam_ros.pipeline.config import PARAMETERS
 
     assert PARAMETERS["model.backend"].choices == BACKENDS
 
 
 def test_yaml_comments_are_the_spec_descriptions() -> None:
     """config/mlesam.yaml documents each parameter with the spec's own description."""
-    from mlesam_ros.pipeline.config import PARAMETERS
 
     text = CONFIG.read_text()
     for name, spec in PARAMETERS.items():
         assert f"# {spec.description}" in text, name
+
+
+# -- parameter files --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "needles"),
+    [
+        ("    sync.slop_s: .nan\n", ["sync.slop_s", "finite"]),
+        ("    extrinsics:\n      rgb_from_points: [0, 0, .inf, 0, 0, 0, 1]\n",
+         ["extrinsics.rgb_from_points", "finite"]),
+        ("    topics.rgb: '/a\n", ["not valid YAML", "line"]),
+        ("    - a list\n", ["ros__parameters", "name: value"]),
+    ],
+    ids=["nan", "inf-in-list", "unclosed-quote", "not-a-mapping"],
+)
+def test_params_file_errors_name_the_problem(tmp_path, body, needles) -> None:
+
+    with pytest.raises(ValueError) as caught:
+        load_params_file(_params_file(tmp_path, body))
+    for needle in needles:
+        assert needle in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+# -- parameter typing ----------------
+
+
+@pytest.mark.parametrize(
+    ("parameters", "name"),
+    [
+        ({"sync.timeout_s": "abc"}, "sync.timeout_s"),
+        ({"lidar.dilation": -1}, "lidar.dilation"),
+        ({"model.threads": -2}, "model.threads"),
+        ({"lidar.max_range_m": 0.0}, "lidar.max_range_m"),
+        ({"lidar.intensity_max": 0.0}, "lidar.intensity_max"),
+    ],
+)
+def test_bad_parameter_values_fail_at_start_up_naming_the_parameter(parameters, name) -> None:
+
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+        NodeConfig.from_parameters(parameters)
+
+
+def test_the_string_false_is_not_true() -> None:
+
+    try:
+        config = NodeConfig.from_parameters({"sync.strict": "false"})
+    except ValueError as error:  # refusing a string for a bool is as good as reading it
+        assert "sync.strict" in str(error)
+    else:
+        assert config.strict is False
+
+
+def _params_file(tmp_path, body: str):
+    path = tmp_path / "params.yaml"
+    path.write_text("/**:\n  ros__parameters:\n" + body)
+    return path

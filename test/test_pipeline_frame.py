@@ -8,37 +8,16 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import FakeSegmenter
 
+from mlesam_ros.bench.frame import MemoryTransport, synthetic_job
 from mlesam_ros.data.synthetic_dataset import frame_to_images
 from mlesam_ros.data.transforms import resize
-from mlesam_ros.pipeline.bench import MemoryTransport, synthetic_job
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.core import SegmentationCore
-from mlesam_ros.pipeline.frame import FramePath, nearest_resize
+from mlesam_ros.pipeline.frame import FramePath
 
 MODALITIES = ("rgb", "depth", "thermal", "lidar")
-
-
-class FakeSegmenter:
-    """Duck-typed segmenter: label = argmax over present modalities of the mean channel."""
-
-    modalities = MODALITIES
-    input_size = (30, 40)
-    class_names = tuple(f"c{i}" for i in range(300))
-    backend, device, artefact = "fake", "cpu", "fake"
-
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.delay_s = delay_s
-        self.calls: list[np.ndarray] = []
-
-    def segment(self, images, present):
-        self.calls.append(present.copy())
-        time.sleep(self.delay_s)
-        labels = np.broadcast_to(np.arange(40) * 7 % 300, self.input_size).astype(np.int32)
-        return SimpleNamespace(labels=labels, confidence=np.full(self.input_size, 0.5, np.float32))
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +29,7 @@ def test_prepared_images_match_the_training_encoding(job_and_tf) -> None:
     from mlesam_ros.data.synth import SyntheticDrive, default_rig
 
     job, tf = job_and_tf
-    path = FramePath(FakeSegmenter(), NodeConfig.from_parameters())
+    path = FramePath(FakeSegmenter(num_classes=300), NodeConfig.from_parameters())
     prepared = path.prepare(job, tf.lookup)
     assert prepared.issues == []
     assert prepared.size == (60, 80)
@@ -76,7 +55,7 @@ def test_prepared_images_match_the_training_encoding(job_and_tf) -> None:
 
 def test_labels_upsample_by_nearest_neighbour_and_mono16_beyond_255_classes(job_and_tf) -> None:
     job, tf = job_and_tf
-    segmenter = FakeSegmenter()
+    segmenter = FakeSegmenter(num_classes=300)
     path = FramePath(segmenter, NodeConfig.from_parameters({"model.modalities": "rgb,lidar"}))
     assert path.label_encoding == "mono16" and path.used == ("rgb", "lidar")
     prepared = path.prepare(job, tf.lookup)
@@ -98,19 +77,12 @@ def test_labels_upsample_by_nearest_neighbour_and_mono16_beyond_255_classes(job_
     assert out.points is not None and out.points["label"].max() < 300
 
 
-def test_nearest_resize_samples_pixel_centres() -> None:
-    labels = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    np.testing.assert_array_equal(nearest_resize(labels, (3, 4)), labels)
-    np.testing.assert_array_equal(nearest_resize(labels, (6, 8))[::2, ::2], labels)
-    np.testing.assert_array_equal(nearest_resize(nearest_resize(labels, (6, 8)), (3, 4)), labels)
-
-
 def test_threaded_worker_drops_old_frames_instead_of_queueing(job_and_tf) -> None:
     job, tf = job_and_tf
     transport = MemoryTransport({"output.labeled_points": False}, now_ns=job.stamp_ns)
     transport.tf = tf
     published = []
-    segmenter = FakeSegmenter(delay_s=0.2)
+    segmenter = FakeSegmenter(num_classes=300, delay_s=0.2)
     core = SegmentationCore(transport, threaded=True, segmenter=segmenter)
     core.configure()
     done = threading.Event()
@@ -139,7 +111,7 @@ def test_threaded_worker_drops_old_frames_instead_of_queueing(job_and_tf) -> Non
 def test_callback_errors_never_escape(job_and_tf) -> None:
     job, _ = job_and_tf
     transport = MemoryTransport(now_ns=job.stamp_ns)
-    core = SegmentationCore(transport, threaded=False, segmenter=FakeSegmenter())
+    core = SegmentationCore(transport, threaded=False, segmenter=FakeSegmenter(num_classes=300))
     core.configure()
     guarded = core._guard(core.on_sensor, "rgb")
     guarded(object())  # no header at all

@@ -9,24 +9,20 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from mlesam_ros.bench.frame import frame_job
+from mlesam_ros.data.resample import nearest_resize, resize_image
 from mlesam_ros.data.synth import SyntheticDrive, default_rig
 from mlesam_ros.data.synthetic_dataset import frame_to_images
-from mlesam_ros.data.transforms import resize
-from mlesam_ros.geometry import ParallaxMap, registration_map
-from mlesam_ros.geometry.lidar_image import dilate_nearest, dilation_targets
-from mlesam_ros.msgs import camera_to_camera_info, numpy_to_image
-from mlesam_ros.pipeline.bench import frame_job
+from mlesam_ros.geometry import ParallaxMap, projection, registration_map
+from mlesam_ros.geometry.lidar_dilation import dilate_nearest, dilation_targets
+from mlesam_ros.msgs import array_to_pointcloud2, camera_to_camera_info, numpy_to_image
+from mlesam_ros.pipeline import outputs
 from mlesam_ros.pipeline.config import NodeConfig
-from mlesam_ros.pipeline.frame import FramePath, nearest_resize
-from mlesam_ros.pipeline.grid import (
-    nearest_upsample,
-    repeat_counts,
-    valid_area_resize,
-    working_size,
-)
+from mlesam_ros.pipeline.frame import FramePath
+from mlesam_ros.pipeline.grid import working_size
+from mlesam_ros.pipeline.outputs import paint_points
 
 MODALITIES = ("rgb", "depth", "thermal", "lidar")
-SPARSE = ("depth", "lidar")
 
 
 def _segmenter(input_size=(96, 128)):
@@ -48,10 +44,7 @@ def _camera_grid_reference(frame, size):
     assert present.all()
     out = {}
     for slot, modality in enumerate(MODALITIES):
-        if modality in SPARSE:
-            out[modality] = valid_area_resize(images[slot], size, modality)
-        else:
-            out[modality] = resize({"images": images[slot : slot + 1]}, size)["images"][0]
+        out[modality] = resize_image(images[slot], size, modality)
     return out
 
 
@@ -106,18 +99,6 @@ def test_small_cameras_get_exactly_the_training_encoding() -> None:
             assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
         else:
             np.testing.assert_array_equal(got, want, err_msg=modality)
-
-
-def test_valid_area_resize_never_mixes_in_empty_pixels() -> None:
-    image = np.zeros((4, 4, 3), np.uint8)
-    image[0, 0] = (200, 100, 50)  # one return in the top-left 2x2 block
-    image[2:, 2:] = 10  # a full block
-    out = valid_area_resize(image, (2, 2), "lidar")
-    np.testing.assert_array_equal(out[0, 0], (200, 100, 50))  # not dimmed to a quarter
-    np.testing.assert_array_equal(out[1, 1], (10, 10, 10))
-    assert not out[0, 1].any() and not out[1, 0].any()  # empty stays empty
-    grown = valid_area_resize(image, (8, 8), "lidar")  # growing samples, never interpolates
-    assert set(np.unique(grown)) <= set(np.unique(image))
 
 
 def test_calibration_caches_reuse_and_rebuild(vga) -> None:
@@ -187,14 +168,6 @@ def test_dense_dilation_equals_the_sparse_reference() -> None:
         np.testing.assert_array_equal(got.reshape(-1, 3), want)
 
 
-def test_label_upsampling_equals_pixel_centre_nearest() -> None:
-    labels = np.random.default_rng(0).integers(0, 300, (96, 128)).astype(np.uint16)
-    for size in ((1080, 1920), (240, 320), (50, 70)):
-        counts = (repeat_counts(96, size[0]), repeat_counts(128, size[1]))
-        np.testing.assert_array_equal(nearest_upsample(labels, counts),
-                                      nearest_resize(labels, size))  # fmt: skip
-
-
 def _with_image(job, sensor, array, encoding):
     old = job.messages[sensor]
     message = numpy_to_image(array, encoding, old.header)
@@ -227,49 +200,9 @@ def test_a_broken_optional_sensor_only_removes_itself(vga, monkeypatch) -> None:
     assert "left out of this frame" in issue.text
 
 
-def test_stage_benchmark_reports_every_stage_and_the_ratio_table() -> None:
-    import os
-
-    from mlesam_ros.pipeline.bench import stage_table, stage_timings, thread_setup
-
-    class Model:
-        modalities, input_size = MODALITIES, (30, 40)
-        class_names = tuple(f"c{i}" for i in range(25))
-
-        def segment(self, images, present):
-            assert images.shape == (1, 4, 3, 30, 40) and present.all()
-            return SimpleNamespace(labels=np.zeros((30, 40), np.uint8),
-                                   confidence=np.ones((30, 40), np.float32))  # fmt: skip
-
-    report = stage_timings(Model(), (60, 80), points=4096, frames=2, warmup=0)
-    stages = report["stages"]
-    for name in ("prepare", "inference", "postprocess", "publish", "frame", "overhead",
-                 "  depth", "  thermal", "  points", "  overlay", "  labelled points"):
-        assert stages[name]["p50"] >= 0, name
-    assert stages["overhead"]["p50"] < stages["frame"]["p50"]
-    assert "cpu_p50" in stages["overhead"] and "cpu_p50" in stages["  points"]
-    labels_only = stage_timings(Model(), (60, 80), points=4096, frames=1, warmup=0,
-                                outputs="labels")  # fmt: skip
-    assert "  overlay" not in labels_only["stages"]
-    table = stage_table([report], [report])
-    assert "| **overhead** |" in table and "→" in table and "(×1.0)" in table
-    import cv2
-    import torch
-
-    saved = (torch.get_num_threads(), cv2.getNumThreads())
-    try:
-        assert thread_setup(0)["threads"] == len(os.sched_getaffinity(0))
-        assert thread_setup(1)["threads"] == 1
-        assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
-    finally:
-        torch.set_num_threads(saved[0])
-        cv2.setNumThreads(saved[1])
-
-
 def test_labelled_points_from_the_recorded_z_buffer_equal_the_derived_ones(vga) -> None:
     """paint_points reads each point's pixel depth from the projection's z-buffer record; a
     projection without it (built elsewhere) derives it from the depth image: same points."""
-    from mlesam_ros.pipeline.outputs import paint_points
 
     _, _, job, tf = vga
     path = FramePath(_segmenter(), NodeConfig.from_parameters())
@@ -284,10 +217,8 @@ def test_labelled_points_from_the_recorded_z_buffer_equal_the_derived_ones(vga) 
     np.testing.assert_array_equal(points, again)
     np.testing.assert_array_equal(pixels, again_pixels)
     np.testing.assert_array_equal(points["label"], labels[pixels[:, 0], pixels[:, 1]])
-    # The compiled loop (geometry.compiled, when numba is installed) equals the numpy passes,
-    # with and without intensity, for mono8 and mono16 labels.
-    from mlesam_ros.geometry import compiled
-
+    # The compiled loop (when numba is installed) equals the numpy passes, with and without
+    # intensity, for mono8 and mono16 labels.
     # The rgb field (rviz's RGB8 transformer) is the overlay's colour of each point's label.
     packed = path.outputs.packed_rgb
     cases = [(c, image, rgb) for c in (cloud, dataclasses.replace(cloud, intensity=None))
@@ -295,7 +226,7 @@ def test_labelled_points_from_the_recorded_z_buffer_equal_the_derived_ones(vga) 
     for cloud_case, label_image, rgb in cases:
         fast = paint_points(cloud_case, label_image, rgb)
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(compiled, "paint_kernel", lambda: None)
+            patch.setattr(outputs, "_paint_kernel", lambda: None)
             slow = paint_points(cloud_case, label_image, rgb)
         assert fast[0].dtype == slow[0].dtype
         assert ("rgb" in fast[0].dtype.names) == (rgb is not None)
@@ -313,11 +244,9 @@ def test_labelled_points_from_the_recorded_z_buffer_equal_the_derived_ones(vga) 
 def test_an_unusable_sweep_is_named_for_what_is_wrong(vga, compiled_loop, monkeypatch) -> None:
     """All-NaN: "empty point cloud"; finite but none in view: "no LiDAR point lands" (both
     with the compiled projection and with the numpy passes after the view cull)."""
-    from mlesam_ros.geometry import compiled
-    from mlesam_ros.msgs import array_to_pointcloud2
 
     if not compiled_loop:
-        monkeypatch.setattr(compiled, "kernel", lambda: None)
+        monkeypatch.setattr(projection, "_projection_kernels", lambda: None)
     _, frame, job, tf = vga
     path = FramePath(_segmenter(), NodeConfig.from_parameters())
     header = job.messages["points"].header

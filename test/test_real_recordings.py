@@ -15,18 +15,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_checkpoint
 
-from mlesam_ros.data.classes import DELIVER_CLASSES
+from mlesam_ros.geometry import project_lidar
 from mlesam_ros.msgs import (
     array_to_pointcloud2,
     camera_info_to_camera,
+    cloud_xyz,
     header_stamp_ns,
     image_to_numpy,
     matrices_to_tf_message,
+    message_class,
     numpy_to_image,
     pointcloud2_to_array,
 )
 from mlesam_ros.pipeline import messages as m
+from mlesam_ros.pipeline.tf_buffer import TfBuffer
+from mlesam_ros.replay.run import replay_bag
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(os.environ.get("MLESAM_SHARED", REPO.parent / "shared")) / "real"
@@ -158,7 +163,6 @@ def pjlab_frame(index: int):
 def camera_info(rgb: np.ndarray, intrinsics: np.ndarray, stamp_ns: int, frame: str,
                 distortion: np.ndarray | None = None):
     """A camera's CameraInfo: K, plumb-bob D (none: rectified), R = I, P = [K | 0]."""
-    from mlesam_ros.msgs import message_class
 
     K = intrinsics
     P = np.hstack([K, np.zeros((3, 1))])
@@ -211,9 +215,6 @@ IN_IMAGE = {
 @pytest.mark.parametrize("name", sorted(RECORDINGS))
 def test_messages_project_like_the_published_formula(name) -> None:
     """CameraInfo + /tf_static + PointCloud2 → the node's projection = SOURCE.md's formula."""
-    from mlesam_ros.geometry import project_lidar
-    from mlesam_ros.msgs import cloud_xyz
-    from mlesam_ros.pipeline.tf_buffer import TfBuffer
 
     rgb, xyzi, K, T_cam_from_lidar, formula, *distortion = RECORDINGS[name]()
     stamp = 1_000_000_000
@@ -245,12 +246,8 @@ def test_messages_project_like_the_published_formula(name) -> None:
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory) -> Path:
-    from mlesam_ros.engine.torch_model import build_untrained
-    from mlesam_ros.model import save_checkpoint
-
-    model = build_untrained("tiny", ("rgb", "lidar"), (48, 160), 25, seed=5)
-    folder = tmp_path_factory.mktemp("model")
-    return save_checkpoint(folder / "tiny.pt", model, class_names=list(DELIVER_CLASSES))
+    """An RGB + LiDAR tiny model at KITTI's aspect."""
+    return tiny_checkpoint(tmp_path_factory.mktemp("model"), ("rgb", "lidar"), (48, 160), seed=5)
 
 
 def test_kitti_raw_bag_replays_and_paints_points_at_the_formula_pixels(
@@ -260,7 +257,6 @@ def test_kitti_raw_bag_replays_and_paints_points_at_the_formula_pixels(
     fused, and each painted point carries the label of the pixel the formula puts it on."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from mlesam_ros.replay import replay_bag
 
     store = m.ensure_vision_msgs()
     bag = tmp_path / "kitti"
@@ -338,12 +334,8 @@ def test_mfnet_rgb_thermal_pairs_fuse_thermal_in_every_frame(tmp_path) -> None:
     import cv2
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from mlesam_ros.engine.torch_model import build_untrained
-    from mlesam_ros.model import save_checkpoint
-    from mlesam_ros.replay import replay_bag
 
-    model = build_untrained("tiny", ("rgb", "thermal"), (48, 64), 25, seed=5)
-    model_path = save_checkpoint(tmp_path / "tiny.pt", model, class_names=list(DELIVER_CLASSES))
+    model_path = tiny_checkpoint(tmp_path, ("rgb", "thermal"), (48, 64), seed=5)
     store = m.ensure_vision_msgs()
     bag = tmp_path / "mfnet"
     writer = Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP)

@@ -2,119 +2,55 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import (
+    FULL,
+    SIZE,
+    assert_every_rgb_frame_accounted,
+    drive_records,
+    read_bag,
+    replay_records,
+    statuses,
+    write_bag,
+)
 
+from mlesam_ros import cli
 from mlesam_ros.data import topics
 from mlesam_ros.data.classes import DELIVER_CLASSES
-from mlesam_ros.data.synth import SyntheticDrive, default_rig
+from mlesam_ros.geometry import matrix_to_quaternion, project_lidar
 from mlesam_ros.msgs import (
-    array_to_pointcloud2,
-    camera_to_camera_info,
+    cloud_xyz,
     header_stamp_ns,
     image_to_numpy,
-    matrices_to_tf_message,
-    numpy_to_image,
     pointcloud2_to_array,
-    typestore,
 )
 from mlesam_ros.pipeline import messages as m
-from mlesam_ros.replay import replay_bag
-
-SIZE = (120, 160)  # camera (H, W)
-MODEL_SIZE = (48, 64)
+from mlesam_ros.replay.run import replay_bag
+from mlesam_ros.replay.transport import BagTransport
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    from mlesam_ros.engine.torch_model import build_untrained
-    from mlesam_ros.model import save_checkpoint
+def write_drive(path: Path, frames, *, drop=(), edit=None, storage="mcap", tf=True) -> Path:
+    """Write frames like BagRecorder (with ground truth), minus topics in ``drop``.
 
-    model = build_untrained("tiny", ("rgb", "depth", "thermal", "lidar"), MODEL_SIZE, 25, seed=3)
-    folder = tmp_path_factory.mktemp("model")
-    return save_checkpoint(folder / "tiny.pt", model, class_names=list(DELIVER_CLASSES))
-
-
-@pytest.fixture(scope="module")
-def frames():
-    rig = default_rig(width=SIZE[1], height=SIZE[0], lidar_beams=16, lidar_azimuth_steps=256)
-    return list(SyntheticDrive(seed=2, rig=rig).frames(6))
-
-
-def write_bag(path: Path, frames, *, drop=(), edit=None, storage="mcap", tf=True) -> Path:
-    """Write frames like BagRecorder, minus topics in ``drop``; ``edit(topic, i, msg)``."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    store = typestore()
-    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-    writer = Writer(path, version=9, storage_plugin=plugin)
-    writer.open()
-    connections = {}
-
-    def put(topic, msgtype, message, stamp, index=0):
-        if topic in drop:
-            return
+    ``edit(topic, frame_index, message)`` may replace a message or drop it (``None``).
+    """
+    records = []
+    for record in drive_records(frames, tf=tf, truth=True):
+        if record.topic in drop:
+            continue
         if edit is not None:
-            message = edit(topic, index, message)
+            message = edit(record.topic, max(record.frame, 0), record.message)
             if message is None:
-                return
-        if topic not in connections:
-            connections[topic] = writer.add_connection(topic, msgtype, typestore=store)
-        writer.write(connections[topic], stamp, store.serialize_cdr(message, msgtype))
-
-    rig = frames[0].rig
-    if tf:
-        transforms = {(rig.base_frame, s.frame_id): s.T_base_from_sensor
-                      for s in (rig.rgb, rig.depth, rig.thermal, rig.lidar)}
-        stamp = min(frames[0].stamps_ns.values())
-        put("/tf_static", topics.TF_TYPE, matrices_to_tf_message(transforms, stamp), stamp)
-    for i, frame in enumerate(frames):
-        stamps = frame.stamps_ns
-        depth = None if frame.depth is None else np.where(
-            frame.depth > 0, frame.depth, np.nan).astype(np.float32)
-        for sensor, array, encoding in (("rgb", frame.rgb, "rgb8"), ("depth", depth, "32FC1"),
-                                        ("thermal", frame.thermal, "mono16")):
-            if array is None:
                 continue
-            spec = getattr(rig, sensor)
-            put(topics.IMAGE_TOPICS[sensor], topics.IMAGE_TYPE,
-                numpy_to_image(array, encoding, stamps[sensor], spec.frame_id), stamps[sensor], i)
-            put(topics.INFO_TOPICS[sensor], topics.CAMERA_INFO_TYPE,
-                camera_to_camera_info(spec.camera, stamps[sensor], spec.frame_id),
-                stamps[sensor], i)
-        if frame.lidar is not None:
-            put(topics.LIDAR_TOPIC, topics.POINTCLOUD_TYPE,
-                array_to_pointcloud2(frame.lidar, stamps["lidar"], rig.lidar.frame_id),
-                stamps["lidar"], i)
-        put(topics.GT_LABELS_TOPIC, topics.IMAGE_TYPE,
-            numpy_to_image(frame.labels.astype(np.uint8), "mono8", stamps["rgb"],
-                           rig.rgb.frame_id), stamps["rgb"], i)
-    writer.close()
-    return path
-
-
-def read_bag(path: Path) -> dict[str, list]:
-    from rosbags.highlevel import AnyReader
-
-    messages: dict[str, list] = {}
-    with AnyReader([path], default_typestore=m.ensure_vision_msgs()) as reader:
-        for connection, timestamp, raw in reader.messages():
-            message = reader.deserialize(raw, connection.msgtype)
-            messages.setdefault(connection.topic, []).append((timestamp, message))
-    return messages
-
-
-def statuses(diagnostics, name: str) -> list[tuple[int, int, dict[str, str]]]:
-    """(time, level, values) of every status called ``name``."""
-    found = []
-    for timestamp, array in diagnostics:
-        for status in array.status:
-            if status.name == name:
-                found.append((timestamp, status.level, {kv.key: kv.value for kv in status.values}))
-    return found
+            record = dataclasses.replace(record, message=message)
+        records.append(record)
+    return write_bag(path, records, storage)
 
 
 def replay(tmp_path, bag, model_path, **parameters):
@@ -125,7 +61,7 @@ def replay(tmp_path, bag, model_path, **parameters):
 
 
 def test_one_label_image_per_rgb_frame_with_its_header(tmp_path, frames, model_path) -> None:
-    bag = write_bag(tmp_path / "in", frames)
+    bag = write_drive(tmp_path / "in", frames)
     result, out = replay(tmp_path, bag, model_path)
     rgb_stamps = [f.stamps_ns["rgb"] for f in frames]
     labels = out[m.LABELS_TOPIC]
@@ -164,10 +100,8 @@ def test_one_label_image_per_rgb_frame_with_its_header(tmp_path, frames, model_p
 
 
 def test_painted_points_take_the_label_of_their_pixel(tmp_path, frames, model_path) -> None:
-    from mlesam_ros.geometry import project_lidar
-    from mlesam_ros.msgs import cloud_xyz
 
-    bag = write_bag(tmp_path / "in", frames[:2])
+    bag = write_drive(tmp_path / "in", frames[:2])
     _, out = replay(tmp_path, bag, model_path)
     frame = frames[0]
     labels = image_to_numpy(out[m.LABELS_TOPIC][0][1])
@@ -187,21 +121,21 @@ def test_dead_lidar_and_depth_keep_labels_at_camera_rate(tmp_path, frames, model
             return None
         return message
 
-    bag = write_bag(tmp_path / "in", frames, edit=kill)
+    bag = write_drive(tmp_path / "in", frames, edit=kill)
     result, out = replay(tmp_path, bag, model_path)
     stamps = [header_stamp_ns(msg) for _, msg in out[m.LABELS_TOPIC]]
     assert stamps == [f.stamps_ns["rgb"] for f in frames]
     assert result.presence == {"rgb+depth+thermal+lidar": 2, "rgb+depth+thermal": 2,
                                "rgb+thermal": 2}
-    points = statuses(out[m.DIAGNOSTICS_TOPIC], "mlesam: points")
-    depth = statuses(out[m.DIAGNOSTICS_TOPIC], "mlesam: depth")
+    points = statuses(out, "mlesam: points")
+    depth = statuses(out, "mlesam: depth")
     kill_time = frames[2].stamps_ns["rgb"] + 60_000_000  # after frame 2 timed out
-    before = [values["fused"] for t, _, values in points if t < frames[1].stamps_ns["rgb"]]
-    after = [(level, values["fused"]) for t, level, values in points if t > kill_time]
+    before = [values["fused"] for t, _, _, values in points if t < frames[1].stamps_ns["rgb"]]
+    after = [(level, values["fused"]) for t, level, _, values in points if t > kill_time]
     assert before and set(before) == {"true"}
     assert after and set(after) == {(m.WARN, "false")}
-    assert depth[-1][1] == m.WARN and depth[-1][2]["fused"] == "false"
-    pipeline = statuses(out[m.DIAGNOSTICS_TOPIC], "mlesam: pipeline")[-1][2]
+    assert depth[-1][1] == m.WARN and depth[-1][3]["fused"] == "false"
+    pipeline = statuses(out, "mlesam: pipeline")[-1][3]
     assert int(pipeline["frames_published"]) == len(frames)
     assert int(pipeline["sync_timeouts"]) == 4  # the frames that waited for a dead sensor
 
@@ -209,7 +143,7 @@ def test_dead_lidar_and_depth_keep_labels_at_camera_rate(tmp_path, frames, model
 def test_rgb_only_bag_and_disabled_inputs(tmp_path, frames, model_path) -> None:
     drop = {topics.DEPTH_IMAGE_TOPIC, topics.DEPTH_INFO_TOPIC, topics.THERMAL_IMAGE_TOPIC,
             topics.THERMAL_INFO_TOPIC, topics.LIDAR_TOPIC, "/tf_static"}
-    bag = write_bag(tmp_path / "in", frames[:4], drop=drop)
+    bag = write_drive(tmp_path / "in", frames[:4], drop=drop)
     result, out = replay(tmp_path, bag, model_path)
     assert result.presence == {"rgb": 4}
     assert len(out[m.LABELS_TOPIC]) == 4
@@ -229,11 +163,11 @@ def test_bad_encoding_is_a_diagnostic_not_a_crash(tmp_path, frames, model_path, 
             message.step = message.width * 3
         return message
 
-    bag = write_bag(tmp_path / "in", frames[:4], edit=bad_depth)
+    bag = write_drive(tmp_path / "in", frames[:4], edit=bad_depth)
     result, out = replay(tmp_path, bag, model_path)
     assert len(out[m.LABELS_TOPIC]) == 4
     assert result.presence == {"rgb+thermal+lidar": 4}
-    (_, level, values) = statuses(out[m.DIAGNOSTICS_TOPIC], "mlesam: depth")[-1]
+    (_, level, _, values) = statuses(out, "mlesam: depth")[-1]
     assert level == m.WARN and values["fused"] == "false"
     assert "/depth/image_raw" in values["last_issue"] and "16UC1" in values["last_issue"]
     assert any("16UC1" in record.message and "/depth/image_raw" in record.message
@@ -241,27 +175,26 @@ def test_bad_encoding_is_a_diagnostic_not_a_crash(tmp_path, frames, model_path, 
 
 
 def test_missing_camera_info_is_a_diagnostic_not_a_crash(tmp_path, frames, model_path) -> None:
-    bag = write_bag(tmp_path / "in", frames[:4], drop={topics.RGB_INFO_TOPIC})
+    bag = write_drive(tmp_path / "in", frames[:4], drop={topics.RGB_INFO_TOPIC})
     result, out = replay(tmp_path, bag, model_path)
     assert len(out[m.LABELS_TOPIC]) == 4
     # Depth is registered (same camera, identity extrinsic) so it still fuses; the LiDAR
     # cannot be projected without the RGB intrinsics and thermal cannot be warped.
     assert result.presence == {"rgb+depth": 4}
-    (_, level, values) = statuses(out[m.DIAGNOSTICS_TOPIC], "mlesam: points")[-1]
+    (_, level, _, values) = statuses(out, "mlesam: points")[-1]
     assert level == m.WARN and "CameraInfo" in values["last_issue"]
     assert "/lidar/points" in values["last_issue"]
     assert result.issues["rgb"] == 4  # "no CameraInfo received ... topics.rgb_info" per frame
 
 
 def test_missing_tf_names_the_frames(tmp_path, frames, model_path) -> None:
-    bag = write_bag(tmp_path / "in", frames[:3], tf=False)
+    bag = write_drive(tmp_path / "in", frames[:3], tf=False)
     result, out = replay(tmp_path, bag, model_path)
     assert result.presence == {"rgb": 3}
-    (_, _, values) = statuses(out[m.DIAGNOSTICS_TOPIC], "mlesam: points")[-1]
+    (_, _, _, values) = statuses(out, "mlesam: points")[-1]
     assert "lidar" in values["last_issue"] and "extrinsics.source" in values["last_issue"]
     # Configured extrinsics replace tf.
     rig = frames[0].rig
-    from mlesam_ros.geometry import matrix_to_quaternion
 
     def pose(transform):
         rotation = matrix_to_quaternion(transform[:3, :3])
@@ -279,7 +212,7 @@ def test_output_bag_reads_with_mcap_ros2(tmp_path, frames, model_path) -> None:
     from mcap.reader import make_reader
     from mcap_ros2.decoder import DecoderFactory
 
-    bag = write_bag(tmp_path / "in", frames[:2])
+    bag = write_drive(tmp_path / "in", frames[:2])
     replay(tmp_path, bag, model_path)
     (path,) = (tmp_path / "out").glob("*.mcap")
     schemas, decoded = {}, {}
@@ -302,9 +235,8 @@ def test_output_bag_reads_with_mcap_ros2(tmp_path, frames, model_path) -> None:
 
 
 def test_sqlite3_bag_in_gives_sqlite3_out_and_params_file(tmp_path, frames, model_path) -> None:
-    from mlesam_ros import cli
 
-    bag = write_bag(tmp_path / "in", frames[:2], storage="sqlite3")
+    bag = write_drive(tmp_path / "in", frames[:2], storage="sqlite3")
     params = tmp_path / "params.yaml"
     params.write_text("/**:\n  ros__parameters:\n    output:\n      confidence: false\n"
                       f"    model:\n      path: {model_path}\n")
@@ -319,11 +251,10 @@ def test_sqlite3_bag_in_gives_sqlite3_out_and_params_file(tmp_path, frames, mode
 
 
 def test_replay_rejects_bad_arguments(tmp_path, frames, model_path, capsys) -> None:
-    from mlesam_ros import cli
 
     assert cli.main(["replay", "--bag", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    bag = write_bag(tmp_path / "in", frames[:1])
+    bag = write_drive(tmp_path / "in", frames[:1])
     with pytest.raises(ValueError, match=r"unknown sync\.timeout"):
         replay_bag(bag, tmp_path / "o2", {"sync.timeout": 1.0}, progress=False)
     with pytest.raises(ValueError, match="already exists"):
@@ -331,9 +262,8 @@ def test_replay_rejects_bad_arguments(tmp_path, frames, model_path, capsys) -> N
 
 
 def test_copy_inputs_makes_the_output_bag_self_contained(tmp_path, frames, model_path) -> None:
-    from mlesam_ros import cli
 
-    bag = write_bag(tmp_path / "in", frames[:2])
+    bag = write_drive(tmp_path / "in", frames[:2])
     out = tmp_path / "out"
     code = cli.main(["replay", "--bag", str(bag), "--out", str(out), "--quiet",
                      "--model", str(model_path), "--copy-inputs"])
@@ -345,3 +275,50 @@ def test_copy_inputs_makes_the_output_bag_self_contained(tmp_path, frames, model
     first_rgb = copied[topics.RGB_IMAGE_TOPIC][0][1]
     assert np.array_equal(image_to_numpy(first_rgb), frames[0].rgb)
     assert len(copied[m.LABELS_TOPIC]) == 2
+
+
+# -- the clean baseline ---------------------------------------------------------------------
+
+
+def test_clean_bag_drops_nothing_and_stays_ok(tmp_path, frames, model_path) -> None:
+    result, out = replay_records(tmp_path, drive_records(frames[:3]), model_path)
+    assert result.presence == {FULL: 3}
+    assert result.dropped == {}
+    assert_every_rgb_frame_accounted(result)
+    pipeline = statuses(out, "mlesam: pipeline")
+    assert {level for _, level, _, _ in pipeline} == {m.OK}
+    assert pipeline[-1][3]["dropped_frames"] == "0"
+    assert not any(name.startswith("mlesam: tf") for name in
+                   {s.name for _, a in out[m.DIAGNOSTICS_TOPIC] for s in a.status})
+
+
+# -- time gaps --------------------------------------------------------------------------
+
+
+def test_clock_jump_from_log_time_zero_fires_each_timer_once() -> None:
+    """A message logged at time 0 before /clock must not tick timers from 1970."""
+    transport = BagTransport(writer=None, parameters={})
+    fired = []
+
+    def tick() -> None:
+        fired.append(transport.now_ns())
+        assert len(fired) < 1000, "timer storm: the clock ticked through the gap"
+
+    transport.advance(0)
+    transport.create_timer(10_000_000, tick)
+    transport.advance(1_700_000_000_000_000_000)
+    assert fired == [1_700_000_000_000_000_000]
+    transport.advance(1_700_000_000_050_000_000)  # a normal step still ticks every period
+    assert len(fired) == 6 and fired[-1] == 1_700_000_000_050_000_000
+
+
+def test_replay_across_a_gap_writes_few_diagnostics(tmp_path, frames, model_path) -> None:
+    """End to end: an early message 200 s before the data (at 10 Hz that would be
+    2000 diagnostics and 20000 polls) leaves the output small and every frame labelled."""
+    recs = drive_records(frames[:3])
+    early = recs[0].log_ns - 200_000_000_000
+    recs.insert(0, replace(recs[0], log_ns=early))
+    result, out = replay_records(tmp_path, recs, model_path)
+    assert result.presence == {FULL: 3}
+    assert len(out[m.DIAGNOSTICS_TOPIC]) < 20
+    assert any("jumped" in note for note in result.notes)

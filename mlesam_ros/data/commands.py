@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lidar-beams", type=int, default=64, help="LiDAR rings (default 64)")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap",
                         help="bag storage plugin (default mcap)")
-    parser.add_argument("--depth-encoding", choices=("32FC1", "16UC1"), default="32FC1")
+    parser.add_argument("--depth-encoding", choices=("32FC1", "16UC1"), default="32FC1",
+                        help="depth image encoding: float metres or uint16 millimetres")
     parser.add_argument("--failure-rate", type=float, default=0.0,
                         help="per-frame, per-sensor failure probability (default 0)")
     parser.add_argument("--corrupt", action="append", default=[],

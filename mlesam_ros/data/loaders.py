@@ -196,6 +196,7 @@ class _FolderDataset:
         if labels.shape != rgb.shape[:2]:
             raise ValueError(f"labels: {self.path_for(rgb_path, 'labels')} size differs from RGB")
         sample = {"images": images, "present": present, "labels": labels,
+                  "modalities": tuple(self.modalities),
                   "condition": self.condition_of(rgb_path), "path": str(rgb_path)}  # fmt: skip
         if self.transform is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])

@@ -245,7 +245,8 @@ class SyntheticDataset:
         images, present = frame_to_images(frame, self.modalities)
         sample: Sample = {
             "images": images, "present": present, "labels": frame.labels.astype(np.int64),
-            "condition": frame.condition, "path": f"synthetic://{self.seed}/{index}",
+            "modalities": tuple(self.modalities), "condition": frame.condition,
+            "path": f"synthetic://{self.seed}/{index}",
         }  # fmt: skip
         if self.transform is not None:
             sample = self.transform(sample, np.random.default_rng([self.seed, self.epoch, index]))

@@ -6,11 +6,11 @@ topics and the node. Modules: :mod:`~mlesam_ros.dds.types` (ROS types as DDS typ
 :mod:`~mlesam_ros.dds.domain` (domain id, localhost-only, QoS), :mod:`~mlesam_ros.dds.endpoints`
 (readers, writers, ``ros_discovery_info``), :mod:`~mlesam_ros.dds.transport` (``NodeIO``),
 :mod:`~mlesam_ros.dds.player` (bag → DDS player, topic recorder) and
-:mod:`~mlesam_ros.dds.commands` (CLI). Needs the ``[dds]`` extra (``pip install
-'mlesam_ros[dds]'``); nothing here is imported with ``import mlesam_ros``.
+:mod:`~mlesam_ros.dds.commands` (CLI). Needs the ``[dds]`` extra (``pip install -e
+'.[dds]'``); nothing here is imported with ``import mlesam_ros``.
 """
 
-INSTALL_HINT = "the DDS transport needs cyclonedds: pip install 'mlesam_ros[dds]'"
+INSTALL_HINT = "the DDS transport needs cyclonedds: pip install -e '.[dds]' (in the checkout)"
 
 
 def require_cyclonedds() -> None:

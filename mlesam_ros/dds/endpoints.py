@@ -14,8 +14,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from mlesam_ros.dds.domain import reader_qos, writer_qos
 from mlesam_ros.dds.types import dds_topic_name, idl_struct
+from mlesam_ros.msgs import typestore
 
 LOG = logging.getLogger("mlesam.dds")
 DISCOVERY_TOPIC = "ros_discovery_info"  # a plain DDS topic: no rt/ prefix
@@ -207,10 +210,6 @@ class GraphAnnouncer:
 
     def message(self) -> Any:
         """Return the current ``ParticipantEntitiesInfo``."""
-        import numpy as np
-
-        from mlesam_ros.msgs import typestore
-
         types = typestore().types
         gid_type = types["rmw_dds_common/msg/Gid"]
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from mlesam_ros.dds.endpoints import RosReader, RosWriter
+from mlesam_ros.msgs import header_stamp_ns
 from mlesam_ros.pipeline import messages as m
+from mlesam_ros.pipeline.tf_buffer import TF_STATIC_TOPIC
 
 
 @dataclass
@@ -100,8 +102,8 @@ class BagPlayer:
                 participant,
                 topic,
                 msgtype,
-                latched=topic == "/tf_static",
-                depth=1 if topic == "/tf_static" else 5,
+                latched=topic == TF_STATIC_TOPIC,
+                depth=1 if topic == TF_STATIC_TOPIC else 5,
             )
             for topic, msgtype in self.connections.items()
             if not (clock_hz and topic == CLOCK_TOPIC)  # the bag's own /clock: replaced
@@ -174,7 +176,6 @@ def warm_up(
     """
     from rosbags.highlevel import AnyReader
 
-    from mlesam_ros.msgs import header_stamp_ns
 
     topics = {rgb_topic, info_topic} - {None}
     first: dict[str, Any] = {}

@@ -27,11 +27,11 @@ from mlesam_ros.dds.clock import CLOCK, CLOCK_TOPIC, SimClock
 from mlesam_ros.dds.domain import open_participant
 from mlesam_ros.dds.endpoints import GraphAnnouncer, RosReader, RosWriter, delete_participant
 from mlesam_ros.pipeline import messages as m
+from mlesam_ros.pipeline.core import SegmentationCore
 from mlesam_ros.pipeline.interface import RELIABILITIES
-from mlesam_ros.pipeline.tf_buffer import TfBuffer
+from mlesam_ros.pipeline.tf_buffer import TF_STATIC_TOPIC, TF_TOPICS, TfBuffer
 
 LOG = logging.getLogger("mlesam.dds")
-TF_TOPIC, TF_STATIC_TOPIC = "/tf", "/tf_static"
 TF_DEPTH = 100  # tf2_ros' listener history
 WALL_CLOCK_ADVICE = (
     "the node runs on the wall clock; for a recorded bag run `mlesam play --clock` and "
@@ -132,11 +132,12 @@ class DdsTransport:
             self._reader(CLOCK_TOPIC, CLOCK, self.sim_clock.on_clock, reliable=False, depth=1)
         # Where refused transforms are reported (the core's diagnostics once it runs).
         self.on_issue: Callable[[str, str, str], None] | None = None
-        for topic, static in ((TF_TOPIC, False), (TF_STATIC_TOPIC, True)):
+        for topic in TF_TOPICS:
+            static = topic == TF_STATIC_TOPIC
             self._reader(
                 topic,
                 m.TF_MESSAGE,
-                lambda msg, static=static: self._on_tf(msg, static),
+                lambda msg, topic=topic: self._on_tf(topic, msg),
                 reliable=True,
                 latched=static,
                 depth=1 if static else TF_DEPTH,
@@ -249,11 +250,10 @@ class DdsTransport:
         self.graph.readers.append(reader.reader)
         return reader
 
-    def _on_tf(self, message: Any, static: bool) -> None:
+    def _on_tf(self, topic: str, message: Any) -> None:
         with self._tf_lock:
-            problems = self.tf.add_message(message, static=static)
+            problems = self.tf.feed(topic, message)
             self._tf_lock.notify_all()
-        topic = TF_STATIC_TOPIC if static else TF_TOPIC
         for problem in problems or ():  # refused transforms (NaN, zero quaternion, loops)
             if self.on_issue is not None:
                 self.on_issue("tf", topic, problem)
@@ -314,8 +314,6 @@ def run_node(
     use_sim_time: bool = False,
 ) -> NodeReport:
     """Run the segmentation node on DDS until ``stop`` is set; return its :class:`NodeReport`."""
-    from mlesam_ros.pipeline.core import SegmentationCore
-
     transport = DdsTransport(
         parameters,
         node_name=node_name,

@@ -30,6 +30,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, ClassVar
 
+from mlesam_ros.pipeline.messages import decode, encode, ensure_vision_msgs
+
 # rosbags base type names -> cyclonedds.idl.types names (ROS ``char`` is IDL uint8, ``byte``
 # is octet, as in rosidl's .msg -> .idl mapping).
 _BASE_TYPES = {
@@ -84,8 +86,6 @@ class RosCdrSample:
     @classmethod
     def from_message(cls, message: Any) -> RosCdrSample:
         """Serialise a rosbags message of this type with the core's codec."""
-        from mlesam_ros.pipeline.messages import encode
-
         return cls.from_cdr(encode(message, cls.ros_type))
 
     @classmethod
@@ -97,8 +97,6 @@ class RosCdrSample:
 
     def message(self) -> Any:
         """Decode into a rosbags message object with the core's codec."""
-        from mlesam_ros.pipeline.messages import decode
-
         return decode(self.cdr, self.ros_type)
 
     def serialize(self, buffer: Any = None, endianness: Any = None, use_version_2: Any = None):
@@ -142,8 +140,6 @@ def idl_struct(msgtype: str, carrier: bool = True) -> type:
     """
     from cyclonedds.idl import make_idl_struct
     from cyclonedds.idl import types as t
-
-    from mlesam_ros.pipeline.messages import ensure_vision_msgs
 
     store = ensure_vision_msgs()
     if msgtype not in store.fielddefs:

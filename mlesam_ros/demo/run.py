@@ -109,12 +109,7 @@ def start_kernel_compile() -> subprocess.Popen | None:
 
     if importlib.util.find_spec("numba") is None:
         return None
-    code = (
-        "from mlesam_ros.geometry import compiled\n"
-        "from mlesam_ros.pipeline import fused\n"
-        "compiled.warm_up()\n"
-        "fused.warm_up()\n"
-    )
+    code = "import mlesam_ros.pipeline.frame\nfrom mlesam_ros import jit\njit.warm_up()\n"
     return subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -122,7 +117,7 @@ def start_kernel_compile() -> subprocess.Popen | None:
 
 def frame_miou(labels: np.ndarray, truth: np.ndarray | None, num_classes: int) -> float | None:
     """Return one frame's mIoU over the classes in its ground truth or prediction."""
-    from mlesam_ros.pipeline.frame import nearest_resize
+    from mlesam_ros.data.resample import nearest_resize
     from mlesam_ros.train.metrics import ConfusionMatrix
 
     if truth is None:
@@ -247,7 +242,7 @@ def run_demo(
     """Generate, replay and render the demo into ``out``; return the summary dict."""
     from mlesam_ros.data.topics import GT_LABELS_TOPIC
     from mlesam_ros.pipeline.config import DEFAULT_PARAMETERS
-    from mlesam_ros.replay import replay_bag
+    from mlesam_ros.replay.run import replay_bag
 
     if frames < 3:
         raise ValueError(f"frames: need at least 3 (daylight, dropout, night), got {frames}")

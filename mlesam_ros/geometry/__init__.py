@@ -5,17 +5,18 @@ the OpenCV-based warps in ``registration`` import cv2 when called.
 """
 
 from mlesam_ros.geometry.camera import DISTORTION_MODELS, CameraModel
+from mlesam_ros.geometry.frustum import frustum_candidates
+from mlesam_ros.geometry.lidar_dilation import dilation_targets
 from mlesam_ros.geometry.lidar_image import (
     DEFAULT_HEIGHT_RANGE_M,
     DEFAULT_INTENSITY_MAX,
     DEFAULT_MAX_RANGE_M,
     decode_channel,
-    dilation_targets,
     encode_channel,
     lidar_image,
     projection_image,
 )
-from mlesam_ros.geometry.projection import LidarProjection, frustum_candidates, project_lidar
+from mlesam_ros.geometry.projection import LidarProjection, project_lidar
 from mlesam_ros.geometry.registration import (
     ParallaxMap,
     crop_resize,

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from mlesam_ros.geometry import compiled
 from mlesam_ros.geometry.camera import CameraModel
 from mlesam_ros.geometry.projection import project_lidar
 from mlesam_ros.geometry.transforms import check_transform, invert_transform
+from mlesam_ros.jit import kernel, warm_up_with
 
 
 def register_depth(
@@ -122,7 +122,7 @@ class ParallaxMap:
                                     rgb_depth_m)  # fmt: skip
         shape = self.rgb_camera.size
         rx, ry, rz = self.rays
-        kernel = compiled.parallax_kernel()
+        kernel = _parallax_kernel()
         if kernel is not None and rgb_depth_m is not None and np.size(rgb_depth_m) == rz.size:
             depth = np.ascontiguousarray(rgb_depth_m, dtype=np.float32).reshape(-1)
             map_x, map_y = np.empty_like(rz), np.empty_like(rz)
@@ -237,3 +237,43 @@ def crop_resize(
             )
         image = image[y : y + h, x : x + w]
     return cv2.resize(np.ascontiguousarray(image), tuple(size_wh), interpolation=cv2.INTER_LINEAR)
+
+
+# -- the compiled parallax --------------------------------------------------------------------
+
+
+@kernel
+def _parallax_kernel(njit: Any) -> Any:
+    """Compile the per-frame part of :meth:`ParallaxMap.maps` as one loop.
+
+    numpy's float32 passes (inverse depth, ray offsets, perspective division, intrinsics)
+    in one loop, operation for operation in float32: no library offsets per-pixel rays by a
+    per-pixel inverse depth before projecting them.
+    """
+
+    @njit
+    def parallax(depth, rx, ry, rz, tx, ty, tz, fx, skew, cx, fy, cy, map_x, map_y):
+        """Fill the remap tables: ``-1`` behind the source camera."""
+        one, zero, tiny = np.float32(1.0), np.float32(0.0), np.float32(1e-9)
+        for i in range(depth.shape[0]):
+            d = depth[i]
+            inverse = one / d if (np.isfinite(d) and d > 0) else zero
+            z = rz[i] + tz * inverse
+            if not z > tiny:
+                map_x[i] = -1.0
+                map_y[i] = -1.0
+                continue
+            inverse_z = one / z
+            xn = (rx[i] + tx * inverse) * inverse_z
+            yn = (ry[i] + ty * inverse) * inverse_z
+            map_x[i] = fx * xn + skew * yn + cx
+            map_y[i] = fy * yn + cy
+
+    return parallax
+
+
+@warm_up_with(lambda: _parallax_kernel())
+def _warm_up(parallax: Any) -> None:
+    rays = np.ones(1, np.float32)
+    t, k = np.float32(0.1), np.float32(1.0)
+    parallax(rays, rays, rays, rays, t, t, t, k, k, k, k, k, rays.copy(), rays.copy())

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"comma-separated names ({','.join(MODALITIES)}) or a count N = the first N",
     )
     parser.add_argument("--num-classes", type=int, default=25, help="classes (DELIVER: 25)")
-    parser.add_argument("--lora-rank", type=int, default=32)
+    parser.add_argument("--lora-rank", type=int, default=32, help="rank of each LoRA expert")
     parser.add_argument("--fusion", default="both", help="router, mean or both")
     parser.add_argument("--train-encoder", action="store_true", help="count the ViT as trainable")
     parser.set_defaults(handler=_run)

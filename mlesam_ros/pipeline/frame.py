@@ -6,7 +6,8 @@ One synced RGB frame goes through four steps, each a method of :class:`FramePath
    hand depth, thermal and LiDAR to :class:`~mlesam_ros.pipeline.sensors.SensorInputs`, which
    brings each into the RGB camera on a working grid near the model's input
    (``mlesam_ros.pipeline.grid``) and encodes it as the model's 3-channel image with
-   training's encodings (``mlesam_ros.pipeline.fused``), so the robot feeds the model what it
+   training's encodings (one module per sensor: ``depth``, ``thermal``, ``lidar``), so the
+   robot feeds the model what it
    was trained on. Each optional sensor runs in its own guard: anything wrong with it becomes
    an :class:`Issue` naming the sensor, the topic and the fix, and the frame goes on without
    that modality.
@@ -22,16 +23,19 @@ One synced RGB frame goes through four steps, each a method of :class:`FramePath
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mlesam_ros import jit
+from mlesam_ros.data.resample import area_resize
+from mlesam_ros.msgs import camera_info_to_camera, image_to_rgb8, make_header
 from mlesam_ros.pipeline.config import NodeConfig
+from mlesam_ros.pipeline.depth import prepare_depth
 from mlesam_ros.pipeline.grid import CalibrationCache
-from mlesam_ros.pipeline.outputs import OutputMaker
+from mlesam_ros.pipeline.lidar import prepare_points
+from mlesam_ros.pipeline.outputs import OutputMaker, default_palette, load_palette, paint_points
 from mlesam_ros.pipeline.sensors import (
     MODALITY_OF_INPUT,
     OPTIONAL_SENSORS,
@@ -40,10 +44,15 @@ from mlesam_ros.pipeline.sensors import (
     Lookup,
     PreparedFrame,
     SensorInputs,
+    SensorStep,
 )
+from mlesam_ros.pipeline.thermal import prepare_thermal
 
-__all__ = ["MODALITY_OF_INPUT", "FrameJob", "FramePath", "FrameResult", "Issue", "PreparedFrame",
-           "default_palette", "load_palette", "nearest_resize"]  # fmt: skip
+__all__ = ["MODALITY_OF_INPUT", "FrameJob", "FramePath", "FrameResult", "Issue",
+           "PreparedFrame"]  # fmt: skip
+# The optional sensors' steps, each in its own guard (``SensorInputs.run``).
+SENSOR_STEPS: dict[str, SensorStep] = {
+    "depth": prepare_depth, "thermal": prepare_thermal, "points": prepare_points}
 
 
 @dataclass
@@ -61,58 +70,6 @@ class FrameResult:
     present: dict[str, bool]  # model modality → fused in this frame
     issues: list[Issue]
     palette: np.ndarray  # (num_classes, 3) uint8 class colours of the overlay
-
-
-def default_palette(class_names: Sequence[str]) -> np.ndarray:
-    """DELIVER or Cityscapes colours when the class names match, else distinct hues."""
-    from mlesam_ros.data.classes import CLASS_SETS
-
-    for class_set in CLASS_SETS.values():
-        if tuple(class_names) == tuple(class_set.names):
-            return np.asarray(class_set.palette, dtype=np.uint8)
-    import colorsys
-
-    # Golden-ratio hue steps keep neighbouring ids far apart in colour.
-    return np.array(
-        [
-            [round(255 * c) for c in colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.75, 0.95)]
-            for i in range(len(class_names))
-        ],
-        dtype=np.uint8,
-    )
-
-
-def load_palette(path: str | Path, num_classes: int) -> np.ndarray:
-    """Read a YAML list of ``[r, g, b]`` (0..255), one per class (``palette:`` key optional)."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"output.palette_file: {path} does not exist")
-    data = yaml.safe_load(path.read_text())
-    if isinstance(data, dict):
-        data = data.get("palette")
-    palette = np.asarray(data if data is not None else [], dtype=np.int64)
-    if palette.ndim != 2 or palette.shape[1] != 3 or palette.shape[0] < num_classes:
-        raise ValueError(
-            f"output.palette_file: {path} must list [r, g, b] for each of the {num_classes} "
-            f"classes, got shape {palette.shape}"
-        )
-    if palette.min() < 0 or palette.max() > 255:
-        raise ValueError(f"output.palette_file: {path} has values outside 0..255")
-    return palette[:num_classes].astype(np.uint8)
-
-
-def nearest_resize(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of an id image to ``size`` (H, W), sampling pixel centres.
-
-    The same index arithmetic as training's label resize, so ids never blend.
-    """
-    from mlesam_ros.pipeline.grid import nearest_sample
-
-    if tuple(size) == labels.shape[:2]:
-        return labels
-    return nearest_sample(labels, size)
 
 
 class _StageClock:
@@ -160,11 +117,7 @@ class FramePath:
         self.label_encoding = "mono8" if len(self.class_names) <= 255 else "mono16"
         self.sensors = SensorInputs(config, self.used, self.model_size)
         self.outputs = OutputMaker(self.palette, config.overlay_alpha)
-        from mlesam_ros.geometry import compiled
-        from mlesam_ros.pipeline import fused
-
-        compiled.warm_up()  # ~1 s the first time, then numba's on-disk cache: not on frame 1
-        fused.warm_up()
+        jit.warm_up()  # ~1 s the first time, then numba's on-disk cache: not on frame 1
         self.stage_ms: dict[str, float] = {}
         self.stage_cpu_ms: dict[str, float] = {}
 
@@ -192,8 +145,6 @@ class FramePath:
 
     def prepare(self, job: FrameJob, lookup: Lookup) -> PreparedFrame:
         """Decode and register every sensor of ``job``; problems become issues, not errors."""
-        from mlesam_ros.msgs import camera_info_to_camera, image_to_rgb8, make_header
-
         self.stage_ms, self.stage_cpu_ms = {}, {}
         clock = _StageClock(self.stage_ms, self.stage_cpu_ms)
         config, issues = self.config, []
@@ -234,8 +185,6 @@ class FramePath:
             prepared.grid = self.sensors.grid(camera)
         clock.lap("decode rgb")
         if rgb is not None and "rgb" in self.used:
-            from mlesam_ros.pipeline.grid import area_resize
-
             prepared.images["rgb"] = area_resize(rgb, self.model_size)
             clock.lap("rgb to model")
         if not frame_id:
@@ -249,7 +198,7 @@ class FramePath:
             )
         for sensor in OPTIONAL_SENSORS:
             if sensor in job.messages:
-                self.sensors.run(sensor, job, prepared, frame_id, lookup)
+                self.sensors.run(sensor, SENSOR_STEPS[sensor], job, prepared, frame_id, lookup)
                 clock.lap(sensor)
         return prepared
 
@@ -279,8 +228,6 @@ class FramePath:
         want_points: bool,
     ) -> FrameResult:
         """Labels at camera resolution plus the optional outputs that were asked for."""
-        from mlesam_ros.pipeline.outputs import paint_points
-
         clock = _StageClock(self.stage_ms, self.stage_cpu_ms)
         size = prepared.size
         dtype = np.uint8 if self.label_encoding == "mono8" else np.uint16

@@ -4,8 +4,8 @@ The core (:class:`mlesam_ros.pipeline.core.SegmentationCore`) never imports rclp
 :class:`NodeIO` object with six capabilities, implemented three times: by the rclpy lifecycle
 node in ``mlesam_ros/node/`` (live under ROS 2), by :class:`mlesam_ros.dds.transport.
 DdsTransport` (live on DDS without ROS, wire-compatible with ROS 2) and by
-:class:`mlesam_ros.replay.BagTransport` (bag replay, bag clock, publications written to an
-output bag). Anything that satisfies these protocols works.
+:class:`mlesam_ros.replay.transport.BagTransport` (bag replay, bag clock, publications
+written to an output bag). Anything that satisfies these protocols works.
 
 Contract (what a shell implements)
 ----------------------------------
@@ -67,7 +67,7 @@ own worker thread when constructed with ``threaded=True`` (live); replay uses
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -134,3 +134,27 @@ class NodeIO(Protocol):
         self, target_frame: str, source_frame: str, stamp_ns: int, timeout_ns: int
     ) -> np.ndarray:
         """Return ``T_target_from_source`` (4x4) or raise ``LookupError``."""
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """The model as the core uses it (``mlesam_ros.engine.Segmenter`` over every backend).
+
+    ``segment(images, present)`` takes ``(1, M, 3, H, W)`` uint8 images at ``input_size`` and
+    ``(1, M)`` presence and returns an object with ``labels`` ``(H, W)`` and ``confidence``
+    (``(H, W)`` float32 or ``None``); ``backend``, ``device`` and ``artefact`` are reported in
+    the log and ``/diagnostics``.
+    """
+
+    modalities: Sequence[str]
+    input_size: tuple[int, int]
+    class_names: Sequence[str]
+    backend: str
+    device: str
+    artefact: Any
+
+    def segment(self, images: Any, present: Any) -> Any:
+        """Labels and confidence of one batch."""
+
+    def close(self) -> None:
+        """Free the runtime (engine, session, GPU memory)."""

@@ -10,13 +10,23 @@ already made (:class:`PaintableCloud`) instead of projecting the cloud a second 
 
 from __future__ import annotations
 
+import colorsys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+import yaml
 
+from mlesam_ros.data.classes import CLASS_SETS
+from mlesam_ros.data.resample import nearest_upsample, repeat_counts
 from mlesam_ros.geometry import LidarProjection
-from mlesam_ros.pipeline.grid import CalibrationCache, nearest_upsample, repeat_counts
+from mlesam_ros.geometry.projection import point_views
+from mlesam_ros.jit import kernel, warm_up_with
+from mlesam_ros.msgs import labelled_points, labelled_points_dtype, pack_rgb
+from mlesam_ros.pipeline.grid import CalibrationCache
 
 # A LiDAR point takes its pixel's label only if it lies on the surface that pixel shows: within
 # this fraction of the pixel's nearest depth (plus a fixed margin), so points hidden behind a
@@ -38,13 +48,45 @@ class PaintableCloud:
     grid_scale: tuple[float, float]
 
 
+def default_palette(class_names: Sequence[str]) -> np.ndarray:
+    """DELIVER or Cityscapes colours when the class names match, else distinct hues."""
+    for class_set in CLASS_SETS.values():
+        if tuple(class_names) == tuple(class_set.names):
+            return np.asarray(class_set.palette, dtype=np.uint8)
+    # Golden-ratio hue steps keep neighbouring ids far apart in colour.
+    return np.array(
+        [
+            [round(255 * c) for c in colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.75, 0.95)]
+            for i in range(len(class_names))
+        ],
+        dtype=np.uint8,
+    )
+
+
+def load_palette(path: str | Path, num_classes: int) -> np.ndarray:
+    """Read a YAML list of ``[r, g, b]`` (0..255), one per class (``palette:`` key optional)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"output.palette_file: {path} does not exist")
+    data = yaml.safe_load(path.read_text())
+    if isinstance(data, dict):
+        data = data.get("palette")
+    palette = np.asarray(data if data is not None else [], dtype=np.int64)
+    if palette.ndim != 2 or palette.shape[1] != 3 or palette.shape[0] < num_classes:
+        raise ValueError(
+            f"output.palette_file: {path} must list [r, g, b] for each of the {num_classes} "
+            f"classes, got shape {palette.shape}"
+        )
+    if palette.min() < 0 or palette.max() > 255:
+        raise ValueError(f"output.palette_file: {path} has values outside 0..255")
+    return palette[:num_classes].astype(np.uint8)
+
+
 class OutputMaker:
     """Builds the published outputs for one model size and any camera size (cached maps)."""
 
     def __init__(self, palette: np.ndarray, alpha: float) -> None:
         self.alpha = float(alpha)
-        from mlesam_ros.msgs import pack_rgb
-
         lut = np.zeros((max(256, len(palette)), 3), dtype=np.uint8)
         lut[: len(palette)] = palette
         self.lut = lut
@@ -68,8 +110,6 @@ class OutputMaker:
         self, labels: np.ndarray, size: tuple[int, int], rgb: np.ndarray | None
     ) -> np.ndarray:
         """Class colours of model-grid ``labels`` at ``size`` blended over ``rgb``."""
-        import cv2
-
         # Ids past the table (none for a model's own ids) take its last colour; np.take on
         # the small grid is ~10x faster than fancy indexing.
         colours = np.take(self.lut, np.asarray(labels), axis=0, mode="clip")
@@ -82,8 +122,6 @@ class OutputMaker:
     @staticmethod
     def confidence(confidence: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """Confidence at camera ``size``, bilinear."""
-        import cv2
-
         return cv2.resize(np.asarray(confidence, dtype=np.float32), (size[1], size[0]),
                           interpolation=cv2.INTER_LINEAR)  # fmt: skip
 
@@ -99,8 +137,6 @@ def paint_points(
     ``(row, col)`` camera pixels. ``packed_rgb`` (label → ``0x00RRGGBB``, the overlay's
     palette) adds the ``rgb`` field, so rviz colours the cloud as the overlay.
     """
-    from mlesam_ros.msgs import labelled_points
-
     projection = cloud.projection
     candidates, nearest = projection.candidates, projection.nearest
     if candidates is None:  # a projection from elsewhere: derive what project_lidar records
@@ -133,20 +169,16 @@ def _paint_compiled(
     nearest: np.ndarray,
     packed_rgb: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """:func:`paint_points` as one compiled loop (``geometry.compiled``); ``None`` without it.
+    """:func:`paint_points` as one compiled loop; ``None`` without numba.
 
     The same arithmetic in the same precision (the surface test in float32, pixels in
     float64), so the published points are identical (``test_pipeline_grid``).
     """
-    from mlesam_ros.geometry import compiled
-
-    paint = compiled.paint_kernel()
+    paint = _paint_kernel()
     xyz = np.asarray(cloud.xyz)
     labels = np.ascontiguousarray(labels)
     if paint is None or xyz.dtype != np.float32 or xyz.ndim != 2 or labels.ndim != 2:
         return None
-    from mlesam_ros.msgs import labelled_points_dtype
-
     dtype = labelled_points_dtype(cloud.intensity is not None, packed_rgb is not None)
     label_column = dtype.names.index("label")
     if cloud.intensity is not None:  # the candidates' only, contiguous: one compiled type
@@ -170,3 +202,50 @@ def _paint_compiled(
         columns[:, -1] = np.take(packed_rgb, columns[:, label_column], mode="clip")
     points = np.ascontiguousarray(table[:count]).view(dtype)
     return points.reshape(-1), np.stack([rows[:count], cols[:count]], axis=1)
+
+
+@kernel
+def _paint_kernel(njit: Any) -> Any:
+    """Compile :func:`paint_points` as one loop.
+
+    Per point in view: the surface test against its pixel's z-buffer depth (float32, as numpy
+    evaluates it), its camera pixel, its label, and its row of the output table, in one pass
+    instead of ~15 numpy passes and gathers (no library fuses a test, a gather and a table).
+    """
+
+    @njit
+    def paint(candidates, nearest, depth, uv, xyz, intensity, labels, width, height,
+              scale_x, scale_y, factor, margin, table, table_labels, rows, cols):  # fmt: skip
+        """Fill the table of kept points and their camera pixels; return how many."""
+        count = 0
+        for j in range(candidates.shape[0]):
+            i = candidates[j]
+            if not (depth[i] <= nearest[j] * factor + margin):
+                continue
+            col = min(max(np.floor((uv[i, 0] + 0.5) / scale_x), 0.0), width - 1.0)
+            row = min(max(np.floor((uv[i, 1] + 0.5) / scale_y), 0.0), height - 1.0)
+            c, r = np.int64(col), np.int64(row)
+            table[count, 0] = xyz[i, 0]
+            table[count, 1] = xyz[i, 1]
+            table[count, 2] = xyz[i, 2]
+            if intensity.shape[0] > 0:
+                table[count, 3] = intensity[j]  # gathered per candidate
+            table_labels[count] = labels[r * width + c]
+            rows[count] = r
+            cols[count] = c
+            count += 1
+        return count
+
+    return paint
+
+
+@warm_up_with(lambda: _paint_kernel())
+def _warm_up(paint: Any) -> None:
+    # Two rows: a one-row table's label column would be a contiguous ("C") view, another type.
+    one, table = np.zeros(1, np.int64), np.zeros((2, 5), np.float32)
+    values = np.zeros(1, np.float32)
+    for points in point_views():
+        for label_type in (np.uint8, np.uint16):  # mono8 and mono16 label images
+            paint(one, values, values, np.zeros((1, 2)), points, values,
+                  np.zeros(1, label_type), 1, 1, 1.0, 1.0, np.float32(1.05), np.float32(0.2),
+                  table, table.view(np.uint32)[:, -1], one.copy(), one.copy())  # fmt: skip

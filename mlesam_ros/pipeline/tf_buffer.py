@@ -1,4 +1,4 @@
-"""A small tf2-like transform buffer for bag replay (``/tf`` and ``/tf_static``).
+"""A small tf2-like transform buffer fed from ``/tf`` and ``/tf_static`` (bag and DDS transports).
 
 Written here because tf2's buffer ships only with a ROS install. It keeps a tree of
 parent→child edges: static edges hold one transform for all time, dynamic edges a short
@@ -21,6 +21,11 @@ from typing import Any
 import numpy as np
 
 from mlesam_ros.geometry import invert_transform
+from mlesam_ros.msgs import stamp_to_ns, transform_to_matrix
+from mlesam_ros.pipeline import messages as m
+
+TF_TOPIC, TF_STATIC_TOPIC = "/tf", "/tf_static"
+TF_TOPICS = (TF_TOPIC, TF_STATIC_TOPIC)
 
 
 class TfBuffer:
@@ -38,10 +43,16 @@ class TfBuffer:
         self.max_history = max_history
         self.max_extrapolation_ns = max_extrapolation_ns
 
+    def feed(self, topic: str, message: Any) -> list[str]:
+        """Add a ``TFMessage`` (CDR or decoded) received on ``topic``; see :meth:`add_message`.
+
+        Every transport feeds its tf this way, so ``/tf_static`` is static for all of them.
+        """
+        decoded = m.decode(message, m.TF_MESSAGE)
+        return self.add_message(decoded, static=topic == TF_STATIC_TOPIC)
+
     def add_message(self, msg: Any, static: bool) -> list[str]:
         """Add every valid transform of a ``tf2_msgs/TFMessage``; return why others were not."""
-        from mlesam_ros.msgs import stamp_to_ns, transform_to_matrix
-
         problems = []
         for stamped in getattr(msg, "transforms", None) or []:
             name = "?"

@@ -1,15 +1,37 @@
-"""Latest-frame-wins hand-over between the subscription callbacks and the inference worker.
+"""The inference worker: the latest-frame slot, and each synced frame through path and model.
 
-A queue would let slow inference build up latency frame after frame; a one-slot mailbox keeps
-only the newest synced frame, and a frame replaced before the worker took it counts as
-dropped. Live, a worker thread blocks on :meth:`LatestSlot.take`; replay drains the same slot
-synchronously after every callback, so both paths share the drop semantics.
+A queue would let slow inference build up latency frame after frame; a one-slot mailbox
+(:class:`LatestSlot`) keeps only the newest synced frame, and a frame replaced before the
+worker took it counts as dropped. Live, a worker thread blocks on :meth:`LatestSlot.take`;
+replay drains the same slot synchronously after every callback, so both paths share the drop
+semantics. :class:`FrameWorker` is the core's worker side: frame path, model, publishing,
+the frame's record and its latency.
+
+End-to-end latency = (node clock when the frame left the synchroniser − RGB stamp) + wall
+time from there to the labels being published; live this is "RGB stamp → publish", in replay
+the first part is the waiting in bag time and the second the real processing time. A stamp
+more than :data:`MAX_CLOCK_AHEAD_NS` ahead of the node clock or more than
+:data:`MAX_PLAUSIBLE_WAIT_NS` behind it (another clock domain: sim time vs wall time) gives
+no latency sample, only an issue; a smaller lead counts as zero waiting.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
+
+from mlesam_ros.msgs import array_to_pointcloud2, numpy_to_image
+from mlesam_ros.pipeline import messages as m
+from mlesam_ros.pipeline.diagnostics import FrameRecord
+from mlesam_ros.pipeline.frame import FrameJob, FrameResult, Issue
+
+MAX_PLAUSIBLE_WAIT_NS = 60_000_000_000
+"""A frame older than this when it left the synchroniser is on another clock: no latency."""
+MAX_CLOCK_AHEAD_NS = 1_000_000_000
+"""A stamp this far ahead of the node clock is on another clock; less is clock skew (0 s)."""
+CLOCK_ADVICE = "is the camera on another clock? set use_sim_time to match"
+"""What to do about a stamp on another clock; a transport may say it its way (``clock_advice``)."""
 
 
 class LatestSlot:
@@ -52,3 +74,137 @@ class LatestSlot:
         """Allow waiting again after :meth:`close` (lifecycle re-activation)."""
         with self._condition:
             self._closed = False
+
+
+class FrameWorker:
+    """The worker side of :class:`~mlesam_ros.pipeline.core.SegmentationCore` (its base).
+
+    Uses the core's ``config``, ``path``, ``segmenter``, ``stats``, ``listeners``,
+    ``_publishers``, ``_slot``, ``_lock``, ``_running``, ``_note`` and ``_log_once``.
+    """
+
+    def _work(self) -> None:
+        while self._running:
+            job = self._slot.take(timeout_s=0.5)
+            if job is not None:
+                self._process_guarded(job)
+
+    def process_pending(self) -> None:
+        """Process the frame waiting in the slot, if any (replay's synchronous worker)."""
+        job = self._slot.take(timeout_s=0)
+        if job is not None:
+            self._process_guarded(job)
+
+    def _process_guarded(self, job: FrameJob) -> None:
+        try:
+            self.process(job)
+        except Exception as error:
+            with self._lock:
+                self.stats.inference_errors += 1
+                self.stats.dropped["inference_error"] += 1
+            self._log_once(
+                "error", "frame", f"frame {job.stamp_ns} failed: {type(error).__name__}: {error}"
+            )
+
+    def _wants(self, output: str) -> bool:
+        publisher = self._publishers.get(output)
+        return (
+            getattr(self.config, output)
+            and publisher is not None
+            and bool(publisher.has_subscribers())
+        )
+
+    def process(self, job: FrameJob) -> FrameResult | None:
+        """Run the frame path on one job and publish; returns the result (None if skipped)."""
+        path = self.path
+        started = time.monotonic()
+        prepared = path.prepare(job, self._lookup)
+        for issue in prepared.issues:
+            self._note(issue)
+        if prepared.size == (0, 0) or not prepared.images:
+            if prepared.size != (0, 0):
+                self._note(
+                    Issue(
+                        "rgb",
+                        self.config.topics["rgb"],
+                        "no modality usable in this frame; frame skipped",
+                    )
+                )
+            with self._lock:
+                self.stats.skipped += 1
+                self.stats.dropped["rgb_unusable"] += 1
+            return None
+        images, present = path.model_input(prepared)
+        segmentation = self.segmenter.segment(images, present)
+        result = path.postprocess(
+            prepared,
+            segmentation.labels,
+            segmentation.confidence,
+            present,
+            want_confidence=self._wants("confidence"),
+            want_overlay=self._wants("labels_color"),
+            want_points=self._wants("labeled_points"),
+        )
+        self._publish(result)
+        finished = time.monotonic()
+        processing_ms = (finished - started) * 1e3
+        latency_ms = self._latency_ms(job, finished)
+        record = FrameRecord(
+            job.stamp_ns,
+            dict(result.present),
+            latency_ms,
+            processing_ms,
+            tuple(str(issue) for issue in result.issues),
+        )
+        with self._lock:
+            stats = self.stats
+            stats.published += 1
+            if latency_ms is None:
+                stats.latency_unmeasured += 1
+            else:
+                stats.latencies_ms.append(latency_ms)
+            stats.processing_ms.append(processing_ms)
+            stats.last_present = dict(result.present)
+        for listener in self.listeners:
+            try:
+                listener(result, record)
+            except Exception as error:  # the frame is published: an observer error is no drop
+                with self._lock:
+                    self.stats.callback_errors += 1
+                self._log_once("error", "listener", f"frame listener failed: {error!r}")
+        return result
+
+    def _latency_ms(self, job: FrameJob, finished_monotonic: float) -> float | None:
+        """Stamp → publish latency, or None when the stamp is on another clock (see module)."""
+        waited_ns = job.ready_ns - job.stamp_ns
+        if waited_ns > MAX_PLAUSIBLE_WAIT_NS or waited_ns < -MAX_CLOCK_AHEAD_NS:
+            self._note(
+                Issue(
+                    "rgb",
+                    self.config.topics["rgb"],
+                    f"header.stamp is {-waited_ns / 1e9:+.1f} s from the node clock; latency "
+                    f"not measured ({getattr(self.io, 'clock_advice', CLOCK_ADVICE)})",
+                )
+            )
+            return None
+        return max(waited_ns, 0) / 1e6 + (finished_monotonic - job.ready_monotonic) * 1e3
+
+    def _publish(self, result: FrameResult) -> None:
+        publishers = self._publishers
+        publishers["labels"].publish(
+            m.encode(
+                numpy_to_image(result.labels, self.path.label_encoding, result.header), m.IMAGE
+            )
+        )
+        if result.overlay is not None:
+            publishers["labels_color"].publish(
+                m.encode(numpy_to_image(result.overlay, "rgb8", result.header), m.IMAGE)
+            )
+        if result.confidence is not None:
+            publishers["confidence"].publish(
+                m.encode(numpy_to_image(result.confidence, "32FC1", result.header), m.IMAGE)
+            )
+        if result.points is not None:
+            publishers["labeled_points"].publish(
+                m.encode(array_to_pointcloud2(result.points, result.points_header), m.POINTCLOUD2)
+            )

@@ -74,7 +74,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                              "absent mIoU per cell (writes robustness.json with --out)")
     parser.add_argument("--severity", type=int, default=3,
                         help="--robustness: corruption severity 1-5 (default 3)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--all-only", action="store_true",
                         help="only the all-modalities combination (skip the protocol)")

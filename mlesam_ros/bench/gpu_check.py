@@ -27,15 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from mlesam_ros.engine import resolve_default_checkpoint
-from mlesam_ros.engine.agreement import DEFAULT_MARGIN_EPS, compare, top2_margin
-from mlesam_ros.engine.bench import (
+from mlesam_ros.bench.frame import full_frame_step
+from mlesam_ros.bench.latency import (
     machine_info,
     measure_latency,
     model_only_step,
     peak_memory_mb,
     reset_peak_memory,
 )
+from mlesam_ros.engine import resolve_default_checkpoint
+from mlesam_ros.engine.agreement import DEFAULT_MARGIN_EPS, compare, top2_margin
 from mlesam_ros.engine.onnx_export import presence_patterns
 from mlesam_ros.engine.segmenter import Segmenter
 
@@ -150,8 +151,6 @@ def _measure_backend(
         row["model_ms"] = {"p50": round(model.p50_ms, 3), "p99": round(model.p99_ms, 3)}
         if camera is not None:
             try:
-                from mlesam_ros.pipeline.bench import full_frame_step
-
                 frame = measure_latency(f"{name} full frame", full_frame_step(segmenter, camera),
                                         warmup, iterations)  # fmt: skip
                 row["full_frame_ms"] = {"p50": round(frame.p50_ms, 3),

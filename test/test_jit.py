@@ -1,8 +1,9 @@
-"""The compiled per-sensor loops give exactly the numpy path's model input (bit for bit).
+"""Every compiled loop (``mlesam_ros.jit``) against the numpy code it accelerates.
 
 Each test builds inputs with the awkward values a sensor sends (0, NaN, inf, values on the
 encoding's range limits, depth ties) and compares the compiled result with the numpy
-functions it replaces, which are also the fallback when numba is not installed.
+functions it replaces, which are also the fallback when numba is not installed; then the
+warm-up and numba's disk cache.
 """
 
 from __future__ import annotations
@@ -14,15 +15,24 @@ import pytest
 
 pytest.importorskip("numba")
 
+from mlesam_ros.bench.frame import synthetic_job
 from mlesam_ros.data.encode import encode_depth, encode_thermal
-from mlesam_ros.data.transforms import resize_image
-from mlesam_ros.geometry import ParallaxMap, compiled, project_lidar
+from mlesam_ros.data.resample import area_resize, resize_image
+from mlesam_ros.geometry import ParallaxMap, project_lidar
 from mlesam_ros.geometry.camera import CameraModel
 from mlesam_ros.geometry.projection import EMPTY_KEY
-from mlesam_ros.pipeline import fused
-from mlesam_ros.pipeline.grid import area_resize
+from mlesam_ros.msgs import typestore
+from mlesam_ros.pipeline import depth as depth_step
+from mlesam_ros.pipeline import lidar as lidar_step
+from mlesam_ros.pipeline import outputs
+from mlesam_ros.pipeline import thermal as thermal_step
+from mlesam_ros.pipeline.config import NodeConfig
+from mlesam_ros.pipeline.frame import FramePath
 
 lidar_image = importlib.import_module("mlesam_ros.geometry.lidar_image")
+lidar_dilation = importlib.import_module("mlesam_ros.geometry.lidar_dilation")
+projection = importlib.import_module("mlesam_ros.geometry.projection")
+registration = importlib.import_module("mlesam_ros.geometry.registration")
 
 # (fy, fx) shrink factors: the working grid's 2, odd, mixed, none, and a bigger one.
 FACTORS = [(2, 2), (3, 3), (2, 3), (1, 1), (4, 4)]
@@ -42,11 +52,11 @@ def test_depth_model_image_equals_encode_then_hole_aware_resize(factors) -> None
         out_h, out_w = (int(v) for v in rng.integers(3, 20, 2))
         shape = (out_h * factors[0], out_w * factors[1])
         depth = _depth_image(rng, shape)
-        grid, count = fused.sample_depth(depth, shape)
+        grid, count = depth_step.sample_depth(depth, shape)
         valid = np.isfinite(depth) & (depth > 0)
         np.testing.assert_array_equal(grid, np.where(valid, depth, np.nan))
         assert count == np.count_nonzero(valid)
-        got = fused.depth_model_image(grid, (out_h, out_w))
+        got = depth_step.depth_model_image(grid, (out_h, out_w))
         want = resize_image(encode_depth(grid), (out_h, out_w), "depth")
         np.testing.assert_array_equal(got, want)
 
@@ -54,13 +64,13 @@ def test_depth_model_image_equals_encode_then_hole_aware_resize(factors) -> None
 def test_sample_depth_takes_pixel_centres_and_other_sizes_fall_back() -> None:
     rng = np.random.default_rng(3)
     depth = _depth_image(rng, (48, 64))
-    grid, _ = fused.sample_depth(depth, (24, 32))
+    grid, _ = depth_step.sample_depth(depth, (24, 32))
     np.testing.assert_array_equal(grid[np.isfinite(grid)], depth[1::2, 1::2][np.isfinite(grid)])
     # No whole factor (24x32 → 10x15, 2.5x as a 320x240 camera for a 96x128 model; and an
     # enlargement): the compiled codes go through OpenCV's area weights, still equal.
     for size in ((10, 15), (96, 128)):
         want = resize_image(encode_depth(grid), size, "depth")
-        np.testing.assert_array_equal(fused.depth_model_image(grid, size), want)
+        np.testing.assert_array_equal(depth_step.depth_model_image(grid, size), want)
 
 
 def _lidar_keys(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
@@ -82,7 +92,7 @@ def test_lidar_model_image_equals_dilate_then_sparse_resize(factors, radius) -> 
         out_h, out_w = (int(v) for v in rng.integers(3, 20, 2))
         keys = _lidar_keys(rng, (out_h * factors[0], out_w * factors[1]))
         keys[: keys.shape[0] // 3] = EMPTY_KEY  # a sky: whole blocks with nothing in reach
-        got = fused.lidar_model_image(keys, radius, (out_h, out_w))
+        got = lidar_step.lidar_model_image(keys, radius, (out_h, out_w))
         want = resize_image(lidar_image.dilate_keys(keys, radius), (out_h, out_w), "lidar")
         np.testing.assert_array_equal(got, want)
         assert got.any()
@@ -95,7 +105,7 @@ def test_lidar_model_image_any_size_equals_the_window_scan(radius) -> None:
     for shape, size in (((240, 320), (96, 128)), ((25, 33), (10, 13)), ((7, 9), (10, 13))):
         keys = _lidar_keys(rng, shape)
         keys[: shape[0] // 3] = EMPTY_KEY
-        got = fused.lidar_model_image(keys, radius, size)
+        got = lidar_step.lidar_model_image(keys, radius, size)
         want = resize_image(lidar_image.dilate_keys(keys, radius), size, "lidar")
         np.testing.assert_array_equal(got, want)
         assert got.any()
@@ -103,7 +113,7 @@ def test_lidar_model_image_any_size_equals_the_window_scan(radius) -> None:
 
 def test_lidar_model_image_refuses_a_radius_the_keys_cannot_rank() -> None:
     with pytest.raises(ValueError, match="dilation radius 8: at most 7"):
-        fused.lidar_model_image(np.zeros((4, 4), np.int64), 8, (2, 2))
+        lidar_step.lidar_model_image(np.zeros((4, 4), np.int64), 8, (2, 2))
 
 
 @pytest.mark.parametrize("factors", FACTORS)
@@ -116,7 +126,7 @@ def test_thermal_model_image_equals_three_channel_encode_mask_resize(factors) ->
     thermal[0, 0] = np.nan
     low, high = np.percentile(thermal[thermal > 0], (1, 99))
     for value_range in ((float(low), float(high)), (5.0, 5.0)):  # and a flat frame
-        got = fused.thermal_model_image(thermal, value_range, (out_h, out_w))
+        got = thermal_step.thermal_model_image(thermal, value_range, (out_h, out_w))
         image = encode_thermal(np.nan_to_num(thermal), value_range)
         image *= (thermal > 0)[:, :, None]
         np.testing.assert_array_equal(got, area_resize(image, (out_h, out_w)))
@@ -135,7 +145,7 @@ def test_positive_percentiles_equal_numpy_percentile() -> None:
         image = values.reshape(4, -1) if count % 4 == 0 else values[None]
         positive = image[image > 0]
         want = np.percentile(np.sort(positive), (1, 99)) if positive.size else None
-        got = fused.positive_percentiles(image)
+        got = thermal_step.positive_percentiles(image)
         if want is None:
             assert got is None
         else:
@@ -158,7 +168,7 @@ def test_projection_keys_compiled_equal_numpy(monkeypatch) -> None:
     for values in (intensity, wide, None):
         got = lidar_image.projection_keys(projection, points, values, intensity_max=255.0)
         with monkeypatch.context() as patch:
-            patch.setattr(compiled, "pack_kernel", lambda: None)
+            patch.setattr(lidar_image, "_pack_kernel", lambda: None)
             want = lidar_image.projection_keys(projection, points, values, intensity_max=255.0)
         np.testing.assert_array_equal(got, want)
         assert (got != EMPTY_KEY).sum() > 100
@@ -177,7 +187,7 @@ def test_parallax_maps_compiled_equal_numpy(monkeypatch) -> None:
     depth[::3, ::5], depth[::7], depth[1, 1], depth[2, 2] = np.nan, 0.0, np.inf, 1e-4
     got = parallax.maps(depth)
     with monkeypatch.context() as patch:
-        patch.setattr(compiled, "parallax_kernel", lambda: None)
+        patch.setattr(registration, "_parallax_kernel", lambda: None)
         want = parallax.maps(depth)
     for got_map, want_map in zip(got, want, strict=True):
         np.testing.assert_array_equal(got_map, want_map)
@@ -185,13 +195,13 @@ def test_parallax_maps_compiled_equal_numpy(monkeypatch) -> None:
 
 
 def _signatures() -> dict[str, list]:
-    kernels = {"project": compiled.kernel(), "finish": compiled.finish_kernel(),
-               "paint": compiled.paint_kernel(), "pack": compiled.pack_kernel(),
-               "parallax": compiled.parallax_kernel(),
-               "thermal": fused._thermal_kernel()}  # fmt: skip
-    for group, functions in (("lidar", compiled.lidar_image_kernels()),
-                             ("depth", fused._depth_kernels()),
-                             ("percentiles", fused._percentile_kernels())):  # fmt: skip
+    kernels = {"paint": outputs._paint_kernel(), "pack": lidar_image._pack_kernel(),
+               "parallax": registration._parallax_kernel(),
+               "thermal": thermal_step._thermal_kernel()}  # fmt: skip
+    for group, functions in (("project", projection._projection_kernels()),
+                             ("lidar", lidar_dilation.dilation_kernels()),
+                             ("depth", depth_step._depth_kernels()),
+                             ("percentiles", thermal_step._percentile_kernels())):  # fmt: skip
         kernels.update({f"{group}{index}": f for index, f in enumerate(functions)})
     return {name: list(function.signatures) for name, function in kernels.items()}
 
@@ -205,10 +215,6 @@ def test_warm_up_compiles_every_type_a_frame_uses(size) -> None:
     """
     from types import SimpleNamespace
 
-    from mlesam_ros.msgs import typestore
-    from mlesam_ros.pipeline.bench import synthetic_job
-    from mlesam_ros.pipeline.config import NodeConfig
-    from mlesam_ros.pipeline.frame import FramePath
 
     segmenter = SimpleNamespace(modalities=("rgb", "depth", "thermal", "lidar"),
                                 input_size=(96, 128),
@@ -243,8 +249,7 @@ def test_compiled_loops_load_from_the_disk_cache_on_the_next_start(tmp_path) -> 
     import subprocess
     import sys
 
-    script = ("from mlesam_ros.geometry import compiled; compiled.warm_up(); "
-              "from mlesam_ros.pipeline import fused; fused.warm_up()")  # fmt: skip
+    script = "import mlesam_ros.pipeline.frame; from mlesam_ros import jit; jit.warm_up()"
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     counts = []
     for _ in range(2):

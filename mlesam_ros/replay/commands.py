@@ -1,4 +1,4 @@
-"""``mlesam replay`` and ``mlesam demo``: the node core on a bag, without ROS."""
+"""``mlesam replay``: the node core on a bag, without ROS."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from mlesam_ros.engine import BACKENDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``replay`` and ``demo`` subcommands."""
+    """Add the ``replay`` subcommand."""
     replay = subparsers.add_parser(
         "replay",
         help="run the segmentation node on a recorded bag and write its topics to a new bag",
@@ -37,26 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     replay.set_defaults(handler=_run_replay)
 
-    demo = subparsers.add_parser(
-        "demo",
-        help="synthetic drive → replay with the demo model → strip, GIF, bags, mIoU summary",
-        description=(
-            "Render a short synthetic drive (daylight, a LiDAR dropout, night), replay it "
-            "through the node core with the shipped demo model on CPU, and write the input "
-            "and output bags, strip.png and demo.gif (per frame: camera | ground truth | "
-            "prediction overlay | LiDAR points by predicted class, captioned with the "
-            "condition, the fused sensors and the frame's mIoU, and a class legend) and "
-            "summary.json with mIoU per modality combination into --out. Needs only the "
-            "runtime install (pip install -e .: ONNX Runtime, no torch)."
-        ),
-    )
-    demo.add_argument("--out", type=Path, default=Path("mlesam_demo"), help="output folder")
-    demo.add_argument("--frames", type=int, default=48, help="frames at 10 Hz (default 48)")
-    demo.add_argument("--backend", choices=BACKENDS, default="auto")
-    demo.add_argument("--model", type=Path, help="model file (default: shipped demo model)")
-    demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    demo.set_defaults(handler=_run_demo)
-
 
 def _run_replay(args: argparse.Namespace) -> int:
     import json
@@ -64,7 +44,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     import signal
 
     from mlesam_ros.pipeline.config import command_line_parameters
-    from mlesam_ros.replay import replay_bag
+    from mlesam_ros.replay.run import replay_bag
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # `timeout`/`kill` end a replay like Ctrl-C: output kept
@@ -86,14 +66,3 @@ def _run_replay(args: argparse.Namespace) -> int:
     return 0 if result.frames else 1
 
 
-def _run_demo(args: argparse.Namespace) -> int:
-    import logging
-
-    from mlesam_ros.demo import DEFAULT_SIZE, header_text, run_demo, summary_text
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    # The header first (what is about to happen, where it goes), then progress, then results.
-    print(header_text(args.out, args.frames, DEFAULT_SIZE, args.model), flush=True)
-    summary = run_demo(args.out, args.frames, args.backend, args.model, progress=not args.quiet)
-    print(summary_text(summary))
-    return 0

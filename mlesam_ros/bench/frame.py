@@ -9,16 +9,29 @@ Compare it with the "model" row to see what the frame path costs around inferenc
 
 :func:`stage_timings` (``mlesam bench --stages``, ``benchmarks/bench_frame_stages.py``) times
 the same path stage by stage at any camera size and LiDAR density, in wall and CPU time.
+
+This file imports only what every version of the frame path has (``FramePath``, ``FrameJob``,
+``NodeConfig``, ``TfBuffer``, the message converters), so ``benchmarks/bench_frame_stages.py``
+can load it by path into an older checkout and time the old path with the same harness.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import cv2
 import numpy as np
 
+from mlesam_ros.data.synth import SyntheticDrive, default_rig
+from mlesam_ros.msgs import array_to_pointcloud2, camera_to_camera_info, numpy_to_image
+from mlesam_ros.pipeline.config import NodeConfig
+from mlesam_ros.pipeline.core import SegmentationCore
+from mlesam_ros.pipeline.frame import FrameJob, FramePath
 from mlesam_ros.pipeline.tf_buffer import TfBuffer
 
 
@@ -78,10 +91,6 @@ def synthetic_job(
     ``depth_offset_m`` moves the depth camera's tf sideways, so depth is *not* registered to
     the RGB camera and the node reprojects it (for timing; the image is not re-rendered).
     """
-    import dataclasses
-
-    from mlesam_ros.data.synth import SyntheticDrive, default_rig
-
     rig = default_rig(width=size[1], height=size[0], lidar_azimuth_steps=max(8, points // 64))
     frame = SyntheticDrive(seed=seed, rig=rig).frame(0)
     if depth_offset_m:
@@ -94,9 +103,6 @@ def synthetic_job(
 
 def frame_job(frame: Any, rig: Any) -> tuple[Any, TfBuffer]:
     """Turn a rendered synthetic frame into a robot's ROS messages (a FrameJob) plus tf."""
-    from mlesam_ros.msgs import array_to_pointcloud2, camera_to_camera_info, numpy_to_image
-    from mlesam_ros.pipeline.frame import FrameJob
-
     stamps = frame.stamps_ns
     depth = np.where(frame.depth > 0, frame.depth, np.nan).astype(np.float32)
     images = {"rgb": (frame.rgb, "rgb8"), "depth": (depth, "32FC1"),
@@ -115,11 +121,6 @@ def frame_job(frame: Any, rig: Any) -> tuple[Any, TfBuffer]:
 
 def full_frame_step(segmenter: Any, camera_size: tuple[int, int] = (480, 640)) -> Callable:
     """Build a zero-argument step running the node core's frame path on one synthetic VGA frame."""
-    import dataclasses
-    import time
-
-    from mlesam_ros.pipeline.core import SegmentationCore
-
     job, tf = synthetic_job(camera_size)
     transport = MemoryTransport(now_ns=job.stamp_ns)
     transport.tf = tf
@@ -166,12 +167,6 @@ def stage_timings(
     shared core inflate far less than wall time. Each frame is a fresh
     ``prepare`` of the same messages, so caches behave as on a robot with a fixed calibration.
     """
-    import time
-
-    from mlesam_ros.msgs import array_to_pointcloud2, numpy_to_image
-    from mlesam_ros.pipeline.config import NodeConfig
-    from mlesam_ros.pipeline.frame import FramePath
-
     if outputs not in OUTPUT_SETS:
         raise ValueError(f"outputs: choose from {', '.join(OUTPUT_SETS)}, got '{outputs}'")
     wants = OUTPUT_SETS[outputs]
@@ -241,10 +236,6 @@ def thread_setup(threads: int) -> dict[str, int]:
     ONNX Runtime's default (0) sizes its pool to every core of the machine and ignores CPU
     affinity, so a ``taskset -c 1`` run would oversubscribe its one core: resolve 0 here.
     """
-    import os
-
-    import cv2
-
     try:
         allowed = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -258,49 +249,6 @@ def thread_setup(threads: int) -> dict[str, int]:
     except ImportError:
         pass
     return {"threads": resolved, "cpus_allowed": allowed}
-
-
-def run_stage_bench(
-    args: Any, model_path: Any, backend: str | None = None, device: str | None = None
-) -> int:
-    """``mlesam bench --stages``: per-stage p50/p90 of the frame path at each ``--frame`` size.
-
-    ``backend``/``device`` are the ones ``mlesam bench`` already resolved (``--backend``,
-    ``--device``); without them ``args.backend`` and the backend's default device apply.
-    """
-    import json
-
-    from mlesam_ros.engine.segmenter import Segmenter
-
-    threads = thread_setup(args.threads)
-    sizes = []
-    for text in str(args.frame).split(","):
-        try:
-            width, height = (int(value) for value in text.lower().split("x"))
-        except ValueError:
-            raise ValueError(f"--frame: expected WxH such as 1920x1080, got '{text}'") from None
-        sizes.append((height, width))
-    segmenter = Segmenter(model_path, backend or args.backend, device=device,
-                          precision=args.precision, compile=args.compile,
-                          threads=threads["threads"],
-                          sam_checkpoint=args.sam_checkpoint)  # fmt: skip
-    try:
-        reports = [stage_timings(segmenter, size, args.points, args.iters, args.warmup,
-                                 args.outputs) for size in sizes]  # fmt: skip
-        setup = {"model": str(model_path), "backend": segmenter.backend,
-                 "device": segmenter.device,
-                 "input": "x".join(str(v) for v in segmenter.input_size),
-                 "threads (onnxruntime / torch / cv2)": threads["threads"],
-                 "cpus allowed": threads["cpus_allowed"], "LiDAR points": args.points,
-                 "outputs": args.outputs, "frames per size": args.iters}  # fmt: skip
-    finally:
-        segmenter.close()
-    print("\n".join(f"{key}: {value}" for key, value in setup.items()))
-    print(stage_table(reports, p90=True))
-    print(stage_table(reports, metric="cpu_p50"))
-    if args.json:
-        args.json.write_text(json.dumps({"setup": setup, "reports": reports}, indent=2) + "\n")
-    return 0
 
 
 def stage_table(

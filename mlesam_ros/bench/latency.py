@@ -1,8 +1,8 @@
 """Latency measurement for ``mlesam bench``: warm-up, N timed runs, percentiles, machine info.
 
 ``measure_latency`` times any zero-argument step, so each path through the system is one
-step function: ``model_only_step`` (inference on a fixed frame) and the pipeline's
-``full_frame_step`` (conversion, projection, preprocessing, inference, postprocessing).
+step function: ``model_only_step`` (inference on a fixed frame) and
+``bench.frame.full_frame_step`` (conversion, projection, preprocessing, inference, postprocessing).
 ``time_configuration`` adds what a deployment trade needs besides latency: start-up time
 (loading), the first frame (where ``torch.compile`` compiles) and peak GPU memory, for each
 rung of ``optimisation_ladder`` (stock eager → SDPA → bf16/fp16 → compile → CUDA graphs).
@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from mlesam_ros.bench.frame import full_frame_step
 from mlesam_ros.engine.segmenter import Segmenter
 
 
@@ -157,8 +158,6 @@ def time_configuration(
         rows = [dataclasses.replace(stats, startup_s=startup, first_frame_s=first,
                                     peak_memory_mb=peak_memory_mb(segmenter.device))]
         if full_frame_camera is not None:
-            from mlesam_ros.pipeline.bench import full_frame_step
-
             frame = measure_latency(f"{name} full frame", full_frame_step(
                 segmenter, full_frame_camera), warmup, iterations)  # fmt: skip
             rows.append(dataclasses.replace(frame, peak_memory_mb=peak_memory_mb(

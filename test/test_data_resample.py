@@ -1,17 +1,26 @@
-"""Validity-aware resizing: sparse modalities never get values that were not measured."""
+"""The one resampler: sparse modalities never get values that were not measured."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from mlesam_ros.data.transforms import (
+from mlesam_ros.data.resample import (
+    _resize_sparse_windows,
+    _shrink_sparse_by_blocks,
+    area_resize,
+    nearest_resize,
+    nearest_upsample,
+    repeat_counts,
     resample_mode,
-    resize,
+    resize_image,
     resize_sparse,
     resize_with_holes,
+    whole_shrink,
     window_bounds,
 )
+from mlesam_ros.data.transforms import resize
 
 
 def _sparse(shape: tuple[int, int], density: float, seed: int) -> np.ndarray:
@@ -78,8 +87,6 @@ def test_resize_treats_each_modality_its_own_way() -> None:
               "labels": np.zeros((48, 64), np.int64)}  # fmt: skip
     out = resize(sample, (24, 32), ("rgb", "lidar"))
     np.testing.assert_array_equal(out["images"][1], resize_sparse(lidar, (24, 32)))
-    import cv2
-
     np.testing.assert_array_equal(out["images"][0],
                                   cv2.resize(dense, (32, 24), interpolation=cv2.INTER_AREA))
     assert [resample_mode(m) for m in ("rgb", "thermal", "depth", "lidar", "event")] == [
@@ -92,8 +99,6 @@ def test_resize_treats_each_modality_its_own_way() -> None:
 @pytest.mark.parametrize("density", [0.02, 0.3, 0.95])
 @pytest.mark.parametrize("channels", [3, None])
 def test_whole_block_shrink_equals_the_window_scan(factors, density, channels) -> None:
-    from mlesam_ros.data.transforms import _resize_sparse_windows, _shrink_sparse_by_blocks
-
     image = _sparse((24, 36), density, seed=factors[0] * 10 + factors[1])
     # Ties on purpose: few distinct values, so equal candidates meet in a block.
     image = (image // 64) * 64
@@ -105,3 +110,64 @@ def test_whole_block_shrink_equals_the_window_scan(factors, density, channels) -
     np.testing.assert_array_equal(fast, reference.reshape(fast.shape))
     if fy > 1 and fx > 1:  # resize_sparse takes the block path for these
         np.testing.assert_array_equal(resize_sparse(image, (24 // fy, 36 // fx)), fast)
+
+
+def test_resize_takes_the_modalities_from_the_sample_by_default() -> None:
+    """``resize(sample, size)`` of a sample that names its modalities: LiDAR stays sparse."""
+    lidar = np.zeros((64, 64, 3), np.uint8)
+    lidar[::2, ::2] = 200  # a return on every other pixel, nothing between them
+    sample = {"images": lidar[None], "present": np.ones(1, bool), "modalities": ("lidar",)}
+    shrunk = resize(sample, (32, 32))["images"][0]
+    assert set(np.unique(shrunk)) == {200}  # one real return per pixel, no 50s or 100s
+    assert set(np.unique(resize(sample, (48, 48))["images"][0])) <= {0, 200}
+
+
+def test_resize_without_modality_names_refuses_to_guess() -> None:
+    sample = {"images": np.zeros((2, 8, 8, 3), np.uint8), "present": np.ones(2, bool)}
+    with pytest.raises(ValueError, match="modalities: resize needs the images' modality names"):
+        resize(sample, (4, 4))
+    dense = resize(sample, (4, 4), (None, None))  # dense by choice, named so
+    assert dense["images"].shape == (2, 4, 4, 3)
+
+
+def test_nearest_resize_samples_pixel_centres() -> None:
+    labels = np.arange(12, dtype=np.int64).reshape(3, 4)
+    np.testing.assert_array_equal(nearest_resize(labels, (3, 4)), labels)
+    np.testing.assert_array_equal(nearest_resize(labels, (6, 8))[::2, ::2], labels)
+    np.testing.assert_array_equal(nearest_resize(nearest_resize(labels, (6, 8)), (3, 4)), labels)
+    np.testing.assert_array_equal(nearest_resize(labels, (1, 2)), [[5, 7]])  # the centres
+
+
+def test_area_resize_is_one_area_step_for_whole_factors() -> None:
+    image = np.random.default_rng(1).integers(0, 256, (768, 1024, 3), dtype=np.uint8)
+    direct = cv2.resize(image, (128, 96), interpolation=cv2.INTER_AREA)
+    # 768x1024 -> 384x512 -> 192x256 (exact 2x2 means) -> 96x128: within a rounding per step.
+    assert np.abs(area_resize(image, (96, 128)).astype(int) - direct).max() <= 2
+    assert area_resize(image, (768, 1024)) is image
+
+
+def test_whole_shrink_factors() -> None:
+    assert whole_shrink((192, 256), (96, 128)) == (2, 2)
+    assert whole_shrink((96, 128), (96, 128)) == (1, 1)
+    assert whole_shrink((240, 320), (96, 128)) is None
+    assert whole_shrink((48, 64), (96, 128)) is None
+
+
+def test_lidar_resize_never_mixes_in_empty_pixels() -> None:
+    image = np.zeros((4, 4, 3), np.uint8)
+    image[0, 0] = (200, 100, 50)  # one return in the top-left 2x2 block
+    image[2:, 2:] = 10  # a full block
+    out = resize_image(image, (2, 2), "lidar")
+    np.testing.assert_array_equal(out[0, 0], (200, 100, 50))  # not dimmed to a quarter
+    np.testing.assert_array_equal(out[1, 1], (10, 10, 10))
+    assert not out[0, 1].any() and not out[1, 0].any()  # empty stays empty
+    grown = resize_image(image, (8, 8), "lidar")  # growing samples, never interpolates
+    assert set(np.unique(grown)) <= set(np.unique(image))
+
+
+def test_label_upsampling_equals_pixel_centre_nearest() -> None:
+    labels = np.random.default_rng(0).integers(0, 300, (96, 128)).astype(np.uint16)
+    for size in ((1080, 1920), (240, 320), (50, 70)):
+        counts = (repeat_counts(96, size[0]), repeat_counts(128, size[1]))
+        np.testing.assert_array_equal(nearest_upsample(labels, counts),
+                                      nearest_resize(labels, size))  # fmt: skip
