@@ -7,6 +7,7 @@ import pytest
 
 from mlesam_ros.data.corruptions import Corruption
 from mlesam_ros.data.synthetic_dataset import SyntheticDataset, corrupt_frame, frame_to_images
+from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.health import HealthConfig, SensorHealth
 
 MODALITIES = ("rgb", "depth", "thermal", "lidar")
@@ -52,17 +53,17 @@ def test_a_clean_drive_raises_nothing(frames) -> None:
     [
         ("depth:frozen:3", "frozen"),
         ("rgb:frozen:3", "frozen"),
-        ("lidar:noise:3", "returns cover"),
+        ("lidar:noise:3", "outliers:"),
         ("rgb:overexposure:3", "over-exposed"),
         ("rgb:black:3", "black"),
         ("rgb:constant:3", "flat"),
         ("thermal:black:3", "black"),
         ("depth:constant:3", "same depth"),
-        ("depth:occlusion:3", "closer than"),
+        ("depth:occlusion:3", "near:"),
         ("depth:dropout:4", "holes"),
         ("depth:noise:3", "noisy"),
         ("lidar:constant:3", "same range"),
-        ("lidar:extrinsic:3", "disagrees with the depth camera"),
+        ("lidar:extrinsic:3", "disagreement: differs from the depth camera"),
     ],
 )
 def test_each_fault_is_flagged_within_a_few_frames(frames, corruption: str, words: str) -> None:
@@ -74,7 +75,7 @@ def test_each_fault_is_flagged_within_a_few_frames(frames, corruption: str, word
     assert words in reason
     # Nothing else is blamed, except the depth camera as the other half of a disagreement.
     others = {m for m in flagged if m != fault.modality}
-    assert others <= ({"depth"} if "disagrees" in reason else set()), flagged
+    assert others <= ({"depth"} if "disagreement" in reason else set()), flagged
 
 
 def test_a_disagreement_withholds_neither_sensor_but_an_own_fault_does(frames) -> None:
@@ -115,10 +116,12 @@ def test_router_weight_falling_to_a_fraction_of_its_usual_value() -> None:
             assert health.suspects() == {}
     state = health.states["thermal"]
     assert state.suspect and state.first_suspect_frame <= 24  # frames count from 1: 21st + 3
-    assert "router weight 0.02, usually 0.15" in state.reason
+    assert state.reason == "router: the model outweighs it (weight 0.02, usually 0.15)"
     assert set(health.suspects()) == {"thermal"}
 
 
 def test_config_is_validated() -> None:
-    with pytest.raises(ValueError, match=r"health\.min_faulty: must be in 1\.\.window \(5\)"):
+    with pytest.raises(ValueError, match=r"min_faulty: must be in 1\.\.health\.window \(5\)"):
         HealthConfig(window=5, min_faulty=6)
+    with pytest.raises(ValueError, match=r"parameter health\.min_faulty"):
+        NodeConfig.from_parameters({"health.window": 4, "health.min_faulty": 5})

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mlesam_ros.pipeline.health import HealthConfig
 from mlesam_ros.pipeline.parameters import (
     DEFAULT_PARAMETERS,
     DYNAMIC_PARAMETERS,
@@ -145,6 +146,10 @@ class NodeConfig:
     overlay_alpha: float
     palette_file: str
     diagnostics_period_ns: int
+    health_enabled: bool
+    health_suspect_as_absent: bool
+    health_window: int
+    health_min_faulty: int
 
     @classmethod
     def from_parameters(cls, overrides: Mapping[str, Any] | None = None) -> NodeConfig:
@@ -164,7 +169,18 @@ class NodeConfig:
                 fields.setdefault(field, {})[key.rstrip("]")] = value
             else:
                 fields[field] = value
-        return cls(**fields)
+        config = cls(**fields)
+        config.health_config()  # window/min_faulty checked together, naming the parameter
+        return config
+
+    def health_config(self) -> HealthConfig:
+        """Return the sensor-health settings (:mod:`mlesam_ros.pipeline.health`)."""
+        return HealthConfig(
+            enabled=self.health_enabled,
+            window=self.health_window,
+            min_faulty=self.health_min_faulty,
+            suspect_as_absent=self.health_suspect_as_absent,
+        )
 
     @property
     def enabled_inputs(self) -> tuple[str, ...]:

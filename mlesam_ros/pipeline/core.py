@@ -56,6 +56,7 @@ from mlesam_ros.pipeline.diagnostics import (
     diagnostic_array,
 )
 from mlesam_ros.pipeline.frame import FramePath, FrameResult, Issue
+from mlesam_ros.pipeline.health import SensorHealth
 from mlesam_ros.pipeline.ingest import FrameIngest
 from mlesam_ros.pipeline.interface import NodeIO, Segmenter
 from mlesam_ros.pipeline.worker import FrameWorker, LatestSlot
@@ -114,6 +115,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
         self.segmenter: Segmenter | None = None
         self.config: NodeConfig | None = None
         self.path: FramePath | None = None
+        self.health: SensorHealth | None = None
         self.sync: TimeoutSynchronizer | None = None
         self.stats = PipelineStats()
         self.listeners: list[Callable[[FrameResult, FrameRecord], None]] = []
@@ -155,6 +157,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
             self._free_model()
             raise
         self.sync = self._new_synchronizer(config)
+        self.health = SensorHealth(self.path.modalities, config.health_config())
         self.stats = PipelineStats()
         self._dropped_reported = 0
         self._configured = True
@@ -307,6 +310,8 @@ class SegmentationCore(FrameIngest, FrameWorker):
                 self._replace_synchronizer(self._new_synchronizer(config), "stopped")
             else:
                 frames = []
+            if config.health_config() != old.health_config() and self.path is not None:
+                self.health = SensorHealth(self.path.modalities, config.health_config())
             if config.diagnostics_period_ns != old.diagnostics_period_ns:
                 self._next_diagnostics_ns = self.io.now_ns() + config.diagnostics_period_ns
             if self._active:
@@ -360,6 +365,10 @@ class SegmentationCore(FrameIngest, FrameWorker):
             health = {key: copy.copy(value) for key, value in self.sync.health().items()}
             sync_stats = copy.copy(self.sync.stats)
             stats = self.stats.snapshot()
+            sensors, withheld = {}, frozenset()
+            if self.health is not None:
+                sensors = {key: copy.copy(state) for key, state in self.health.states.items()}
+                withheld = frozenset(self.health.withheld())
         dropped_by_reason = self.dropped_frames()
         dropped = sum(dropped_by_reason.values())
         newly_dropped, self._dropped_reported = dropped - self._dropped_reported, dropped
@@ -368,7 +377,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
                  "model": str(segmenter.artefact)} if segmenter is not None else {}  # fmt: skip
         return diagnostic_array(self.config, stats, health, sync_stats, dropped_by_reason,
                                 newly_dropped, model, self.path.used, self._slot.dropped,
-                                self.io.now_ns())  # fmt: skip
+                                self.io.now_ns(), sensors, withheld)  # fmt: skip
 
     def publish_diagnostics(self) -> None:
         """Timer: publish ``/diagnostics``."""

@@ -36,6 +36,7 @@ class FrameRecord:
     latency_ms: float | None  # None: the stamp is on another clock than the node's
     processing_ms: float
     issues: tuple[str, ...]
+    suspects: dict[str, str] = field(default_factory=dict)  # sensor health: modality → why
 
 
 @dataclass
@@ -118,12 +119,17 @@ def diagnostic_array(
     modalities: Sequence[str],
     dropped_by_worker: int,
     now_ns: int,
+    sensors: Mapping[str, Any] | None = None,
+    withheld: frozenset[str] = frozenset(),
 ) -> Any:
     """Build ``/diagnostics`` from a snapshot of the core (taken under its lock).
 
     ``health``: the synchroniser's per-input health; ``model``: backend, device and model
-    (artefact) of the segmenter; ``newly_dropped``: frames dropped since the last report.
+    (artefact) of the segmenter; ``newly_dropped``: frames dropped since the last report;
+    ``sensors``: sensor health per modality (:class:`~mlesam_ros.pipeline.health.SensorState`)
+    and ``withheld`` the modalities it keeps from the model.
     """
+    sensors = sensors or {}
     latencies = np.asarray(stats.latencies_ms, dtype=np.float64)
     processing = np.asarray(stats.processing_ms, dtype=np.float64)
     errors = stats.inference_errors + stats.callback_errors
@@ -171,10 +177,24 @@ def diagnostic_array(
             "issues": issue_counts.get(key, 0),
             "last_issue": last_issue.get(key, ""),
         }
+        state = sensors.get(MODALITY_OF_INPUT[key])
+        if state is not None:
+            values.update({
+                "router_weight": state.router_weight,
+                "usual_router_weight": state.usual_router_weight,
+                "suspect": state.suspect,
+                "suspect_frames": state.suspect_frames,
+            })  # fmt: skip
         if sensor is None or sensor.received == 0:
             level, message = m.STALE, "no message received"
             if last_issue.get(key):
                 message += f"; {last_issue[key]}"
+        elif state is not None and state.suspect:
+            withheld_now = MODALITY_OF_INPUT[key] in withheld
+            level = m.WARN
+            message = f"suspect: {state.reason}" + (
+                "; withheld from the model" if withheld_now else "; still fused"
+            )
         elif fused:
             level, message = m.OK, "fused"
         else:

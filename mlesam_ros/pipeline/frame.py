@@ -202,14 +202,19 @@ class FramePath:
                 clock.lap(sensor)
         return prepared
 
-    def model_input(self, prepared: PreparedFrame) -> tuple[np.ndarray, np.ndarray]:
-        """``(1, M, 3, H, W)`` uint8 images at the model size and ``(1, M)`` presence."""
+    def model_input(
+        self, prepared: PreparedFrame, withhold: frozenset[str] | set[str] = frozenset()
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(1, M, 3, H, W)`` uint8 images at the model size and ``(1, M)`` presence.
+
+        Modalities in ``withhold`` (sensor health's suspects) are given as absent.
+        """
         height, width = self.model_size
         images = np.zeros((1, len(self.modalities), 3, height, width), dtype=np.uint8)
         present = np.zeros((1, len(self.modalities)), dtype=bool)
         for slot, modality in enumerate(self.modalities):
             image = prepared.images.get(modality)
-            if image is not None:
+            if image is not None and modality not in withhold:
                 images[0, slot] = image.transpose(2, 0, 1)
                 present[0, slot] = True
         return images, present

@@ -11,9 +11,10 @@ each sensor's router weight over a window. Checks (thresholds in ``HealthConfig`
   depth camera facing a wall);
 - **exposure** (cameras): much of the image saturated, or nearly all of it black;
 - **depth**: mostly holes, or a large share of returns right at the lens (something on it);
-- **LiDAR**: the share of the image with returns jumps away from its usual value (returns
-  scattered, or lost), or LiDAR and depth camera disagree on the range of the pixels both
-  measure — an extrinsic that moved or a range fault in one of them;
+- **LiDAR**: returns at heights no scene has (scattered returns), the share of the image
+  with returns jumping away from its usual value (returns scattered or lost), or LiDAR and
+  depth camera disagreeing on the range of the pixels both measure — an extrinsic that moved
+  or a range fault in one of them;
 - **router**: the model's own weight on the sensor falls to a fraction of its usual value.
 
 A fault must show in ``min_faulty`` of the last ``window`` frames before the sensor is
@@ -33,7 +34,7 @@ import numpy as np
 DEPTH_RANGE_M = (0.3, 80.0)
 LIDAR_MAX_RANGE_M = 80.0
 CAMERAS = frozenset({"rgb", "thermal", "event"})
-DISAGREES = "disagrees with"
+DISAGREES = "disagreement:"
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,12 @@ class HealthConfig:
     depth_near_m: float = 0.8
     depth_near_share: float = 0.2
     coverage_change: float = 1.5
+    outlier_share: float = 0.05
+    outlier_change: float = 4.0
     noise_change: float = 2.5
     disagreement_share: float = 0.08
+    disagreement_change: float = 3.0
+    gross_disagreement: float = 0.3
     router_drop: float = 0.5
     warmup: int = 10
     suspect_as_absent: bool = False
@@ -67,7 +72,8 @@ class HealthConfig:
         """Reject thresholds that cannot work, naming the field."""
         if not 1 <= self.min_faulty <= self.window:
             raise ValueError(
-                f"health.min_faulty: must be in 1..window ({self.window}), got {self.min_faulty}"
+                f"parameter health.min_faulty: must be in 1..health.window ({self.window}), "
+                f"got {self.min_faulty}"
             )
         if self.frozen_repeats < 1 or self.warmup < 0:
             raise ValueError("health.frozen_repeats must be >= 1 and health.warmup >= 0")
@@ -101,6 +107,9 @@ class SensorHealth:
         }
         self._coverage: dict[str, list[float]] = {m: [] for m in self.modalities}
         self._roughness: dict[str, list[float]] = {m: [] for m in self.modalities}
+        self._disagreements: list[float] = []
+        self._outliers: list[float] = []
+        self._last_outliers = 0.0
         self._weights: dict[str, list[float]] = {m: [] for m in self.modalities}
         self._recent_weights: dict[str, deque] = {
             m: deque(maxlen=self.config.window) for m in self.modalities
@@ -133,13 +142,15 @@ class SensorHealth:
             "depth" not in faults
         ):
             share = self._disagreement(images["lidar"], images["depth"])
+            if share is not None and not self._unusual_disagreement(share):
+                share = None
             if share is not None:
                 # Which of the two is wrong cannot be told from the pair: both are reported,
                 # neither is withheld from the model for it (the router decides).
                 for modality, other in (("lidar", "depth camera"), ("depth", "LiDAR")):
                     faults[modality] = (
-                        f"{DISAGREES} the {other} on {100 * share:.0f} % of the pixels both "
-                        "measure: one of the two moved or measures wrong"
+                        f"{DISAGREES} differs from the {other} on {100 * share:.0f} % of the "
+                        "pixels both measure (one of the two moved or measures wrong)"
                     )
         for modality in self.modalities:
             if modality in images:
@@ -174,7 +185,7 @@ class SensorHealth:
                 state.usual_router_weight = typical / len(fused)
                 latest = list(recent)[-self.config.min_faulty:]
                 if np.median(latest) < self.config.router_drop * typical:
-                    text = (f"the model outweighs it (router weight {state.router_weight:.2f}, "
+                    text = (f"router: the model outweighs it (weight {state.router_weight:.2f}, "
                             f"usually {state.usual_router_weight:.2f})")  # fmt: skip
                     self._add_fault(modality, text)
                     continue
@@ -251,29 +262,61 @@ class SensorHealth:
                             "more than usual")  # fmt: skip
             near = float((_depth_from_log_code(codes) < config.depth_near_m).mean())
             if near > config.depth_near_share:
-                return (f"{100 * near:.0f} % of depths closer than {config.depth_near_m} m: "
-                        "something on the lens?")  # fmt: skip
+                return (f"near: {100 * near:.0f} % of depths closer than "
+                        f"{config.depth_near_m} m (something on the lens?)")  # fmt: skip
             return None
         if modality == "lidar":
             depth_codes = image[:, :, 0][valid].astype(np.float32)
             if float(depth_codes.std()) < config.flat_std:
                 return "flat: every return at the same range (window covered?)"
+            heights = image[:, :, 2][valid]
+            # Scattered returns land at heights a real scene does not have: beyond the
+            # encoding's height range (code 1 or 255), in a share that jumps.
+            outliers = float(((heights <= 2) | (heights >= 254)).mean())
+            self._last_outliers = outliers
+            usual_outliers = self._outliers
+            if len(usual_outliers) >= config.warmup:
+                bar = max(config.outlier_share,
+                          config.outlier_change * float(np.median(usual_outliers)))  # fmt: skip
+            else:
+                bar = 3 * config.outlier_share
+            if outliers > bar:
+                return (f"outliers: {100 * outliers:.0f} % of returns at implausible heights "
+                        "(scattered returns?)")  # fmt: skip
             usual = self._coverage[modality]
             if len(usual) >= config.warmup:
                 typical = float(np.median(usual))
                 ratio = share / max(typical, 1e-6)
                 change = config.coverage_change
                 if ratio > change or ratio < 1 / change:
-                    return (f"returns cover {100 * share:.0f} % of the image, usually "
+                    return (f"returns: they cover {100 * share:.0f} % of the image, usually "
                             f"{100 * typical:.0f} % (scattered or lost returns)")  # fmt: skip
             return None
         return None
 
+    def _unusual_disagreement(self, share: float) -> bool:
+        """Whether ``share`` is well above this rig's usual LiDAR/depth disagreement.
+
+        Sparse LiDARs, low resolutions and a depth camera mounted apart disagree on some
+        pixels even when healthy, so the usual share (healthy frames) sets the bar; until it
+        is known only a gross disagreement counts.
+        """
+        usual = self._disagreements
+        healthy = not (self.states["lidar"].suspect or self.states["depth"].suspect)
+        if len(usual) < self.config.warmup:
+            unusual = share > self.config.gross_disagreement
+        else:
+            bar = self.config.disagreement_change * float(np.median(usual))
+            unusual = share > max(self.config.disagreement_share, bar)
+        if healthy and not unusual:
+            usual.append(share)
+            del usual[:-200]
+        return unusual
+
     def _disagreement(self, lidar: np.ndarray, depth: np.ndarray) -> float | None:
         """Return the share of overlapping pixels where LiDAR and depth disagree by > 25 %.
 
-        Only beyond 3 m (the encodings' resolution); None when they agree or overlap too
-        little to tell.
+        Only beyond 3 m (the encodings' resolution); None when they overlap too little.
         """
         lidar_valid = lidar.any(axis=2)
         depth_valid = depth.any(axis=2)
@@ -283,8 +326,7 @@ class SensorHealth:
         if both.sum() < 50:
             return None
         relative = np.abs(lidar_m[both] - depth_m[both]) / depth_m[both]
-        share = float((relative > 0.25).mean())
-        return share if share > self.config.disagreement_share else None
+        return float((relative > 0.25).mean())
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -298,6 +340,9 @@ class SensorHealth:
             coverage = self._coverage[modality]
             coverage.append(float(valid.mean()))
             del coverage[:-200]
+            if modality == "lidar":
+                self._outliers.append(self._last_outliers)
+                del self._outliers[:-200]
             if modality == "depth":
                 roughness = self._roughness[modality]
                 roughness.append(max(_roughness(image[:, :, 1], valid), 1e-3))
@@ -318,7 +363,7 @@ class SensorHealth:
         was = state.suspect
         state.suspect = len(faults) >= self.config.min_faulty
         if state.suspect:
-            kinds = Counter(f.split(":")[0].split(" (")[0] for f in faults)
+            kinds = Counter(f.split(":")[0] for f in faults)
             kind = kinds.most_common(1)[0][0]
             state.reason = next(f for f in reversed(faults) if f.startswith(kind))
             state.faults[kind] += 0 if was else 1

@@ -344,6 +344,34 @@ PARAMETERS: dict[str, ParamSpec] = {
         field="diagnostics_period_ns",
         convert=_ns,
     ),
+    "health.enabled": _spec(
+        True,
+        "check each sensor for faults and report them in /diagnostics",
+        dynamic=True,
+        field="health_enabled",
+    ),
+    "health.suspect_as_absent": _spec(
+        False,
+        "withhold a sensor with a fault of its own from the model, as if unplugged",
+        dynamic=True,
+        field="health_suspect_as_absent",
+    ),
+    "health.window": _spec(
+        10,
+        "frames a fault is counted over",
+        minimum=2,
+        maximum=1000,
+        dynamic=True,
+        field="health_window",
+    ),
+    "health.min_faulty": _spec(
+        3,
+        "faulty frames within the window that make a sensor suspect",
+        minimum=1,
+        maximum=1000,
+        dynamic=True,
+        field="health_min_faulty",
+    ),
 }
 DEFAULT_PARAMETERS: dict[str, Any] = {name: spec.default for name, spec in PARAMETERS.items()}
 DYNAMIC_PARAMETERS = frozenset(name for name, spec in PARAMETERS.items() if spec.dynamic)

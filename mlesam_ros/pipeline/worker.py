@@ -134,8 +134,13 @@ class FrameWorker:
                 self.stats.skipped += 1
                 self.stats.dropped["rgb_unusable"] += 1
             return None
-        images, present = path.model_input(prepared)
+        withheld = self._inspect_health(prepared)
+        images, present = path.model_input(prepared, withheld)
         segmentation = self.segmenter.segment(images, present)
+        if self.health is not None:
+            fused = {m: bool(present[0, slot]) for slot, m in enumerate(path.modalities)}
+            with self._lock:
+                self.health.routing(getattr(segmentation, "routing_weights", None), fused)
         result = path.postprocess(
             prepared,
             segmentation.labels,
@@ -155,6 +160,7 @@ class FrameWorker:
             latency_ms,
             processing_ms,
             tuple(str(issue) for issue in result.issues),
+            self.health.suspects() if self.health is not None else {},
         )
         with self._lock:
             stats = self.stats
@@ -173,6 +179,21 @@ class FrameWorker:
                     self.stats.callback_errors += 1
                 self._log_once("error", "listener", f"frame listener failed: {error!r}")
         return result
+
+    def _inspect_health(self, prepared: Any) -> frozenset[str]:
+        """Run the sensor-health checks; return the sensors to withhold from the model.
+
+        Never all of them: with every usable sensor suspect, the model still gets them (an
+        empty input would only drop the frame) and diagnostics say why.
+        """
+        if self.health is None:
+            return frozenset()
+        with self._lock:
+            self.health.inspect(prepared.images)
+            withheld = frozenset(self.health.withheld() & set(prepared.images))
+        if withheld and withheld >= set(prepared.images):
+            return frozenset()
+        return withheld
 
     def _latency_ms(self, job: FrameJob, finished_monotonic: float) -> float | None:
         """Stamp → publish latency, or None when the stamp is on another clock (see module)."""

@@ -183,6 +183,7 @@ def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None
         if record.latency_ms is not None:
             result.latencies_ms.append(record.latency_ms)
         result.processing_ms.append(record.processing_ms)
+        result.note_suspects(result.frames, record.suspects)
         if scorer is not None:
             extra = [] if groups is None else list(groups(record))
             scorer.prediction(record.stamp_ns, frame_result.labels.copy(), [combo, *extra])

@@ -38,6 +38,17 @@ class ReplayResult:
     backend: str = ""
     model: str = ""
     notes: list[str] = field(default_factory=list)
+    # Sensor health per modality: frames suspect, the first suspect frame, the reasons seen.
+    suspects: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def note_suspects(self, frame: int, suspects: Mapping[str, str]) -> None:
+        """Count frame ``frame`` (1-based) for each sensor health marked suspect in it."""
+        for modality, reason in suspects.items():
+            entry = self.suspects.setdefault(
+                modality, {"frames": 0, "first_frame": frame, "reasons": collections.Counter()}
+            )
+            entry["frames"] += 1
+            entry["reasons"][reason.split(":")[0]] += 1
 
     def summary(self) -> dict[str, Any]:
         """Plain-data summary (JSON-able)."""
@@ -70,8 +81,13 @@ class ReplayResult:
             "published": self.published,
             "issues": dict(self.issues.most_common()),
             "dropped_frames": dict(sorted(self.dropped.items())),
+            "sensor_health": {
+                modality: {"suspect_frames": entry["frames"], "first_frame": entry["first_frame"],
+                           "reasons": dict(entry["reasons"].most_common())}
+                for modality, entry in sorted(self.suspects.items())
+            },
             "notes": self.notes,
-        }
+        }  # fmt: skip
 
     def text(self) -> str:
         """Human-readable summary for the terminal."""
@@ -100,6 +116,13 @@ class ReplayResult:
                 "dropped RGB frames (reason: count): "
                 + ", ".join(f"{key}: {count}" for key, count in data["dropped_frames"].items())
             )
+        if data["sensor_health"]:
+            lines.append("sensor health (suspect frames, from frame; why):")
+            lines += [
+                f"  {modality:<8} {entry['suspect_frames']:>5} from frame {entry['first_frame']}; "
+                + ", ".join(entry["reasons"])
+                for modality, entry in data["sensor_health"].items()
+            ]
         if data["issues"]:
             lines.append(
                 "issues (sensor: count): "
