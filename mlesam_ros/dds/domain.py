@@ -96,32 +96,42 @@ def open_participant(domain_id: int | None = None, config: str | None = None) ->
     return DomainParticipant(domain_id)
 
 
-def writer_qos(*, reliable: bool = True, latched: bool = False, depth: int = 1) -> Any:
-    """QoS of a ROS 2 publisher: keep-last ``depth``, XCDR1, optional transient local."""
+def endpoint_qos(
+    *, reliable: bool, latched: bool = False, depth: int = 1, msgtype: str | None = None
+) -> Any:
+    """QoS of a ROS 2 publisher or subscription, as rmw_cyclonedds sets it.
+
+    Keep-last ``depth``, XCDR1, reliable or best effort (``sensor_data``), transient local
+    when ``latched``; with ``msgtype``, the endpoint's user data carries its type hash
+    (``typehash=RIHS01_...;``) as Jazzy and later announce it (Humble peers ignore it).
+    """
     from cyclonedds.qos import Policy, Qos
 
-    return Qos(
+    policies = [
         Policy.Reliability.Reliable(max_blocking_time=100_000_000)
         if reliable
         else Policy.Reliability.BestEffort,
         Policy.Durability.TransientLocal if latched else Policy.Durability.Volatile,
         Policy.History.KeepLast(depth),
         Policy.DataRepresentation(use_cdrv0_representation=True),
-    )
+    ]
+    if msgtype is not None:
+        from mlesam_ros.dds.types import type_hash_user_data
+
+        policies.append(Policy.Userdata(data=type_hash_user_data(msgtype)))
+    return Qos(*policies)
 
 
-def reader_qos(*, reliable: bool, latched: bool = False, depth: int = INPUT_DEPTH) -> Any:
+def writer_qos(*, reliable: bool = True, latched: bool = False, depth: int = 1,
+               msgtype: str | None = None) -> Any:  # fmt: skip
+    """QoS of a ROS 2 publisher (see :func:`endpoint_qos`)."""
+    return endpoint_qos(reliable=reliable, latched=latched, depth=depth, msgtype=msgtype)
+
+
+def reader_qos(*, reliable: bool, latched: bool = False, depth: int = INPUT_DEPTH,
+               msgtype: str | None = None) -> Any:  # fmt: skip
     """QoS of a ROS 2 subscription (``sensor_data`` = best effort; ``latched`` late-joins)."""
-    from cyclonedds.qos import Policy, Qos
-
-    return Qos(
-        Policy.Reliability.Reliable(max_blocking_time=100_000_000)
-        if reliable
-        else Policy.Reliability.BestEffort,
-        Policy.Durability.TransientLocal if latched else Policy.Durability.Volatile,
-        Policy.History.KeepLast(depth),
-        Policy.DataRepresentation(use_cdrv0_representation=True),
-    )
+    return endpoint_qos(reliable=reliable, latched=latched, depth=depth, msgtype=msgtype)
 
 
 __all__ = [

@@ -70,7 +70,9 @@ class RosWriter:
         self._type = idl_struct(msgtype)
         dds_topic = _topic(participant, dds_name or dds_topic_name(topic), msgtype)
         self.writer = DataWriter(
-            participant, dds_topic, writer_qos(reliable=reliable, latched=latched, depth=depth)
+            participant,
+            dds_topic,
+            writer_qos(reliable=reliable, latched=latched, depth=depth, msgtype=msgtype),
         )
         self.count = 0
 
@@ -137,7 +139,7 @@ class RosReader:
         self.reader = DataReader(
             participant,
             dds_topic,
-            reader_qos(reliable=reliable, latched=latched, depth=depth),
+            reader_qos(reliable=reliable, latched=latched, depth=depth, msgtype=msgtype),
             listener=listener,
         )
         if own_thread:

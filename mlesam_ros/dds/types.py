@@ -51,6 +51,32 @@ _BASE_TYPES = {
 }
 
 
+def type_hash(msgtype: str) -> str:
+    """Return the ROS 2 type hash (REP 2011, ``RIHS01_<sha256>``) of ``msgtype``.
+
+    Computed by rosbags from the message definitions the way rosidl does (the type
+    description, hashed), so it equals what a Jazzy node announces for the same type.
+    """
+    from mlesam_ros.msgs._typestore import typestore
+
+    try:
+        return typestore().hash_rihs01(msgtype)
+    except KeyError:
+        raise ValueError(f"type hash: unknown message type {msgtype!r}") from None
+
+
+def type_hash_user_data(msgtype: str) -> bytes:
+    """Endpoint user data announcing the type hash, as rmw_dds_common encodes it.
+
+    Empty for a type the typestore cannot describe: the endpoint then looks like a Humble
+    one (no hash), which Jazzy peers still match.
+    """
+    try:
+        return f"typehash={type_hash(msgtype)};".encode()
+    except ValueError:
+        return b""
+
+
 def dds_type_name(msgtype: str) -> str:
     """``sensor_msgs/msg/Image`` → ``sensor_msgs::msg::dds_::Image_`` (ROS 2's DDS name)."""
     package, kind, name = _split(msgtype)
