@@ -124,7 +124,8 @@ def test_shipped_configs_load() -> None:
     with_dropout.description = without.description = ""
     assert with_dropout == without  # the comparison differs in dropout only
     deliver = load_train_config(root / "deliver_vit_b.yaml")
-    assert deliver.model.router_top_k == 2 and deliver.modality_dropout_mode == "subset"
+    assert deliver.model.router == "spatial" and deliver.modality_dropout_mode == "subset"
+    assert deliver.corruption.rate > 0 and with_dropout.corruption.rate > 0
     assert deliver.gradient_checkpointing and deliver.normalization == "dataset"
 
 
