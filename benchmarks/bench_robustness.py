@@ -52,8 +52,19 @@ TABLE_KINDS = {
 }  # fmt: skip
 
 
-def cells_for(modalities: tuple[str, ...], severity: int, kinds: str) -> list[Corruption]:
-    """The table's cells: the README set, or every kind that applies (``--kinds all``)."""
+def cells_for(
+    modalities: tuple[str, ...], severity: int, kinds: str, sensors: str | None = None
+) -> list[Corruption]:
+    """The table's cells: the README set, or every kind that applies (``--kinds all``).
+
+    ``sensors`` (comma-separated) keeps only those sensors' rows.
+    """
+    if sensors:
+        wanted = {s.strip() for s in sensors.split(",")}
+        unknown = sorted(wanted - set(modalities))
+        if unknown:
+            raise SystemExit(f"--sensors: {', '.join(unknown)} not among {', '.join(modalities)}")
+        modalities = tuple(m for m in modalities if m in wanted)
     if kinds == "all":
         return table_cells(modalities, severity)
     return [Corruption(m, k, severity) for m in modalities for k in TABLE_KINDS.get(m, ())]
@@ -99,6 +110,7 @@ def main() -> None:
     parser.add_argument("--severity", type=int, default=3)
     parser.add_argument("--kinds", choices=("table", "all"), default="table",
                         help="the README's 7 corruptions per sensor, or every kind")
+    parser.add_argument("--sensors", help="only these sensors' rows, e.g. lidar,depth")
     parser.add_argument("--ablate", action="store_true", help="also score with routers removed")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="auto")
@@ -124,7 +136,7 @@ def main() -> None:
                                          tuple(config.image_size), frames=args.frames,
                                          seed=args.seed)  # fmt: skip
             dataset.keep_frames = True  # rendered once, scored many times
-            cells = cells_for(config.modalities, args.severity, args.kinds)
+            cells = cells_for(config.modalities, args.severity, args.kinds, args.sensors)
         entry = {"checkpoint": path, "router": config.router, "fusion": config.fusion}
         entry["kept"] = score(model, dataset, config.modalities, names, cells,
                               args.batch_size, device)  # fmt: skip
