@@ -481,7 +481,11 @@ def test_deliver_hiera_config_is_the_papers_setup() -> None:
     root = Path(__file__).resolve().parents[1]
     config = load_train_config(root / "config" / "train" / "deliver_hiera_b_plus.yaml")
     model = config.model
-    assert (model.preset, model.lora_rank, model.router_top_k) == ("hiera_b+", 32, 2)
+    assert (model.preset, model.lora_rank) == ("hiera_b+", 32)
+    # Routing per pixel over every present sensor (top-k 0): a lying sensor is weighed down,
+    # not cut by rank; the paper's top-2 stays selectable (router: paper, router_top_k: 2).
+    assert (model.router, model.fusion, model.router_top_k) == ("spatial", "router", 0)
+    assert config.corruption.rate > 0
     assert model.modalities == ("rgb", "depth", "event", "lidar") and model.num_classes == 25
     assert model.image_size == (1024, 1024) and not model.train_encoder
     # The authors' group's optimiser recipe, and the ViT-B config's in everything but the encoder.
