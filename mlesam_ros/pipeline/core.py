@@ -21,9 +21,10 @@ once per kind, counted and reported in the diagnostics, and the frame goes on wi
 
 Frame accounting: every RGB message either leaves as a labelled frame or is counted once in
 :meth:`SegmentationCore.dropped_frames` under a reason (the synchroniser's reasons, see
-:mod:`mlesam_ros.sync.synchronizer`, plus ``zero_stamp``, ``bad_header``, ``undecodable``,
-``rgb_unusable``, ``inference_error``, ``callback_error``, ``worker_busy`` and ``stopped``:
-frames still waiting in the synchroniser or the worker's slot when the node was deactivated).
+:mod:`mlesam_ros.sync.synchronizer`, plus ``zero_stamp``, ``invalid_stamp`` (the stamp rule
+of :mod:`mlesam_ros.msgs.stamps`), ``bad_header``, ``undecodable``, ``rgb_unusable``,
+``inference_error``, ``callback_error``, ``worker_busy`` and ``stopped``: frames still waiting
+in the synchroniser or the worker's slot when the node was deactivated).
 Counts survive a new synchroniser (deactivation, a run-time change of ``sync.*``).
 ``/diagnostics`` carries the totals and goes WARN whenever frames were dropped since the
 previous report.
