@@ -51,6 +51,7 @@ class PipelineStats:
     latency_unmeasured: int = 0
     issues: collections.Counter = field(default_factory=collections.Counter)
     last_issue: dict[str, str] = field(default_factory=dict)
+    last_error: str = ""  # the last frame that failed, and why
     last_present: dict[str, bool] = field(default_factory=dict)
     latencies_ms: collections.deque = field(
         default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW)
@@ -151,10 +152,12 @@ def diagnostic_array(
         "processing_mean_ms": float(processing.mean()) if processing.size else float("nan"),
         "latency_unmeasured": stats.latency_unmeasured,
         "errors": errors,
+        "last_error": stats.last_error,
     }
     pipeline_values.update({f"dropped_{key}": n for key, n in dropped_by_reason.items()})
     if errors:
-        level, message = m.ERROR, "errors, see log"
+        level = m.ERROR
+        message = f"errors, last: {stats.last_error}" if stats.last_error else "errors, see log"
     elif newly_dropped > 0:
         level = m.WARN
         message = f"{newly_dropped} frames dropped since the last report (" + ", ".join(

@@ -25,6 +25,8 @@ from mlesam_ros.msgs import array_to_pointcloud2, numpy_to_image
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.diagnostics import FrameRecord
 from mlesam_ros.pipeline.frame import FrameJob, FrameResult, Issue
+from mlesam_ros.pipeline.model_output import check_model_output
+from mlesam_ros.text import bounded
 
 MAX_PLAUSIBLE_WAIT_NS = 60_000_000_000
 """A frame older than this when it left the synchroniser is on another clock: no latency."""
@@ -99,12 +101,12 @@ class FrameWorker:
         try:
             self.process(job)
         except Exception as error:
+            text = f"frame {job.stamp_ns} failed: {type(error).__name__}: {error}"
             with self._lock:
                 self.stats.inference_errors += 1
                 self.stats.dropped["inference_error"] += 1
-            self._log_once(
-                "error", "frame", f"frame {job.stamp_ns} failed: {type(error).__name__}: {error}"
-            )
+                self.stats.last_error = bounded(text, 300)
+            self._log_once("error", "frame", text)
 
     def _wants(self, output: str) -> bool:
         publisher = self._publishers.get(output)
@@ -137,6 +139,7 @@ class FrameWorker:
         withheld = self._inspect_health(prepared)
         images, present = path.model_input(prepared, withheld)
         segmentation = self.segmenter.segment(images, present)
+        check_model_output(segmentation, len(path.class_names))
         if self.health is not None:
             fused = {m: bool(present[0, slot]) for slot, m in enumerate(path.modalities)}
             with self._lock:
