@@ -23,10 +23,20 @@ def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     >>> quote("x" * 100, limit=4)
     "'xxxx'... (100 characters)"
     """
-    text = str(value)
+    text = value if isinstance(value, str) else str(value)
     if len(text) <= limit:
         return repr(text)
     return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def shown(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` of any value (a number stays a number), cut like :func:`quote`."""
+    if isinstance(value, str):
+        return quote(value, limit)
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 def bounded(text: object, limit: int = LINE_LIMIT) -> str:
@@ -37,4 +47,4 @@ def bounded(text: object, limit: int = LINE_LIMIT) -> str:
     return f"{text[:limit]}... (cut, {len(text)} characters)"
 
 
-__all__ = ["LINE_LIMIT", "QUOTE_LIMIT", "bounded", "quote"]
+__all__ = ["LINE_LIMIT", "QUOTE_LIMIT", "bounded", "quote", "shown"]

@@ -30,6 +30,7 @@ from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.core import SegmentationCore
 from mlesam_ros.pipeline.interface import RELIABILITIES
 from mlesam_ros.pipeline.tf_buffer import TF_STATIC_TOPIC, TF_TOPICS, TfBuffer
+from mlesam_ros.text import quote
 
 LOG = logging.getLogger("mlesam.dds")
 TF_DEPTH = 100  # tf2_ros' listener history
@@ -160,7 +161,7 @@ class DdsTransport:
         if reliability not in RELIABILITIES:
             raise ValueError(
                 f"reliability of {topic}: choose from {', '.join(RELIABILITIES)}, "
-                f"got {reliability!r}"
+                f"got {quote(reliability)}"
             )
         # Raw: the core gets the CDR bytes, as from the rclpy node's raw subscriptions and a
         # bag, and decodes them with the one codec (mlesam_ros.pipeline.messages.decode).
@@ -205,7 +206,7 @@ class DdsTransport:
         if reliability not in RELIABILITIES:
             raise ValueError(
                 f"reliability of {topic}: choose from {', '.join(RELIABILITIES)}, "
-                f"got {reliability!r}"
+                f"got {quote(reliability)}"
             )
         resolved = m.resolve_topic(topic, self.node_name, self.namespace)
         writer = RosWriter(

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from mlesam_ros.text import quote
+
 # Number of coefficients of each model, in CameraInfo ``D`` order.
 DISTORTION_MODELS: dict[str, int] = {
     "plumb_bob": 5,  # k1, k2, p1, p2, k3
@@ -81,13 +83,13 @@ class CameraModel:
         D = np.asarray(self.D, dtype=np.float64).reshape(-1)
         if model not in DISTORTION_MODELS:
             raise ValueError(
-                f"camera: unknown distortion_model '{model}'; supported: "
+                f"camera: unknown distortion_model {quote(model)}; supported: "
                 f"{', '.join(DISTORTION_MODELS)}"
             )
         size = DISTORTION_MODELS[model]
         if D.size > size and np.any(D[size:]):
             raise ValueError(
-                f"camera: distortion_model '{model}' takes {size} coefficients, got {D.size}"
+                f"camera: distortion_model {quote(model)} takes {size} coefficients, got {D.size}"
             )
         self.D = np.pad(D[:size], (0, size - min(D.size, size)))
         self.distortion_model = model

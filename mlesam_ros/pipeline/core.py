@@ -62,6 +62,7 @@ from mlesam_ros.pipeline.ingest import FrameIngest
 from mlesam_ros.pipeline.interface import NodeIO, Segmenter
 from mlesam_ros.pipeline.worker import FrameWorker, LatestSlot
 from mlesam_ros.sync import MemberConfig, SyncConfig, TimeoutSynchronizer
+from mlesam_ros.text import quote, shown
 
 # Outputs switched by output.<name> at run time: relative topic and message type.
 _OPTIONAL_OUTPUTS = {
@@ -95,7 +96,8 @@ def open_segmenter(config: NodeConfig) -> Segmenter:
         # Name the parameters: "backend: torch cannot run an onnx file" alone does not say
         # which setting to change. The type is kept so callers can still tell a missing file.
         raise type(error)(
-            f"parameters model.path={str(path)!r}, model.backend={config.backend!r}: {error}"
+            f"parameters model.path={quote(str(path), 200)}, model.backend={config.backend!r}: "
+            f"{error}"
         ) from error
 
 
@@ -322,7 +324,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
         if self._active:
             self._submit(frames, self.io.now_ns())
         self.io.logger.info(
-            "mlesam: set " + ", ".join(f"{name}={value!r}" for name, value in coerced.items())
+            "mlesam: set " + ", ".join(f"{name}={shown(value)}" for name, value in coerced.items())
         )
 
     # -- accounting ---------------------------------------------------------------------------

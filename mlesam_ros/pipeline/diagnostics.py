@@ -22,6 +22,7 @@ import numpy as np
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.sensors import MODALITY_OF_INPUT
+from mlesam_ros.text import bounded
 
 LATENCY_WINDOW = 200
 """Frames kept for the latency percentiles in diagnostics."""
@@ -101,6 +102,7 @@ class OnceLog:
         so ``getattr(logger, level)(...)`` would throw inside frame processing.
         """
         logger = self._logger()
+        text = bounded(text)  # one line of bounded length, whatever an input echoed into it
         if level == "error":
             logger.error(text)
         elif level == "warning":

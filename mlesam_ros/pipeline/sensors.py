@@ -24,6 +24,7 @@ from mlesam_ros.geometry.transforms import allclose
 from mlesam_ros.msgs import camera_info_to_camera
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.grid import CalibrationCache, camera_fingerprint, working_size
+from mlesam_ros.text import bounded
 
 # Sensor input key → model modality.
 MODALITY_OF_INPUT = {"rgb": "rgb", "depth": "depth", "thermal": "thermal", "points": "lidar"}
@@ -46,7 +47,7 @@ class Issue:
 
     def __str__(self) -> str:
         """One log line: topic first, then what is wrong and how to fix it."""
-        return f"[{self.sensor} {self.topic}] {self.text}"
+        return f"[{self.sensor} {bounded(self.topic, 120)}] {bounded(self.text, 600)}"
 
 
 @dataclass

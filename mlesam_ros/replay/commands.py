@@ -45,6 +45,7 @@ def _run_replay(args: argparse.Namespace) -> int:
 
     from mlesam_ros.output_paths import CreatedOutputs, check_output_file, check_output_folder
     from mlesam_ros.pipeline.config import command_line_parameters
+    from mlesam_ros.pipeline.params_file import is_ros_parameter
     from mlesam_ros.replay.run import replay_bag
 
     def stop(signum: int, frame: object) -> None:
@@ -55,7 +56,10 @@ def _run_replay(args: argparse.Namespace) -> int:
     check_output_file(args.summary, "--summary")
     signal.signal(signal.SIGTERM, stop)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    parameters = command_line_parameters(args.params, args.backend, args.model)
+    # Replay runs the node as /mlesam on the bag's clock: ROS's own parameters do not apply.
+    parameters = {name: value for name, value in
+                  command_line_parameters(args.params, args.backend, args.model).items()
+                  if not is_ros_parameter(name)}  # fmt: skip
     created = CreatedOutputs(args.out, args.summary)
     result = replay_bag(
         args.bag,

@@ -31,6 +31,7 @@ from mlesam_ros.pipeline.tf_buffer import TF_TOPICS
 from mlesam_ros.replay.output import LOG, STORAGES, PartialOutput, bag_storage
 from mlesam_ros.replay.scoring import ReplayResult, Scorer, combo_name
 from mlesam_ros.replay.transport import BagTransport
+from mlesam_ros.text import quote
 
 
 class ReplayInterrupted(KeyboardInterrupt):
@@ -41,15 +42,18 @@ def check_input_topics(reader: Any, config: Any, bag: Path) -> None:
     """Fail before any output exists when the RGB topic (the anchor) is absent or not raw."""
     types = {c.topic: c.msgtype for c in reader.connections}
     rgb_topic = config.topics["rgb"]
-    listing = ", ".join(f"{topic} ({msgtype})" for topic, msgtype in sorted(types.items()))
+    listing = ", ".join(f"{quote(topic)} ({quote(msgtype)})"
+                        for topic, msgtype in sorted(types.items())[:20])
+    if len(types) > 20:
+        listing += f", ... ({len(types)} topics)"
     if rgb_topic not in types:
         raise ValueError(
-            f"topics.rgb: {rgb_topic} is not in bag {bag}; its topics are: "
+            f"topics.rgb: {quote(rgb_topic)} is not in bag {bag}; its topics are: "
             f"{listing or 'none'}. Set topics.rgb in --params to the camera's image topic"
         )
     if types[rgb_topic] != m.IMAGE:
         raise ValueError(
-            f"topics.rgb: {rgb_topic} carries {types[rgb_topic]}, but the node reads "
+            f"topics.rgb: {quote(rgb_topic)} carries {types[rgb_topic]}, but the node reads "
             f"{m.IMAGE}; decompress it first (ros2 run image_transport republish compressed "
             "raw) or point topics.rgb at a raw image topic"
         )
@@ -104,7 +108,7 @@ def replay_bag(
     check_output_folder(out, "out", new=True)
     storage = storage or bag_storage(bag)
     if storage not in STORAGES:
-        raise ValueError(f"storage: choose from {', '.join(STORAGES)}, got {storage!r}")
+        raise ValueError(f"storage: choose from {', '.join(STORAGES)}, got {quote(storage)}")
     store = m.ensure_vision_msgs()
     result = ReplayResult(bag=bag, out=out)
     created = CreatedOutputs(out, contents=False)  # the partial output cleans up after itself
