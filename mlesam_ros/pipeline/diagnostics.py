@@ -53,6 +53,10 @@ class PipelineStats:
     issues: collections.Counter = field(default_factory=collections.Counter)
     last_issue: dict[str, str] = field(default_factory=dict)
     last_error: str = ""  # the last frame that failed, and why
+    # Input key → what it lacks that the model's encoding uses (fused, but degraded), and the
+    # (input, text) pairs already logged: each is logged once.
+    degraded: dict[str, str] = field(default_factory=dict)
+    degraded_logged: set[tuple[str, str]] = field(default_factory=set)
     last_present: dict[str, bool] = field(default_factory=dict)
     latencies_ms: collections.deque = field(
         default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW)
@@ -68,6 +72,8 @@ class PipelineStats:
             dropped=collections.Counter(self.dropped),
             issues=collections.Counter(self.issues),
             last_issue=dict(self.last_issue),
+            degraded=dict(self.degraded),
+            degraded_logged=set(self.degraded_logged),
             last_present=dict(self.last_present),
             latencies_ms=collections.deque(self.latencies_ms, maxlen=LATENCY_WINDOW),
             processing_ms=collections.deque(self.processing_ms, maxlen=LATENCY_WINDOW),
@@ -181,6 +187,7 @@ def diagnostic_array(
             "missing": sensor.missing if sensor else 0,
             "issues": issue_counts.get(key, 0),
             "last_issue": last_issue.get(key, ""),
+            "degraded": stats.degraded.get(key, ""),
         }
         state = sensors.get(MODALITY_OF_INPUT[key])
         if state is not None:
@@ -200,6 +207,8 @@ def diagnostic_array(
             message = f"suspect: {state.reason}" + (
                 "; withheld from the model" if withheld_now else "; still fused"
             )
+        elif fused and stats.degraded.get(key):
+            level, message = m.WARN, f"fused, degraded: {stats.degraded[key]}"
         elif fused:
             level, message = m.OK, "fused"
         else:

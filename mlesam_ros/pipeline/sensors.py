@@ -78,6 +78,9 @@ class PreparedFrame:
     """The RGB camera on the working grid (``mlesam_ros.pipeline.grid``) when it is known."""
     depth_grid: np.ndarray | None = None
     """Depth (m, NaN unknown) on the working grid, for the thermal registration."""
+    degraded: dict[str, str] = field(default_factory=dict)
+    """Input key → what it lacks that the model's encoding uses (still fused, but not as in
+    training): no LiDAR intensity, a calibration with non-finite rays. Reported once."""
 
 
 _EYE4 = np.eye(4)
@@ -111,6 +114,8 @@ class SensorInputs:
         self.model_size = model_size
         self.cache = CalibrationCache()
         self._cameras: dict[str, tuple[tuple, CameraModel]] = {}
+        self.calibration_notes: dict[str, str] = {}
+        """Input key → what is wrong with its current calibration (unusable rays)."""
 
     def run(
         self,
@@ -174,6 +179,17 @@ class SensorInputs:
             issues.append(Issue(sensor, topic, str(error)))
             return None
         self._cameras[sensor] = (key, camera)
+        share = camera.unusable_ray_share
+        if share > 0:
+            coefficients = ", ".join(f"{value:.4g}" for value in camera.D)
+            self.calibration_notes[sensor] = (
+                f"CameraInfo ({camera.distortion_model}, D=[{coefficients}]) "
+                f"gives no usable ray for {share:.0%} of the image (its lens model cannot be "
+                "inverted there: it diverges, overflows or folds back); those pixels get no "
+                "registered depth, thermal or LiDAR: check the calibration"
+            )
+        else:
+            self.calibration_notes.pop(sensor, None)
         return camera
 
     def scaled(self, camera: CameraModel, height: int, width: int, name: str) -> CameraModel:

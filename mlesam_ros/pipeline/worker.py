@@ -123,6 +123,7 @@ class FrameWorker:
         prepared = path.prepare(job, self._lookup)
         for issue in prepared.issues:
             self._note(issue)
+        self._note_degraded(job, prepared)
         if prepared.size == (0, 0) or not prepared.images:
             if prepared.size != (0, 0):
                 self._note(
@@ -182,6 +183,27 @@ class FrameWorker:
                     self.stats.callback_errors += 1
                 self._log_once("error", "listener", f"frame listener failed: {error!r}")
         return result
+
+    def _note_degraded(self, job: FrameJob, prepared: Any) -> None:
+        """Keep each input's degradation for diagnostics; log each kind once.
+
+        An input that came without one in this frame is clear again; one absent from the
+        frame keeps its last state.
+        """
+        with self._lock:
+            stats = self.stats
+            for sensor in {"rgb", *job.messages}:
+                note = prepared.degraded.get(sensor)
+                if note:
+                    stats.degraded[sensor] = note
+                else:
+                    stats.degraded.pop(sensor, None)
+            new = [item for item in prepared.degraded.items()
+                   if item not in stats.degraded_logged]  # fmt: skip
+            stats.degraded_logged.update(new)
+        for sensor, note in new:
+            topic = self.config.topics.get(sensor, "")
+            self._once.log("warning", f"mlesam: {Issue(sensor, topic, f'degraded: {note}')}")
 
     def _inspect_health(self, prepared: Any) -> frozenset[str]:
         """Run the sensor-health checks; return the sensors to withhold from the model.
