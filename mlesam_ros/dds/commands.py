@@ -161,4 +161,7 @@ def _run_play(args: argparse.Namespace) -> int:
     result = player.play()
     clock = f", /clock at {args.clock:g} Hz" if args.clock else ""
     print(f"mlesam play: {len(result.messages)} messages from {args.bag}{clock}")
+    if result.skipped:
+        print(f"mlesam play: {sum(result.skipped.values())} malformed messages skipped: "
+              f"{result.skipped_text()}")  # fmt: skip
     return 0

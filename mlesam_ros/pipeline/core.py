@@ -202,25 +202,6 @@ class SegmentationCore(FrameIngest, FrameWorker):
         for output in _OPTIONAL_OUTPUTS:
             if getattr(config, output):
                 self._ensure_output(output)
-        for key in config.enabled_inputs:
-            msgtype = m.POINTCLOUD2 if key == "points" else m.IMAGE
-            # A failing RGB callback loses that frame: it is counted as a drop.
-            drop_reason = "callback_error" if key == "rgb" else None
-            io.subscribe(
-                config.topics[key],
-                msgtype,
-                self._guard(self.on_sensor, key, drop_reason=drop_reason),
-                config.reliability[key],
-            )
-            info_topic = config.info_topics.get(key)
-            if info_topic:
-                io.subscribe(
-                    info_topic,
-                    m.CAMERA_INFO,
-                    self._guard(self.on_camera_info, key),
-                    config.reliability["camera_info"],
-                )
-        io.create_timer(config.poll_period_ns, self._guard(self.poll))
         self._next_diagnostics_ns = io.now_ns() + config.diagnostics_period_ns
         self._publishers["label_info"].publish(
             m.encode(m.label_info(self.path.class_names, io.now_ns()), m.LABEL_INFO)
@@ -232,7 +213,32 @@ class SegmentationCore(FrameIngest, FrameWorker):
                 target=self._work, name="mlesam-inference", daemon=True
             )
             self._worker.start()
+        # Active before the first subscription: a message may arrive the moment a subscription
+        # exists, and a callback of an inactive core ignores it (uncounted).
         self._active = True
+        try:
+            for key in config.enabled_inputs:
+                msgtype = m.POINTCLOUD2 if key == "points" else m.IMAGE
+                # A failing RGB callback loses that frame: it is counted as a drop.
+                drop_reason = "callback_error" if key == "rgb" else None
+                io.subscribe(
+                    config.topics[key],
+                    msgtype,
+                    self._guard(self.on_sensor, key, drop_reason=drop_reason),
+                    config.reliability[key],
+                )
+                info_topic = config.info_topics.get(key)
+                if info_topic:
+                    io.subscribe(
+                        info_topic,
+                        m.CAMERA_INFO,
+                        self._guard(self.on_camera_info, key),
+                        config.reliability["camera_info"],
+                    )
+            io.create_timer(config.poll_period_ns, self._guard(self.poll))
+        except BaseException:
+            self.deactivate()  # no half-active core: the shell releases what was created
+            raise
 
     def _output(self, topic: str, msgtype: str) -> Any:
         """Create a frame output with the output QoS (``qos.output``, ``qos.output_depth``)."""
