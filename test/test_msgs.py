@@ -351,7 +351,8 @@ def test_malformed_pointclouds_give_clear_errors() -> None:
     points = msgs.labelled_points(np.zeros((4, 3), np.float32), np.zeros(4))
     msg = msgs.array_to_pointcloud2(points, 0)
     msg.fields = [f for f in msg.fields if f.name != "z"]
-    with pytest.raises(ValueError, match=r"'/points'.*missing field\(s\) z; present: x, y, label"):
+    with pytest.raises(ValueError,
+                       match=r"'/points'.*missing field\(s\) z; present: 'x', 'y', 'label'"):
         msgs.pointcloud2_to_array(msg, "/points")
 
     msg = msgs.array_to_pointcloud2(points, 0)
