@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from mlesam_ros import __version__
+from mlesam_ros.text import LINE_LIMIT, bounded
 
 DEBUG_ENV = "MLESAM_DEBUG"
 """Set to 1 (or pass ``--debug``) to get the full traceback instead of the one-line error."""
@@ -119,12 +120,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def one_line(error: BaseException) -> str:
     """Format the error and its notes as one line; unexpected error types get a hint."""
-    text = " ".join(str(error).split())
-    notes = [" ".join(str(note).split()) for note in getattr(error, "__notes__", ())]
+    text = " ".join(bounded(error, 20 * LINE_LIMIT).split())
+    notes = [" ".join(bounded(note).split()) for note in getattr(error, "__notes__", ())]
     if isinstance(error, (FileNotFoundError, ValueError)) and text:
-        return "; ".join([text, *notes])
+        return bounded("; ".join([text, *notes]))
     text = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    return "; ".join([text, *notes]) + f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"
+    return bounded("; ".join([text, *notes])) + (
+        f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -216,3 +217,110 @@ def test_played_bag_on_sim_time_labels_or_counts_every_rgb_message(tmp_path):
     assert report.stats.latency_unmeasured == 0 and len(report.stats.latencies_ms) >= 1
     text = report.text()
     assert "unaccounted" not in text and text.startswith(f"{frames} RGB messages received")
+
+
+def _foreign_image_writer(participant, topic: str):
+    """A writer of another layout that claims ROS 2's Image type name (a broken peer)."""
+    from cyclonedds.idl import make_idl_struct
+    from cyclonedds.idl import types as t
+    from cyclonedds.pub import DataWriter
+    from cyclonedds.topic import Topic
+
+    from mlesam_ros.dds.domain import writer_qos
+    from mlesam_ros.dds.types import dds_topic_name, dds_type_name
+
+    foreign = make_idl_struct("ForeignImage", dds_type_name(m.IMAGE),
+                              {"width": t.int32, "pixels": t.sequence[t.uint8]})  # fmt: skip
+    writer = DataWriter(participant, Topic(participant, dds_topic_name(topic), foreign),
+                        writer_qos(reliable=True, latched=False, depth=5))  # fmt: skip
+    return writer, foreign
+
+
+def test_malformed_samples_on_the_wire_are_counted_and_frames_go_on():
+    """Live, on DDS: images whose content is broken cost their frame (counted, reported); a
+    peer writing another layout under the Image type name is refused by DDS and reported;
+    the good frames around them are labelled."""
+    from conftest import FakeSegmenter
+
+    from mlesam_ros.dds.player import TopicRecorder
+    from mlesam_ros.dds.transport import run_node
+    from mlesam_ros.msgs import numpy_to_image
+
+    domain = private_domain_id()
+    stop, reports = threading.Event(), []
+    rgb_only = {"topics.depth": "", "topics.thermal": "", "topics.points": "",
+                "qos.rgb": "reliable", "diagnostics.period_s": 0.2}  # fmt: skip
+    node = threading.Thread(target=lambda: reports.append(run_node(
+        rgb_only, stop=stop, domain_id=domain, config=localhost_config(),
+        segmenter=FakeSegmenter())))  # fmt: skip
+    node.start()
+    peer = open_participant(domain, localhost_config())
+    try:
+        labels = TopicRecorder(peer, m.LABELS_TOPIC, m.IMAGE, depth=50)
+        camera = RosWriter(peer, "/camera/image_raw", m.IMAGE, depth=10)
+        assert wait_until(camera.has_subscribers, 30)
+        stamp = time.time_ns()
+
+        def image(offset_ms: int, **changes):
+            message = numpy_to_image(np.zeros((24, 32, 3), np.uint8), "rgb8",
+                                     stamp + offset_ms * 1_000_000, "camera")  # fmt: skip
+            return replace(message, **changes)
+
+        foreign, layout = _foreign_image_writer(peer, "/camera/image_raw")
+        sent = [
+            image(0),
+            image(100, data=np.zeros(10, np.uint8)),  # truncated pixels
+            image(200, encoding="bgr8; charset=" + "x" * 5000),  # unknown encoding
+            image(300, height=1 << 30),  # claims a 2^30-row image
+            image(400),
+            image(500),
+        ]
+        for message in sent:
+            camera.publish(message)
+            foreign.write(layout(7, list(range(16))))  # delivers nothing, never matched
+            time.sleep(0.3)  # one frame at a time: no worker_busy drops in this test
+        assert labels.wait_for(3, 20)
+        time.sleep(1.2)  # the transport checks for refused publishers each second
+    finally:
+        stop.set()
+        node.join(timeout=30)
+        delete_participant(peer)
+    (report,) = reports
+    assert report.published == 3 == len(labels.messages())
+    assert report.dropped == {"rgb_unusable": 3} and report.unaccounted == 0
+    issues = report.stats.last_issue
+    assert "another layout under the same type name" in issues["input"]
+    assert report.stats.issues["rgb"] >= 3
+
+
+def test_mlesam_play_skips_a_malformed_record_and_plays_on(tmp_path):
+    """A record DDS cannot send (truncated CDR) is skipped, counted and reported; the rest of
+    the drive is sent."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from mlesam_ros.dds.player import BagPlayer, TopicRecorder
+    from mlesam_ros.msgs import numpy_to_image
+
+    store = m.ensure_vision_msgs()
+    good = [m.encode(numpy_to_image(np.zeros((4, 4), np.uint8), "mono8", 10 + i, "c"), m.IMAGE)
+            for i in range(4)]  # fmt: skip
+    records = [good[0], good[1][:30], good[1], b"\x00\x01\x00\x00", good[2], good[3]]
+    writer = Writer(tmp_path / "bag", version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    connection = writer.add_connection("/cam", m.IMAGE, typestore=store)
+    for index, raw in enumerate(records):
+        writer.write(connection, 1_000_000_000 + index * 10_000_000, raw)
+    writer.close()
+    domain = private_domain_id()
+    participant = open_participant(domain, localhost_config())
+    try:
+        recorder = TopicRecorder(participant, "/cam", m.IMAGE, depth=20)
+        player = BagPlayer(participant, tmp_path / "bag")
+        player.wait_for_subscribers(["/cam"], timeout_s=30)
+        result = player.play()
+        assert recorder.wait_for(4, 10)
+    finally:
+        delete_participant(participant)
+    assert len(result.messages) == 4 and result.skipped == {"/cam": 2}
+    assert [p.stamp_ns for p in result.messages] == [10, 11, 12, 13]
+    assert "/cam: 2 skipped (DDSException" in result.skipped_text()

@@ -163,3 +163,41 @@ def test_model_graph_is_checked_against_its_metadata_at_load(tmp_path) -> None:
         read_spec(tiny_onnx(tmp_path / "two.onnx", modalities_in_graph=2))
     with pytest.raises(ValueError, match=r"graph inputs \['image', 'mask'\].*\['images', "):
         read_spec(tiny_onnx(tmp_path / "names.onnx", input_names=("image", "mask")))
+
+
+def _with_metadata(source: Path, target: Path, **changes: object) -> Path:
+    """A copy of the ONNX file ``source`` with some ``mlesam.*`` metadata values replaced."""
+    import onnx
+
+    proto = onnx.load(str(source))
+    for prop in proto.metadata_props:
+        key = prop.key.removeprefix("mlesam.")
+        if key in changes:
+            prop.value = json.dumps(changes[key])
+    onnx.save(proto, str(target))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"class_names": [f"c{i}" for i in range(10)]},
+         "lists 10 class names but declares num_classes 19"),
+        ({"class_names": [f"c{i}" for i in range(10)], "num_classes": 10},
+         "computes 19 classes but its metadata names 10"),
+        ({"class_names": [f"c{i}" for i in range(25)], "num_classes": 25},
+         "computes 19 classes but its metadata names 25"),
+        ({"class_names": ["road"] * 19}, "repeated: 'road'"),
+        ({"class_names": ["road", "", *[f"c{i}" for i in range(17)]]}, r"ids \[1\] have none"),
+    ],
+)
+def test_class_metadata_that_disagrees_with_the_model_is_one_error_at_load(
+    artefacts, tmp_path, changes, error
+) -> None:
+    """Class names that do not match the classes the graph computes never load."""
+    edited = _with_metadata(artefacts[1], tmp_path / "edited.onnx", **changes)
+    with pytest.raises(ValueError, match=error):
+        Segmenter(edited, "onnxruntime")
+    code = cli.main(["replay", "--bag", str(tmp_path), "--out", str(tmp_path / "out"),
+                     "--model", str(edited)])
+    assert code == 2 and not (tmp_path / "out").exists()

@@ -351,7 +351,8 @@ def test_malformed_pointclouds_give_clear_errors() -> None:
     points = msgs.labelled_points(np.zeros((4, 3), np.float32), np.zeros(4))
     msg = msgs.array_to_pointcloud2(points, 0)
     msg.fields = [f for f in msg.fields if f.name != "z"]
-    with pytest.raises(ValueError, match=r"'/points'.*missing field\(s\) z; present: x, y, label"):
+    with pytest.raises(ValueError,
+                       match=r"'/points'.*missing field\(s\) z; present: 'x', 'y', 'label'"):
         msgs.pointcloud2_to_array(msg, "/points")
 
     msg = msgs.array_to_pointcloud2(points, 0)
@@ -453,6 +454,37 @@ def test_stamps() -> None:
         msgs.ns_to_stamp(-1)
     with pytest.raises(ValueError, match=r"'sec' and 'nanosec'"):
         msgs.stamp_to_ns(12)
+
+
+@pytest.mark.parametrize(
+    ("sec", "nanosec", "allow_zero", "fault"),
+    [
+        (1, 1_999_999_999, False, r"nanosec is 1999999999, not below 10\^9"),
+        (1_700_000_000, 4_294_967_295, False, r"nanosec is 4294967295"),
+        (5, 1_000_000_000, True, r"nanosec is 1000000000"),  # the first value that is not a time
+        (-5, 0, False, r"sec is -5, negative"),
+        (-1, 999_999_999, True, r"sec is -1, negative"),
+        (0, 0, False, r"is 0 \(unset\)"),
+    ],
+)
+def test_the_stamp_rule_names_each_fault(sec, nanosec, allow_zero, fault) -> None:
+    """Stamps that are not times are refused with their own fault, not as 'unset'."""
+    stamp = msgs.message_class("builtin_interfaces/msg/Time")(sec=sec, nanosec=nanosec)
+    with pytest.raises(msgs.StampError, match=fault) as caught:
+        msgs.checked_stamp_ns(stamp, allow_zero=allow_zero)
+    assert caught.value.reason == ("zero_stamp" if (sec, nanosec) == (0, 0) else "invalid_stamp")
+
+
+def test_the_stamp_rule_accepts_every_time_and_zero_only_where_allowed() -> None:
+    time = msgs.message_class("builtin_interfaces/msg/Time")
+    for sec, nanosec in ((0, 1), (1, 999_999_999), (2**31 - 1, 999_999_999), (1_700_000_000, 5)):
+        assert msgs.checked_stamp_ns(time(sec=sec, nanosec=nanosec)) == sec * 10**9 + nanosec
+    assert msgs.checked_stamp_ns(time(sec=0, nanosec=0), allow_zero=True) == 0
+    image = msgs.numpy_to_image(np.zeros((1, 1), np.uint8), "mono8", 7)
+    assert msgs.checked_header_stamp_ns(image) == 7
+    with pytest.raises(msgs.StampError, match="no 'header'") as caught:
+        msgs.checked_header_stamp_ns(time(sec=1, nanosec=0))
+    assert caught.value.reason == "bad_header"
 
 
 def test_import_is_light() -> None:

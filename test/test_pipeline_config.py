@@ -45,7 +45,7 @@ def test_shipped_yaml_lists_exactly_the_defaults() -> None:
 
 def test_params_file_forms_and_errors(tmp_path) -> None:
     nested = tmp_path / "nested.yaml"
-    nested.write_text("segmenter:\n  ros__parameters:\n    sync: {timeout_s: 0.2}\n"
+    nested.write_text("mlesam:\n  ros__parameters:\n    sync: {timeout_s: 0.2}\n"
                       "    topics.points: ''\n")
     params = load_params_file(nested)
     assert params == {"sync.timeout_s": 0.2, "topics.points": ""}
@@ -61,7 +61,7 @@ def test_params_file_forms_and_errors(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"topics.rgbb": "/x"}, "unknown topics.rgbb"),
+    ({"topics.rgbb": "/x"}, "unknown 'topics.rgbb'; did you mean 'topics.rgb'"),
     ({"qos.rgb": "best-effort"}, "qos.rgb: choose best_effort or reliable"),
     ({"topics.rgb": ""}, "topics.rgb: the RGB image is required"),
     ({"sync.timeout_s": 0.0}, r"sync.timeout_s: must be in \[1e-06, 60.0\]"),

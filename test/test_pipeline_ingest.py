@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 from conftest import (
@@ -48,6 +49,50 @@ def test_bad_stamps_are_dropped_by_rule_and_counted(tmp_path, frames, model_path
     latency = result.summary()["latency_ms"]
     assert 0 <= latency["p50"] <= latency["p99"] < 60_000  # bag wait + real (CPU) processing
     assert "header.stamp is 0" in result.summary()["issues"] or result.issues["rgb"] >= 1
+
+
+def _raw_stamp(message, sec: int, nanosec: int):
+    """A copy of ``message`` whose header stamp is (sec, nanosec) as given, valid or not."""
+    copy = with_stamp(message, 1)
+    copy.header.stamp.sec, copy.header.stamp.nanosec = sec, nanosec
+    return copy
+
+
+def test_stamps_that_are_not_times_are_refused_on_every_input(tmp_path, frames, model_path):
+    """nanosec >= 10^9 and a negative sec, on RGB, depth, LiDAR and CameraInfo: each message is
+    ignored with its own fault named, RGB frames are counted, and the labels that go out keep
+    strictly increasing stamps."""
+    recs = drive_records(frames)
+    stamps = [frame.stamps_ns["rgb"] for frame in frames]
+
+    def index(topic: str, frame: int) -> int:
+        return next(i for i, rec in enumerate(recs) if rec.topic == topic and rec.frame == frame)
+
+    def corrupt(topic: str, frame: int, sec: int, nanosec: int) -> None:
+        i = index(topic, frame)
+        recs[i] = replace(recs[i], message=_raw_stamp(recs[i].message, sec, nanosec))
+
+    sec1 = stamps[1] // 10**9
+    corrupt(topics.RGB_IMAGE_TOPIC, 1, sec1, stamps[1] % 10**9 + 10**9)  # 1 s "ahead"
+    corrupt(topics.RGB_IMAGE_TOPIC, 3, sec1, 2**32 - 1)  # 4.29 s "ahead"
+    corrupt(topics.RGB_IMAGE_TOPIC, 4, -5, 0)
+    corrupt(topics.DEPTH_IMAGE_TOPIC, 2, sec1, 1_999_999_999)
+    corrupt(topics.LIDAR_TOPIC, 5, -1, 5)
+    corrupt(topics.INFO_TOPICS["thermal"], 4, 3, 10**9)  # the earlier CameraInfo stays in use
+    result, out = replay_records(tmp_path, recs, model_path)
+    assert_every_rgb_frame_accounted(result)
+    assert result.dropped == {"invalid_stamp": 3}
+    labelled = [header_stamp_ns(msg) for _, msg in out[m.LABELS_TOPIC]]
+    assert labelled == [stamps[0], stamps[2], stamps[5]]
+    assert all(a < b for a, b in itertools.pairwise(labelled))
+    issues = {name: " ".join(values["last_issue"] for *_, values in statuses(out, name))
+              for name in ("mlesam: rgb", "mlesam: depth", "mlesam: points",
+                           "mlesam: thermal")}
+    assert "nanosec is" in issues["mlesam: rgb"] and "sec is -5, negative" in issues["mlesam: rgb"]
+    assert "nanosec is 1999999999" in issues["mlesam: depth"]
+    assert "sec is -1, negative" in issues["mlesam: points"]
+    assert "CameraInfo header.stamp.nanosec is 1000000000" in issues["mlesam: thermal"]
+    assert "is 0 (unset)" not in " ".join(issues.values())
 
 
 def test_all_zero_stamps_label_nothing_and_say_why(tmp_path, frames, model_path) -> None:

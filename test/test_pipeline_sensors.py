@@ -72,3 +72,87 @@ def test_sensor_image_without_a_valid_pixel_counts_as_absent(
         _, level, message, values = statuses(out, f"mlesam: {sensor}")[-1]
         assert level == m.WARN and values["fused"] == "false"
         assert re.search(r"no (valid )?(\w+ )?pixel", message) and "left out" in message, message
+
+
+def _without_intensity(message, extra=()):
+    """The cloud re-packed with x, y, z (and ``extra`` float fields) only: a Livox-like cloud."""
+    from mlesam_ros.msgs import array_to_pointcloud2, pointcloud2_to_array
+
+    points = pointcloud2_to_array(message)
+    layout = [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), *[(name, "<f4") for name in extra]]
+    packed = np.zeros(points.shape, dtype=layout)
+    for axis in "xyz":
+        packed[axis] = points[axis]
+    return array_to_pointcloud2(packed, header_stamp_ns(message), message.header.frame_id)
+
+
+@pytest.mark.parametrize("extra", [(), ("ring", "time")], ids=["xyz", "xyz-ring-time"])
+def test_a_cloud_without_intensity_is_fused_but_reported_once(
+    tmp_path, frames, model_path, caplog, extra
+) -> None:
+    """The model's LiDAR encoding uses intensity: its absence is said once (log) and shown as
+    long as it lasts (WARN 'fused, degraded'); a cloud with intensity clears it."""
+    recs = drive_records(frames[:5])
+    lidar = [i for i, rec in enumerate(recs) if rec.topic == topics.LIDAR_TOPIC]
+    for i in lidar[:3]:
+        recs[i] = replace(recs[i], message=_without_intensity(recs[i].message, extra))
+    result, out = replay_records(tmp_path, recs, model_path, **{"diagnostics.period_s": 0.05})
+    assert result.frames == 5 and result.presence == {"rgb+depth+thermal+lidar": 5}
+    logged = [r.getMessage() for r in caplog.records if "no 'intensity' field" in r.getMessage()]
+    assert len(logged) == 1 and "degraded" in logged[0] and "'x', 'y', 'z'" in logged[0]
+    points = statuses(out, "mlesam: points")
+    degraded = [(level, message) for _, level, message, values in points if values["degraded"]]
+    assert degraded and all(level == m.WARN and message.startswith("fused, degraded: no "
+                                                                   "'intensity' field")
+                            for level, message in degraded)  # fmt: skip
+    assert points[-1][1] == m.OK and points[-1][3]["degraded"] == ""
+
+
+@pytest.mark.parametrize(
+    ("sensor", "model", "coefficients", "unusable"),
+    [
+        ("rgb", "rational_polynomial", [0.0, 0, 0, 0, 0, -10.0, 0, 0], True),  # 1 + k4 r2 = 0
+        ("rgb", "plumb_bob", [1e308, 1e308, 0, 0, 1e308], True),  # overflows off axis
+        ("thermal", "plumb_bob", [1e308, 1e308, 0, 0, 1e308], True),
+        ("depth", "equidistant", [-5.0, 10.0, -50.0, 100.0], True),  # folds back at the rim
+        # Diverges only outside the image (the registration's forward projection): quiet,
+        # and nothing to report.
+        ("thermal", "rational_polynomial", [1.0, 0, 0, 0, 0, -1.0, 0, 0], False),
+    ],
+)
+def test_extreme_lens_models_print_no_numpy_warning_and_are_reported(
+    tmp_path, frames, model_path, caplog, sensor, model, coefficients, unusable
+) -> None:
+    import warnings
+
+    from mlesam_ros.msgs import camera_info_to_camera
+
+    recs = drive_records(frames[:3])
+    for i, rec in enumerate(recs):
+        if rec.topic == topics.INFO_TOPICS[sensor]:
+            recs[i] = replace(rec, message=replace(rec.message, distortion_model=model,
+                                                   d=np.array(coefficients)))  # fmt: skip
+            camera = camera_info_to_camera(recs[i].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any RuntimeWarning fails the replay, hence the test
+        result, out = replay_records(tmp_path, recs, model_path, **{"diagnostics.period_s": 0.05})
+    assert result.frames == 3
+    said = [r.getMessage() for r in caplog.records if "no usable ray" in r.getMessage()]
+    assert (camera.unusable_ray_share > 0) == unusable == bool(said)
+    if not unusable:
+        return
+    assert len(said) == 1 and f"[{sensor} " in said[0]  # once, for 3 frames
+    values = [values for *_, values in statuses(out, f"mlesam: {sensor}")]
+    assert any("no usable ray" in (v["degraded"] + v["last_issue"]) for v in values)
+
+
+def test_unusable_ray_share_measures_a_diverging_lens() -> None:
+    from mlesam_ros.geometry import CameraModel
+
+    K = np.array([[100.0, 0, 80], [0, 100.0, 60], [0, 0, 1]])
+    assert CameraModel(160, 120, K).unusable_ray_share == 0.0
+    assert CameraModel(160, 120, K, np.array([-0.3, 0.1, 0, 0, 0])).unusable_ray_share == 0.0
+    diverging = CameraModel(160, 120, K, np.array([0, 0, 0, 0, 0, -10.0, 0, 0]),
+                            "rational_polynomial")  # fmt: skip
+    assert 0.3 < diverging.unusable_ray_share < 1.0
+    assert diverging.max_ray_slope == float("inf")  # no finite border ray: no slope culling

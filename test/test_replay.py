@@ -255,7 +255,7 @@ def test_replay_rejects_bad_arguments(tmp_path, frames, model_path, capsys) -> N
     assert cli.main(["replay", "--bag", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
     bag = write_drive(tmp_path / "in", frames[:1])
-    with pytest.raises(ValueError, match=r"unknown sync\.timeout"):
+    with pytest.raises(ValueError, match=r"'sync\.timeout'; did you mean 'sync\.timeout_s'"):
         replay_bag(bag, tmp_path / "o2", {"sync.timeout": 1.0}, progress=False)
     with pytest.raises(ValueError, match="already exists"):
         replay_bag(bag, bag, {}, progress=False)

@@ -104,7 +104,7 @@ CLI_CASES = {
     "missing-rgb": (lambda tp, bag, fr, model: ["--bag", str(bag), "--model", str(model),
                                                 "--params",
                                                 str(_params(tp, "    topics.rgb: /cam/x\n"))],
-                    ["/cam/x is not in bag", "/lidar/points (sensor_msgs/msg/PointCloud2)"]),
+                    ["'/cam/x' is not in bag", "'/lidar/points' ('sensor_msgs/msg/PointCloud2')"]),
     "refused-checkpoint": (lambda tp, bag, fr, model: ["--bag", str(bag), "--model",
                                                        str(_evil_checkpoint(tp))],
                            ["refused: not a plain-tensor checkpoint"]),

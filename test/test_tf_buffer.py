@@ -65,6 +65,36 @@ def test_tf_buffer_refuses_invalid_transforms_and_loops() -> None:
         buffer.lookup("camera", "wheel", 10)
 
 
+def _with_raw_stamp(msg, sec: int, nanosec: int):
+    """The TFMessage with its one transform stamped (sec, nanosec) as given (any values)."""
+    stamped = msg.transforms[0]
+    stamped.header.stamp.sec, stamped.header.stamp.nanosec = sec, nanosec
+    return msg
+
+
+def test_tf_stamps_that_are_not_times_are_refused_with_their_fault() -> None:
+    """The stamp rule on /tf: nanosec >= 10^9, negative sec and (dynamic only) 0 are refused."""
+    buffer = TfBuffer()
+    ok = (0.0, 0.0, 0.0), (0, 0, 0, 1)
+    cases = {
+        "nanosec is 1999999999": _with_raw_stamp(tf_message("base", "a", 0, *ok), 1, 1999999999),
+        "nanosec is 4294967295": _with_raw_stamp(tf_message("base", "b", 0, *ok), 7, 2**32 - 1),
+        "sec is -3, negative": _with_raw_stamp(tf_message("base", "c", 0, *ok), -3, 10),
+        "is 0 (unset)": tf_message("base", "d", 0, *ok),
+    }
+    for fault, msg in cases.items():
+        (problem,) = buffer.feed("/tf", msg)
+        assert "refused" in problem and fault in problem
+    with pytest.raises(LookupError, match="no connection"):
+        buffer.lookup("base", "a", 1_999_999_999)
+    # Calibration holds for all time: /tf_static may be unset (0), not malformed.
+    assert buffer.feed("/tf_static", tf_message("base", "e", 0, *ok)) == []
+    (problem,) = buffer.feed("/tf_static",
+                             _with_raw_stamp(tf_message("base", "f", 0, *ok), 0, 10**9))
+    assert "nanosec is 1000000000" in problem
+    assert buffer.lookup("base", "e", 123).shape == (4, 4)
+
+
 def test_tf_loop_in_a_bag_leaves_the_lidar_extrinsic_alone(tmp_path, frames, model_path) -> None:
     """An edge that would close a loop is refused: the LiDAR does not move ~2 m."""
     rig = frames[0].rig

@@ -102,7 +102,11 @@ def _run_gpu_check(args: argparse.Namespace) -> int:
     import logging
 
     from mlesam_ros.bench.gpu_check import run_gpu_check, summary
+    from mlesam_ros.output_paths import check_output_file, check_output_folder
 
+    check_output_file(args.out, "--out")  # before anything is measured
+    if args.work_dir is not None:
+        check_output_folder(args.work_dir, "--work-dir")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     report = run_gpu_check(args.out, args.warmup, args.iters,
                            None if args.no_full_frame else args.camera[0],
@@ -180,7 +184,10 @@ def _run_bench(args: argparse.Namespace) -> int:
         time_configuration,
     )
     from mlesam_ros.engine.segmenter import Segmenter
+    from mlesam_ros.output_paths import check_output_file
 
+    if args.json is not None and str(args.json) != "-":
+        check_output_file(args.json, "--json")  # before anything is measured
     if args.device == "cuda" and not cuda_visible():
         print("bench: --device cuda, but no CUDA GPU is visible here (torch.cuda.is_available() "
               "is False and onnxruntime has no usable CUDA provider); nothing measured. Run it "

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlesam_ros.text import quote
+
 IGNORE_INDEX: int = 255
 """Label value excluded from losses and metrics (unlabelled / void pixels)."""
 
@@ -76,7 +78,8 @@ class ClassSet:
             return lowered.index(class_name.lower())
         except ValueError:
             raise ValueError(
-                f"{self.name}: unknown class {class_name!r}; choose from {', '.join(self.names)}"
+                f"{self.name}: unknown class {quote(class_name)}; choose from "
+                f"{', '.join(self.names)}"
             ) from None
 
     def colorize(self, labels: np.ndarray, ignore_color: tuple[int, int, int] = (0, 0, 0)):
@@ -100,5 +103,5 @@ def get_class_set(name: str) -> ClassSet:
         return CLASS_SETS[name.lower()]
     except KeyError:
         raise ValueError(
-            f"class set: unknown {name!r}; choose from {', '.join(CLASS_SETS)}"
+            f"class set: unknown {quote(name)}; choose from {', '.join(CLASS_SETS)}"
         ) from None

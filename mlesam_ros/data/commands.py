@@ -52,6 +52,7 @@ def _run(args: argparse.Namespace) -> int:
     from mlesam_ros.data.export import export_frames
     from mlesam_ros.data.synth import CONDITIONS, SyntheticDrive, default_rig
     from mlesam_ros.data.synthetic_dataset import corrupt_stream
+    from mlesam_ros.output_paths import CreatedOutputs, check_output_folder
 
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     unknown = [c for c in conditions if c not in CONDITIONS]
@@ -62,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.frames <= 0:
         raise ValueError(f"--frames: must be > 0, got {args.frames}")
     schedule = [ScheduledCorruption.parse(text) for text in args.corrupt]
+    check_output_folder(args.out, "--out")
     rig = default_rig(args.width, args.height, lidar_beams=args.lidar_beams)
     counts = [args.frames // len(conditions) + (i < args.frames % len(conditions))
               for i in range(len(conditions))]  # fmt: skip
@@ -77,10 +79,11 @@ def _run(args: argparse.Namespace) -> int:
         streams.append(drive.frames(count))
     frames = tqdm(corrupt_stream(chain(*streams), schedule, args.seed), total=args.frames,
                   unit="frame", desc="synth")  # fmt: skip
-    summary = export_frames(
-        frames, args.out, storage=args.storage, depth_encoding=args.depth_encoding,
-        split=args.split, write_tree=not args.no_tree, write_bag=not args.no_bag,
-    )  # fmt: skip
+    with CreatedOutputs(args.out):  # a failure leaves no half-written drive behind
+        summary = export_frames(
+            frames, args.out, storage=args.storage, depth_encoding=args.depth_encoding,
+            split=args.split, write_tree=not args.no_tree, write_bag=not args.no_bag,
+        )  # fmt: skip
     print(f"wrote {summary['frames']} frames: bag {summary['bag']}, deliver {summary['deliver']}")
     # The next commands, with the paths just written (eval takes OUT itself, see its --data).
     if not args.no_tree:

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlesam_ros.text import quote
+
 KINDS: tuple[str, ...] = (
     "motion_blur", "overexposure", "underexposure", "jitter", "low_resolution",
     "frozen", "constant", "black", "noise", "occlusion", "dropout", "extrinsic",
@@ -95,11 +97,11 @@ class Corruption:
         """Reject combinations that mean nothing, naming the valid ones."""
         if self.kind not in KINDS:
             raise ValueError(
-                f"corruption kind: unknown {_shorten(self.kind)}; choose from {', '.join(KINDS)}"
+                f"corruption kind: unknown {quote(self.kind)}; choose from {', '.join(KINDS)}"
             )
         if self.modality not in APPLIES[self.kind]:
             raise ValueError(
-                f"corruption {_shorten(self.modality)}:{self.kind}: {self.kind} applies to "
+                f"corruption {quote(self.modality)}:{self.kind}: {self.kind} applies to "
                 f"{', '.join(sorted(APPLIES[self.kind]))}"
             )
         if self.severity not in SEVERITIES:
@@ -120,7 +122,7 @@ class Corruption:
         if len(parts) not in (2, 3) or not all(parts):
             raise ValueError(
                 f"--corrupt: expected MODALITY:KIND[:SEVERITY], e.g. lidar:noise:3, got "
-                f"{_shorten(text)}"
+                f"{quote(text)}"
             )
         severity = SEVERITY_DEFAULT
         if len(parts) == 3:
@@ -128,7 +130,7 @@ class Corruption:
                 severity = int(parts[2])
             except ValueError:
                 raise ValueError(
-                    f"--corrupt: severity {_shorten(parts[2])} is not an integer 1..5"
+                    f"--corrupt: severity {quote(parts[2])} is not an integer 1..5"
                 ) from None
         return cls(parts[0], parts[1], severity)
 
@@ -163,7 +165,7 @@ class ScheduledCorruption:
             stop = int(last) if last else None
         except ValueError:
             raise ValueError(
-                f"--corrupt: frames {_shorten(frames)} must be START or START-STOP, e.g. @20-40"
+                f"--corrupt: frames {quote(frames)} must be START or START-STOP, e.g. @20-40"
             ) from None
         if start < 0 or (stop is not None and stop <= start):
             raise ValueError(f"--corrupt: frames @{frames} must satisfy 0 <= START < STOP")
@@ -336,14 +338,6 @@ def _like(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
         info = np.iinfo(reference.dtype)
         return np.clip(np.rint(values), info.min, info.max).astype(reference.dtype)
     return values.astype(reference.dtype)
-
-
-def _shorten(value: object, limit: int = 60) -> str:
-    """Quote a user value for an error message, shortened (with its length) when long."""
-    text = str(value)
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 # --- corrupting the model's modality images ---------------------------------------------------

@@ -75,11 +75,13 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
     """``["a.b:=1", "c:=x"]`` → ``{"a.b": 1, "c": "x"}`` (values parsed as YAML)."""
     import yaml
 
+    from mlesam_ros.text import quote
+
     overrides: dict[str, object] = {}
     for item in items:
         name, separator, value = item.partition(":=")
         if not separator or not name.strip():
-            raise ValueError(f"-p {item!r}: write NAME:=VALUE, e.g. -p sync.timeout_s:=0.1")
+            raise ValueError(f"-p {quote(item)}: write NAME:=VALUE, e.g. -p sync.timeout_s:=0.1")
         overrides[name.strip()] = yaml.safe_load(value)
     return overrides
 
@@ -104,16 +106,22 @@ def _run_node(args: argparse.Namespace) -> int:
     import threading
 
     from mlesam_ros.pipeline.config import command_line_parameters
+    from mlesam_ros.pipeline.params_file import is_ros_parameter, node_fqn
 
     if _cyclonedds_missing("node"):
         return 2
     from mlesam_ros.dds.transport import run_node
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    parameters = command_line_parameters(args.params, args.backend, args.model)
+    log = logging.getLogger("mlesam.dds")
+    # The file's sections for this node (its name and namespace), as ROS reads them.
+    parameters = command_line_parameters(args.params, args.backend, args.model,
+                                         fqn=node_fqn(args.name, args.namespace),
+                                         warn=log.warning)  # fmt: skip
     parameters.update(parse_overrides(args.param))
-    # use_sim_time is ROS's own parameter, not one of the node's: the transport takes it.
-    use_sim_time = bool(parameters.pop("use_sim_time", False)) or args.use_sim_time
+    # ROS's own parameters (use_sim_time) are not the node core's: the transport takes them.
+    ros = {name: parameters.pop(name) for name in list(parameters) if is_ros_parameter(name)}
+    use_sim_time = bool(ros.get("use_sim_time", False)) or args.use_sim_time
     stop = threading.Event()
 
     def on_signal(signum, frame) -> None:
@@ -131,7 +139,7 @@ def _run_node(args: argparse.Namespace) -> int:
         node_name=args.name,
         namespace=args.namespace,
         domain_id=args.domain_id,
-        logger=logging.getLogger("mlesam.dds"),
+        logger=log,
         use_sim_time=use_sim_time,
     )
     print(f"mlesam node: stopped; {report.text()}")
@@ -153,4 +161,7 @@ def _run_play(args: argparse.Namespace) -> int:
     result = player.play()
     clock = f", /clock at {args.clock:g} Hz" if args.clock else ""
     print(f"mlesam play: {len(result.messages)} messages from {args.bag}{clock}")
+    if result.skipped:
+        print(f"mlesam play: {sum(result.skipped.values())} malformed messages skipped: "
+              f"{result.skipped_text()}")  # fmt: skip
     return 0

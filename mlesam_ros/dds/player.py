@@ -10,6 +10,8 @@ tests and ``benchmarks/bench_dds.py``.
 
 from __future__ import annotations
 
+import collections
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,6 +23,9 @@ from mlesam_ros.dds.endpoints import RosReader, RosWriter
 from mlesam_ros.msgs import header_stamp_ns
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.tf_buffer import TF_STATIC_TOPIC
+from mlesam_ros.text import bounded
+
+LOG = logging.getLogger("mlesam.play")
 
 
 @dataclass
@@ -34,9 +39,16 @@ class PlayedMessage:
 
 @dataclass
 class PlayResult:
-    """What the player sent."""
+    """What the player sent, and what it could not (malformed records, by topic)."""
 
     messages: list[PlayedMessage] = field(default_factory=list)
+    skipped: collections.Counter = field(default_factory=collections.Counter)
+    reasons: dict[str, str] = field(default_factory=dict)  # topic → why its first was skipped
+
+    def skipped_text(self) -> str:
+        """One line per topic with skipped records ('' when none)."""
+        return "; ".join(f"{topic}: {count} skipped ({self.reasons[topic]})"
+                         for topic, count in sorted(self.skipped.items()))  # fmt: skip
 
     def stamps(self, topic: str) -> list[int]:
         """Header stamps sent on ``topic`` in order."""
@@ -121,6 +133,15 @@ class BagPlayer:
                 raise TimeoutError(f"no subscriber on {', '.join(pending)} after {timeout_s} s")
             time.sleep(0.02)
 
+    @staticmethod
+    def _skip(result: PlayResult, connection: Any, log_ns: int, error: Exception) -> None:
+        topic = connection.topic
+        if topic not in result.skipped:
+            result.reasons[topic] = _skip_reason(error)
+            LOG.warning(f"mlesam play: {topic}: malformed {connection.msgtype} record at bag "
+                        f"time {log_ns} skipped ({result.reasons[topic]}); playing on")
+        result.skipped[topic] += 1
+
     def play(self, stop: threading.Event | None = None) -> PlayResult:
         """Publish every message at its log time relative to the first one."""
         from rosbags.highlevel import AnyReader
@@ -151,11 +172,20 @@ class BagPlayer:
                 if self.clock is not None and (clock_sent is None or log_ns > clock_sent):
                     self.clock.publish(log_ns)  # the node's clock reaches the message's time
                     clock_sent = log_ns
-                self.writers[connection.topic].publish_cdr(raw)
+                try:
+                    self.writers[connection.topic].publish_cdr(raw)
+                except Exception as error:  # DDS refuses bytes that are not a valid sample
+                    # One bad record must not end the drive: skip it, count it, say it once.
+                    self._skip(result, connection, log_ns, error)
+                    continue
                 stamped = connection.msgtype in self._stamped
                 stamp = _header_stamp(raw) if stamped else None
                 result.messages.append(PlayedMessage(connection.topic, time.monotonic_ns(), stamp))
         return result
+
+
+def _skip_reason(error: Exception) -> str:
+    return bounded(f"{type(error).__name__}: {' '.join(str(error).split())}", 200)
 
 
 def warm_up(

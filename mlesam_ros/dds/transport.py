@@ -30,9 +30,19 @@ from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.core import SegmentationCore
 from mlesam_ros.pipeline.interface import RELIABILITIES
 from mlesam_ros.pipeline.tf_buffer import TF_STATIC_TOPIC, TF_TOPICS, TfBuffer
+from mlesam_ros.text import quote
 
 LOG = logging.getLogger("mlesam.dds")
 TF_DEPTH = 100  # tf2_ros' listener history
+INCOMPATIBLE_CHECK_NS = 1_000_000_000
+"""How often the inputs are checked for publishers DDS refused to connect."""
+# cyclonedds' QoS policy ids (dds_qos_policy_id) a refused match names, in words.
+_POLICIES = {
+    2: "durability", 4: "deadline", 5: "latency budget", 6: "ownership", 8: "liveliness",
+    10: "partition", 11: "reliability (a best-effort publisher for a reliable input)",
+    12: "destination order", 13: "history", 23: "data representation",
+    24: "type: another layout under the same type name",
+}
 WALL_CLOCK_ADVICE = (
     "the node runs on the wall clock; for a recorded bag run `mlesam play --clock` and "
     "`mlesam node --use-sim-time`"
@@ -123,6 +133,8 @@ class DdsTransport:
         self._timers = _Timers()
         self._closed = False
         self.received: collections.Counter = collections.Counter()
+        self._input_readers: dict[str, tuple[RosReader, str, int]] = {}
+        self._incompatible_watch = False
         self._inputs_open = True
         self._in_flight = 0
         self._inputs = threading.Condition()
@@ -160,7 +172,7 @@ class DdsTransport:
         if reliability not in RELIABILITIES:
             raise ValueError(
                 f"reliability of {topic}: choose from {', '.join(RELIABILITIES)}, "
-                f"got {reliability!r}"
+                f"got {quote(reliability)}"
             )
         # Raw: the core gets the CDR bytes, as from the rclpy node's raw subscriptions and a
         # bag, and decodes them with the one codec (mlesam_ros.pipeline.messages.decode).
@@ -179,8 +191,39 @@ class DdsTransport:
                     self._in_flight -= 1
                     self._inputs.notify_all()
 
-        self._reader(topic, msgtype, deliver, reliable=reliability == "reliable", raw=True)
+        reader = self._reader(topic, msgtype, deliver, reliable=reliability == "reliable",
+                              raw=True)  # fmt: skip
+        self._input_readers[resolved] = (reader, msgtype, 0)
+        if not self._incompatible_watch:
+            self._incompatible_watch = True
+            self._timers.add(INCOMPATIBLE_CHECK_NS, self.check_incompatible_publishers)
         self.graph.announce()
+
+    def check_incompatible_publishers(self) -> list[str]:
+        """Report publishers of an input that DDS refused to connect; return the reports.
+
+        A publisher of the topic with another layout under the same type name (or a QoS the
+        input cannot accept) never delivers a sample, so nothing reaches the core to count:
+        DDS's requested-incompatible status is the only trace, reported here (to ``on_issue``,
+        the core's ``mlesam: input`` diagnostics) each time it grows.
+        """
+        reports = []
+        for topic, (reader, msgtype, seen) in list(self._input_readers.items()):
+            status = reader.reader.get_requested_incompatible_qos_status()
+            total = int(status.total_count)
+            if total <= seen:
+                continue
+            self._input_readers[topic] = (reader, msgtype, total)
+            policy = _POLICIES.get(int(status.last_policy_id), f"policy {status.last_policy_id}")
+            text = (f"{total - seen} publisher(s) refused by DDS, incompatible {policy}; they "
+                    f"deliver nothing: publish {msgtype} as ROS 2 defines it, with a matching "
+                    "QoS")  # fmt: skip
+            reports.append(text)
+            if self.on_issue is not None:
+                self.on_issue("input", topic, text)
+            else:
+                self.logger.warning(f"mlesam: input ({topic}): {text}")
+        return reports
 
     def stop_inputs(self, timeout_s: float = 5.0) -> None:
         """Deliver no more subscription messages; wait for the callbacks already running."""
@@ -205,7 +248,7 @@ class DdsTransport:
         if reliability not in RELIABILITIES:
             raise ValueError(
                 f"reliability of {topic}: choose from {', '.join(RELIABILITIES)}, "
-                f"got {reliability!r}"
+                f"got {quote(reliability)}"
             )
         resolved = m.resolve_topic(topic, self.node_name, self.namespace)
         writer = RosWriter(

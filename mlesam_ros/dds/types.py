@@ -31,6 +31,7 @@ from functools import cache
 from typing import Any, ClassVar
 
 from mlesam_ros.pipeline.messages import decode, encode, ensure_vision_msgs
+from mlesam_ros.text import quote
 
 # rosbags base type names -> cyclonedds.idl.types names (ROS ``char`` is IDL uint8, ``byte``
 # is octet, as in rosidl's .msg -> .idl mapping).
@@ -87,7 +88,7 @@ def dds_topic_name(topic: str) -> str:
     """ROS topic ``/mlesam/labels`` → DDS topic ``rt/mlesam/labels``."""
     if not topic.startswith("/"):
         raise ValueError(
-            f"topic {topic!r}: the DDS transport needs absolute topic names (start with '/')"
+            f"topic {quote(topic)}: the DDS transport needs absolute topic names (start with '/')"
         )
     return "rt" + topic
 
@@ -95,7 +96,7 @@ def dds_topic_name(topic: str) -> str:
 def _split(msgtype: str) -> tuple[str, str, str]:
     parts = msgtype.split("/")
     if len(parts) != 3 or not all(parts):
-        raise ValueError(f"message type {msgtype!r}: expected 'package/msg/Name'")
+        raise ValueError(f"message type {quote(msgtype)}: expected 'package/msg/Name'")
     return parts[0], parts[1], parts[2]
 
 
@@ -170,7 +171,7 @@ def idl_struct(msgtype: str, carrier: bool = True) -> type:
     store = ensure_vision_msgs()
     if msgtype not in store.fielddefs:
         raise ValueError(
-            f"message type {msgtype!r} is not in the typestore; register its .msg first"
+            f"message type {quote(msgtype)} is not in the typestore; register its .msg first"
         )
 
     def field_type(node: tuple[Any, Any]) -> Any:

@@ -37,10 +37,14 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     # The demo renders with Pillow and replays the node: loaded when the command runs.
     from mlesam_ros.demo import DEFAULT_SIZE, header_text, run_demo, summary_text
+    from mlesam_ros.output_paths import CreatedOutputs, check_output_folder
 
+    check_output_folder(args.out, "--out")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     # The header first (what is about to happen, where it goes), then progress, then results.
     print(header_text(args.out, args.frames, DEFAULT_SIZE, args.model), flush=True)
-    summary = run_demo(args.out, args.frames, args.backend, args.model, progress=not args.quiet)
+    with CreatedOutputs(args.out):  # a failed first demo leaves no half-made folder
+        summary = run_demo(args.out, args.frames, args.backend, args.model,
+                           progress=not args.quiet)  # fmt: skip
     print(summary_text(summary))
     return 0

@@ -141,10 +141,13 @@ def input_size(args: argparse.Namespace) -> tuple[int, int] | None:
 
 def _run_export(args: argparse.Namespace) -> int:
     from mlesam_ros.engine.onnx_export import export_onnx
+    from mlesam_ros.output_paths import CreatedOutputs, check_output_file
 
+    check_output_file(args.out, "--out")
     model, spec = load_model_source(args, output=args.output, label_dtype=args.label_dtype,
                                    present_dtype=args.present_dtype, precision=args.precision)
-    report = export_onnx(model, spec, args.out, opset=args.opset, exporter=args.exporter)
+    with CreatedOutputs(args.out):
+        report = export_onnx(model, spec, args.out, opset=args.opset, exporter=args.exporter)
     print(f"wrote {report.path} (opset {report.opset}; {report.ops.summary()})")
     print(f"inputs: images {spec.images_shape} float32 [{','.join(spec.modalities)}], "
           f"present (1, {len(spec.modalities)}) {spec.present_dtype}; output: {spec.output}; "
@@ -160,7 +163,10 @@ def _run_export(args: argparse.Namespace) -> int:
 
 def _run_build_engine(args: argparse.Namespace) -> int:
     from mlesam_ros.engine.engine_cache import BuildOptions, build_engine, ensure_engine
+    from mlesam_ros.output_paths import check_output_file
 
+    check_output_file(args.out, "--out")
+    check_output_file(args.timing_cache, "--timing-cache")
     TensorRTBuilder = _import_tensorrt_builder()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

@@ -329,7 +329,49 @@ def read_spec(onnx_path: str | Path) -> ModelSpec:
     except (TypeError, json.JSONDecodeError) as error:
         raise ValueError(f"model: {onnx_path} has unreadable mlesam metadata ({error})") from None
     check_graph(proto, spec, str(onnx_path))
+    check_class_count(proto, spec, str(onnx_path))
     return spec
+
+
+def graph_class_count(proto: onnx.ModelProto) -> int | None:
+    """Return how many classes a ``labels`` graph computes (None when it cannot be told).
+
+    ``labels`` is an ArgMax over the class axis (through Cast/Identity); ONNX shape inference
+    gives that axis' static length. Best effort: a graph shape inference cannot read (or a
+    symbolic class axis) gives None and is left to the per-frame output check.
+    """
+    producer = {name: node for node in proto.graph.node for name in node.output}
+    node = producer.get("labels")
+    while node is not None and node.op_type in ("Cast", "Identity"):
+        node = producer.get(node.input[0])
+    if node is None or node.op_type != "ArgMax":
+        return None
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto)
+    except Exception:  # a graph inference cannot follow (custom ops, > 2 GB): no verdict
+        return None
+    values = {v.name: v for v in [*inferred.graph.value_info, *inferred.graph.input]}
+    value = values.get(node.input[0])
+    if value is None:
+        return None
+    dims = value.type.tensor_type.shape.dim
+    if not -len(dims) <= axis < len(dims) or not dims[axis].HasField("dim_value"):
+        return None
+    return int(dims[axis].dim_value)
+
+
+def check_class_count(proto: onnx.ModelProto, spec: ModelSpec, source: str = "model") -> None:
+    """Raise ``ValueError`` when a labels graph computes another number of classes than named."""
+    if spec.output != "labels":
+        return  # a logits graph's class axis is checked by check_graph
+    computed = graph_class_count(proto)
+    if computed is not None and computed != spec.num_classes:
+        raise ValueError(
+            f"model: {source} computes {computed} classes but its metadata names "
+            f"{spec.num_classes} ({', '.join(spec.class_names[:5])}, ...); the labels would "
+            "carry the wrong names: re-export it with `mlesam export`"
+        )
 
 
 _ONNX_DTYPES = {"float32": 1, "uint8": 2, "int32": 6, "int64": 7, "bool": 9}

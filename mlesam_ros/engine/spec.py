@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 
 from mlesam_ros._version import __version__
 from mlesam_ros.modalities import parse_modalities
+from mlesam_ros.text import quote
 
 OUTPUT_KINDS = ("labels", "logits")
 LABEL_DTYPES = ("int32", "uint8")
@@ -51,6 +52,15 @@ class ModelSpec:
             raise ValueError(f"input_size: expected (H, W) > 0, got {self.input_size}")
         if not self.class_names:
             raise ValueError("class_names: need at least one class")
+        unnamed = [i for i, name in enumerate(self.class_names) if not name.strip()]
+        repeated = sorted({n for n in self.class_names if self.class_names.count(n) > 1})
+        if unnamed or repeated:
+            raise ValueError(
+                "class_names: every class needs its own name (LabelInfo and the class filter "
+                "go by name); "
+                + (f"ids {unnamed[:10]} have none" if unnamed else
+                   f"repeated: {', '.join(quote(n) for n in repeated[:10])}")
+            )
         for name, value, allowed in (
             ("output", self.output, OUTPUT_KINDS),
             ("label_dtype", self.label_dtype, LABEL_DTYPES),
@@ -94,9 +104,23 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> ModelSpec:
-        """Inverse of ``to_dict``; unknown keys (from newer writers) are ignored."""
+        """Inverse of ``to_dict``; unknown keys (from newer writers) are ignored.
+
+        The derived ``num_classes`` that ``to_dict`` writes must agree with the class names:
+        metadata edited by hand (10 names for a 25-class model) would otherwise load and
+        label every pixel with the wrong name.
+        """
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
+        spec = cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
+        declared = data.get("num_classes")
+        if declared is not None and declared != spec.num_classes:
+            shown = declared if isinstance(declared, int) else quote(declared)
+            raise ValueError(
+                f"class_names: the metadata lists {spec.num_classes} class names but declares "
+                f"num_classes {shown}; the names must match the model's classes (re-export it "
+                "with `mlesam export`)"
+            )
+        return spec
 
     def to_metadata_props(self) -> dict[str, str]:
         """Key/value strings for ONNX ``metadata_props`` (values JSON-encoded)."""

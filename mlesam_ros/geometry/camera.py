@@ -9,11 +9,15 @@ image's points at a time on the CPU and cannot run inside the torch path.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
+
+from mlesam_ros.text import quote
 
 # Number of coefficients of each model, in CameraInfo ``D`` order.
 DISTORTION_MODELS: dict[str, int] = {
@@ -21,6 +25,23 @@ DISTORTION_MODELS: dict[str, int] = {
     "rational_polynomial": 8,  # k1, k2, p1, p2, k3, k4, k5, k6
     "equidistant": 4,  # fisheye k1, k2, k3, k4
 }
+
+
+def _quiet(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``method`` with numpy's floating-point warnings off.
+
+    A valid but extreme lens model (a rational denominator crossing zero, coefficients near
+    the float range) overflows or divides by zero far off axis. Those rays come out
+    non-finite, and that is the answer: :attr:`CameraModel.unusable_ray_share` measures it
+    and the node reports it once, instead of numpy printing ``RuntimeWarning``s per frame.
+    """
+
+    @functools.wraps(method)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return method(*args, **kwargs)
+
+    return quiet
 
 
 def _radial_and_tangential(
@@ -81,13 +102,13 @@ class CameraModel:
         D = np.asarray(self.D, dtype=np.float64).reshape(-1)
         if model not in DISTORTION_MODELS:
             raise ValueError(
-                f"camera: unknown distortion_model '{model}'; supported: "
+                f"camera: unknown distortion_model {quote(model)}; supported: "
                 f"{', '.join(DISTORTION_MODELS)}"
             )
         size = DISTORTION_MODELS[model]
         if D.size > size and np.any(D[size:]):
             raise ValueError(
-                f"camera: distortion_model '{model}' takes {size} coefficients, got {D.size}"
+                f"camera: distortion_model {quote(model)} takes {size} coefficients, got {D.size}"
             )
         self.D = np.pad(D[:size], (0, size - min(D.size, size)))
         self.distortion_model = model
@@ -126,7 +147,27 @@ class CameraModel:
             ]
         )
         rays = self.pixels_to_rays(border)
-        return float(np.max(np.hypot(rays[:, 0], rays[:, 1])))
+        slopes = np.hypot(rays[:, 0], rays[:, 1])
+        slopes = slopes[np.isfinite(slopes)]
+        # No finite border ray (a diverging model): nothing is culled by slope.
+        return float(slopes.max()) if slopes.size else float("inf")
+
+    @cached_property
+    def unusable_ray_share(self) -> float:
+        """Share of the image (a 33 x 33 sample of pixels) without a usable undistorted ray.
+
+        A ray is unusable when it is not finite or does not project back onto its pixel
+        (within 1 px): the lens model diverges or overflows there (see :func:`_quiet`), and
+        the pixel cannot be registered. 0 for any sane calibration.
+        """
+        cols = np.linspace(-0.5, self.width - 0.5, 33)
+        rows = np.linspace(-0.5, self.height - 0.5, 33)
+        uv = np.stack(np.meshgrid(cols, rows), -1).reshape(-1, 2)
+        rays = self.pixels_to_rays(uv)
+        with np.errstate(all="ignore"):
+            back = np.stack(self.project_xyz(rays[:, 0], rays[:, 1], rays[:, 2]), -1)
+            usable = np.isfinite(rays).all(axis=-1) & (np.abs(back - uv) <= 1.0).all(axis=-1)
+        return float(np.mean(~usable))
 
     @cached_property
     def pixel_rays(self) -> np.ndarray:
@@ -156,6 +197,7 @@ class CameraModel:
         """Image size as ``(height, width)``."""
         return self.height, self.width
 
+    @_quiet
     def distort(self, xy: Any, xp: Any = np) -> Any:
         """Map undistorted normalised coordinates ``(N, 2)`` to distorted ones."""
         x, y = xy[..., 0], xy[..., 1]
@@ -169,6 +211,7 @@ class CameraModel:
             xd, yd = x * radial + dx, y * radial + dy
         return xp.stack([xd, yd], -1)
 
+    @_quiet
     def undistort(self, xy_distorted: np.ndarray, iterations: int = 100) -> np.ndarray:
         """Invert :meth:`distort` by fixed-point iteration (numpy, float64).
 
@@ -196,6 +239,7 @@ class CameraModel:
         return np.stack([x, y], -1)
 
     @staticmethod
+    @_quiet
     def _undistort_equidistant(
         target: np.ndarray, coefficients: tuple[float, ...], iterations: int
     ) -> np.ndarray:
@@ -223,6 +267,7 @@ class CameraModel:
         u, v = self.project_xyz(points[..., 0], points[..., 1], points[..., 2], rectified, xp)
         return xp.stack([u, v], -1)
 
+    @_quiet
     def project_xyz(
         self, x: Any, y: Any, z: Any, rectified: bool = False, xp: Any = np
     ) -> tuple[Any, Any]:
@@ -247,6 +292,7 @@ class CameraModel:
         K = self.K
         return K[0, 0] * xn + K[0, 1] * yn + K[0, 2], K[1, 1] * yn + K[1, 2]
 
+    @_quiet
     def pixels_to_rays(self, uv: np.ndarray) -> np.ndarray:
         """Undistorted rays ``(N, 3)`` with ``z = 1`` through raw-image pixels ``(N, 2)``."""
         uv = np.asarray(uv, dtype=np.float64)
@@ -256,6 +302,7 @@ class CameraModel:
         xy = self.undistort(np.stack([x, y], -1))
         return np.concatenate([xy, np.ones_like(xy[..., :1])], -1)
 
+    @_quiet
     def unproject(self, uv: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """Camera-frame points ``(N, 3)`` at ``depth`` (z, metres) behind raw-image pixels."""
         return self.pixels_to_rays(uv) * np.asarray(depth, dtype=np.float64)[..., None]

@@ -80,14 +80,18 @@ def registration_map(
         depth[known] = rgb_depth[known]
     R, t = T_source_from_rgb[:3, :3], T_source_from_rgb[:3, 3]
     finite = np.isfinite(depth)
-    # A point at infinity only rotates; finite depths also translate.
-    points = rays @ R.T + np.where(finite[:, None], t / np.where(finite, depth, 1)[:, None], 0)
     map_uv = np.full((rays.shape[0], 2), -1.0)
-    in_front = points[:, 2] > 1e-9
-    if source_camera.is_distorted:
-        slope = np.hypot(points[:, 0], points[:, 1]) / np.where(in_front, points[:, 2], 1)
-        in_front &= slope <= source_camera.max_ray_slope * 1.25
-    map_uv[in_front] = source_camera.project(points[in_front])
+    # Non-finite rays (an extreme RGB lens model) and projections far off the float32 range
+    # (an extreme source lens) see nothing: -1, without numpy warnings on the way.
+    with np.errstate(all="ignore"):
+        # A point at infinity only rotates; finite depths also translate.
+        points = rays @ R.T + np.where(finite[:, None], t / np.where(finite, depth, 1)[:, None], 0)
+        in_front = points[:, 2] > 1e-9
+        if source_camera.is_distorted:
+            slope = np.hypot(points[:, 0], points[:, 1]) / np.where(in_front, points[:, 2], 1)
+            in_front &= slope <= source_camera.max_ray_slope * 1.25
+        map_uv[in_front] = source_camera.project(points[in_front])
+        map_uv[~(np.abs(map_uv) < 1e7).all(axis=-1)] = -1.0
     map_uv = map_uv.reshape(*rgb_camera.size, 2)
     return (np.ascontiguousarray(map_uv[..., 0], dtype=np.float32),
             np.ascontiguousarray(map_uv[..., 1], dtype=np.float32))  # fmt: skip
@@ -111,7 +115,10 @@ class ParallaxMap:
         self.source_camera, self.rgb_camera = source_camera, rgb_camera
         self.T_rgb_from_source = check_transform(T_rgb_from_source, "T_rgb_from_source")
         T_source_from_rgb = invert_transform(self.T_rgb_from_source)
-        rotated = rgb_camera.pixel_rays.reshape(-1, 3) @ T_source_from_rgb[:3, :3].T
+        rays = rgb_camera.pixel_rays.reshape(-1, 3)
+        # A non-finite ray (an extreme RGB lens model) points nowhere: behind the source.
+        rays = np.where(np.isfinite(rays).all(axis=-1, keepdims=True), rays, [0.0, 0.0, -1.0])
+        rotated = rays @ T_source_from_rgb[:3, :3].T
         self.rays = [np.ascontiguousarray(rotated[:, axis], dtype=np.float32) for axis in range(3)]
         self.t = T_source_from_rgb[:3, 3].astype(np.float32)
 

@@ -27,7 +27,15 @@ from mlesam_ros.msgs.pointcloud import (
     pointcloud2_dtype,
     pointcloud2_to_array,
 )
-from mlesam_ros.msgs.stamps import header_stamp_ns, make_header, ns_to_stamp, stamp_to_ns
+from mlesam_ros.msgs.stamps import (
+    StampError,
+    checked_header_stamp_ns,
+    checked_stamp_ns,
+    header_stamp_ns,
+    make_header,
+    ns_to_stamp,
+    stamp_to_ns,
+)
 from mlesam_ros.msgs.transforms import (
     matrices_to_tf_message,
     matrix_to_transform_stamped,
@@ -39,9 +47,12 @@ __all__ = [
     "DEPTH_ENCODINGS",
     "IMAGE_ENCODINGS",
     "POINTFIELD_DTYPES",
+    "StampError",
     "array_to_pointcloud2",
     "camera_info_to_camera",
     "camera_to_camera_info",
+    "checked_header_stamp_ns",
+    "checked_stamp_ns",
     "cloud_field",
     "cloud_xyz",
     "header_stamp_ns",

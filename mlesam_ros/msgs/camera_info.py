@@ -12,6 +12,7 @@ import numpy as np
 from mlesam_ros.geometry.camera import CameraModel
 from mlesam_ros.msgs._typestore import message_class
 from mlesam_ros.msgs.stamps import make_header
+from mlesam_ros.text import quote
 
 
 def camera_info_to_camera(msg: Any, topic: str = "") -> CameraModel:
@@ -21,7 +22,7 @@ def camera_info_to_camera(msg: Any, topic: str = "") -> CameraModel:
     Raises ``ValueError`` naming the topic for an all-zero K, an unknown distortion model or
     malformed arrays.
     """
-    where = f"camera_info on topic '{topic}'" if topic else "camera_info"
+    where = f"camera_info on topic {quote(topic)}" if topic else "camera_info"
     try:
         K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
         R = np.asarray(msg.r, dtype=np.float64).reshape(3, 3)

@@ -17,6 +17,7 @@ import numpy as np
 
 from mlesam_ros.msgs._typestore import message_class
 from mlesam_ros.msgs.stamps import make_header
+from mlesam_ros.text import quote
 
 # encoding -> (numpy base type, channels). Depth conventions follow REP 118: 16UC1 holds
 # millimetres (0 = no reading), 32FC1 holds metres (NaN = no reading).
@@ -35,7 +36,7 @@ _NATIVE_BIGENDIAN = sys.byteorder == "big"
 
 
 def _where(topic: str) -> str:
-    return f"image on topic '{topic}'" if topic else "image"
+    return f"image on topic {quote(topic)}" if topic else "image"
 
 
 def _encoding_info(encoding: str, topic: str) -> tuple[str, int]:
@@ -43,7 +44,7 @@ def _encoding_info(encoding: str, topic: str) -> tuple[str, int]:
         return IMAGE_ENCODINGS[encoding]
     except KeyError:
         raise ValueError(
-            f"{_where(topic)}: unsupported encoding '{encoding}'; supported: "
+            f"{_where(topic)}: unsupported encoding {quote(encoding)}; supported: "
             f"{', '.join(IMAGE_ENCODINGS)} (convert on the driver side or add a decoder)"
         ) from None
 
@@ -127,7 +128,7 @@ def image_to_depth_m(msg: Any, topic: str = "") -> np.ndarray:
     encoding = str(msg.encoding)
     if encoding not in DEPTH_ENCODINGS:
         raise ValueError(
-            f"{_where(topic)}: depth needs encoding 16UC1 (mm) or 32FC1 (m), got '{encoding}'"
+            f"{_where(topic)}: depth needs encoding 16UC1 (mm) or 32FC1 (m), got {quote(encoding)}"
         )
     array = image_to_numpy(msg, topic)
     if encoding == "16UC1":
@@ -154,7 +155,7 @@ def numpy_to_image(
     expected_dtype = np.dtype(base)
     if array.dtype != expected_dtype:
         raise ValueError(
-            f"numpy_to_image: encoding '{encoding}' needs dtype {expected_dtype.name}, got "
+            f"numpy_to_image: encoding {quote(encoding)} needs dtype {expected_dtype.name}, got "
             f"{array.dtype.name}; convert with array.astype(np.{expected_dtype.name})"
         )
     if array.ndim == 3 and array.shape[2] == 1 and channels == 1:
@@ -163,7 +164,7 @@ def numpy_to_image(
     if array.ndim != expected_ndim or (channels > 1 and array.shape[2] != channels):
         wanted = "(H, W)" if channels == 1 else f"(H, W, {channels})"
         raise ValueError(
-            f"numpy_to_image: encoding '{encoding}' needs shape {wanted}, got {array.shape}"
+            f"numpy_to_image: encoding {quote(encoding)} needs shape {wanted}, got {array.shape}"
         )
     height, width = array.shape[:2]
     if array.flags.c_contiguous and not array.flags.writeable and array.base is None:

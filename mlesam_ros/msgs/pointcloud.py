@@ -16,6 +16,7 @@ import numpy as np
 from mlesam_ros.msgs._typestore import message_class
 from mlesam_ros.msgs.image import message_bytes
 from mlesam_ros.msgs.stamps import make_header
+from mlesam_ros.text import quote
 
 # sensor_msgs/PointField datatype constants.
 POINTFIELD_DTYPES: dict[int, str] = {
@@ -33,7 +34,7 @@ XYZ_FIELDS = ("x", "y", "z")
 
 
 def _where(topic: str) -> str:
-    return f"point cloud on topic '{topic}'" if topic else "point cloud"
+    return f"point cloud on topic {quote(topic)}" if topic else "point cloud"
 
 
 def pointcloud2_dtype(
@@ -47,15 +48,15 @@ def pointcloud2_dtype(
         offset, count = int(field.offset), max(int(getattr(field, "count", 1)), 1)
         if datatype not in POINTFIELD_DTYPES:
             raise ValueError(
-                f"{_where(topic)}: field '{name}' has unknown datatype {datatype}; "
+                f"{_where(topic)}: field {quote(name)} has unknown datatype {datatype}; "
                 f"PointField datatypes are 1..8"
             )
         if name in names:
-            raise ValueError(f"{_where(topic)}: field '{name}' appears twice")
+            raise ValueError(f"{_where(topic)}: field {quote(name)} appears twice")
         base = np.dtype(POINTFIELD_DTYPES[datatype]).newbyteorder(order)
         if offset < 0 or offset + base.itemsize * count > point_step:
             raise ValueError(
-                f"{_where(topic)}: field '{name}' (offset {offset}, {count} x "
+                f"{_where(topic)}: field {quote(name)} (offset {offset}, {count} x "
                 f"{base.itemsize} bytes) does not fit in point_step {point_step}"
             )
         names.append(name)
@@ -86,7 +87,8 @@ def pointcloud2_to_array(
         if missing:
             raise ValueError(
                 f"{_where(topic)}: missing field(s) {', '.join(missing)}; present: "
-                f"{', '.join(dtype.names)}"
+                f"{', '.join(quote(name) for name in dtype.names[:12])}"
+                + (f", ... ({len(dtype.names)} fields)" if len(dtype.names) > 12 else "")
             )
     row_step = max(row_step, width * point_step) if height <= 1 else row_step
     if row_step < width * point_step:

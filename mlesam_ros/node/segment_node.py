@@ -57,6 +57,7 @@ from mlesam_ros.node.log import SeverityLogger
 from mlesam_ros.pipeline.config import DEFAULT_PARAMETERS, PARAMETERS
 from mlesam_ros.pipeline.core import SegmentationCore
 from mlesam_ros.pipeline.messages import NODE_NAME
+from mlesam_ros.pipeline.params_file import report_unknown_parameters
 
 _INPUT_DEPTH = 5
 _RELIABILITY = {
@@ -211,6 +212,10 @@ class SegmentNode(LifecycleNode):
         self.io = RclpyIO(self)
         self.core = SegmentationCore(self.io, threaded=True)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # rcl hands this node the overrides of its sections (params files, -p); names it does
+        # not declare would be ignored without a word (a misspelt sync.timout_s).
+        overrides = getattr(self, "_parameter_overrides", {}) or {}
+        report_unknown_parameters(overrides, self.io.logger.warning, "params file / -p")
 
     # -- parameters ---------------------------------------------------------------------------
 

@@ -4,20 +4,20 @@
 allowed values when it is wrong); :class:`NodeConfig` is the typed view every part of the
 node reads, built from the parameter table (:mod:`mlesam_ros.pipeline.parameters`) once at
 configure time and again on each accepted run-time change (:func:`check_update`).
-:func:`load_params_file` reads a ROS 2 ``/**: ros__parameters:`` YAML for the transports
-without ROS (replay, DDS).
+:func:`load_params_file` reads a ROS 2 params file for the transports without ROS (replay,
+DDS) by ROS's rules (:mod:`mlesam_ros.pipeline.params_file`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from mlesam_ros.pipeline.health import HealthConfig
 from mlesam_ros.pipeline.parameters import (
@@ -29,6 +29,12 @@ from mlesam_ros.pipeline.parameters import (
     parameter_table,
     pose_to_matrix,
 )
+from mlesam_ros.pipeline.params_file import (
+    read_params_file,
+    report_unknown_parameters,
+    unknown_parameter_text,
+)
+from mlesam_ros.text import quote, shown
 
 __all__ = ["DEFAULT_PARAMETERS", "DYNAMIC_PARAMETERS", "PARAMETERS", "SENSOR_INPUTS",
            "NodeConfig", "ParamSpec", "check_update", "coerce_parameter",
@@ -45,14 +51,11 @@ def coerce_parameter(name: str, value: Any) -> Any:
     """
     spec = PARAMETERS.get(name)
     if spec is None:
-        raise ValueError(
-            f"parameters: unknown {name}; see config/mlesam.yaml for the names "
-            "(e.g. topics.rgb, sync.timeout_s)"
-        )
+        raise ValueError(f"parameters: {unknown_parameter_text(name)}")
 
     def bad(reason: str = "") -> ValueError:
         return ValueError(
-            f"parameter {name}: {reason or 'expected ' + spec.allowed()}, got {value!r}"
+            f"parameter {name}: {reason or 'expected ' + spec.allowed()}, got {shown(value)}"
         )
 
     kind = spec.kind
@@ -211,26 +214,20 @@ def check_update(
     return coerced
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def command_line_parameters(
-    params_file: str | Path | None, backend: str | None = None, model: str | Path | None = None
+    params_file: str | Path | None,
+    backend: str | None = None,
+    model: str | Path | None = None,
+    *,
+    fqn: str = "/mlesam",
+    warn: Callable[[str], Any] | None = None,
 ) -> dict[str, Any]:
-    """Parameters for a command-line transport (replay, the DDS node).
+    """Parameters for a command-line transport (replay, the DDS node) named ``fqn``.
 
-    The params file first, then the ``--backend``/``--model`` shortcuts over
-    ``model.backend``/``model.path``.
+    The params file first (:func:`load_params_file`), then the ``--backend``/``--model``
+    shortcuts over ``model.backend``/``model.path``.
     """
-    parameters = load_params_file(params_file) if params_file else {}
+    parameters = load_params_file(params_file, fqn, warn) if params_file else {}
     if backend:
         parameters["model.backend"] = backend
     if model:
@@ -238,55 +235,31 @@ def command_line_parameters(
     return parameters
 
 
-def load_params_file(path: str | Path) -> dict[str, Any]:
-    """Read a ROS 2 parameter YAML (``<node or /**>: ros__parameters: {...}``) to flat names.
+def load_params_file(
+    path: str | Path, fqn: str = "/mlesam", warn: Callable[[str], Any] | None = None
+) -> dict[str, Any]:
+    """Read the parameters a ROS 2 params file holds for node ``fqn``, as flat dotted names.
 
-    Nested keys and dotted keys both work (``topics: {rgb: ...}`` = ``topics.rgb: ...``); when
-    the file has several node sections they are merged in file order.
+    Sections and precedence follow ROS (:mod:`mlesam_ros.pipeline.params_file`); names the
+    node does not know are reported once each through ``warn`` (default: the ``mlesam``
+    logger) with the closest known name, and left out, as ROS leaves them; ROS's own names
+    (``use_sim_time``) are kept for the transport.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"params file {path} does not exist")
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ValueError(
-            f"params file {path}:{where}: not valid YAML ({problem}); check the indentation "
-            "and quoting there"
-        ) from None
-    except UnicodeDecodeError:
-        raise ValueError(f"params file {path}: not a text file") from None
-    sections = (
-        [
-            value["ros__parameters"]
-            for value in document.values()
-            if isinstance(value, Mapping) and "ros__parameters" in value
-        ]
-        if isinstance(document, Mapping)
-        else []
-    )
-    if not sections:
-        raise ValueError(
-            f"params file {path}: no 'ros__parameters' section; write it as "
-            "'/**:\\n  ros__parameters:\\n    topics.rgb: /camera/image_raw'"
-        )
-    flat: dict[str, Any] = {}
-    for section in sections:
-        section = {} if section is None else section
-        if not isinstance(section, Mapping):
-            raise ValueError(
-                f"params file {path}: 'ros__parameters' must hold name: value pairs, got "
-                f"{type(section).__name__}"
-            )
-        flat.update(_flatten(section))
+    warn = warn or logging.getLogger("mlesam").warning
+    reading = read_params_file(path, fqn)
+    for note in reading.notes:
+        warn(f"mlesam: {note}")
+    if not reading.applied:
+        shown_sections = ", ".join(quote(name) for name in reading.sections[:8])
+        warn(f"mlesam: params file {path}: no section applies to node {fqn} (sections: "
+             f"{shown_sections}); nothing is read from it")  # fmt: skip
+    unknown = set(report_unknown_parameters(reading.parameters, warn, f"params file {path}"))
+    flat = {name: value for name, value in reading.parameters.items() if name not in unknown}
     for name, value in flat.items():
         values = value if isinstance(value, list) else [value]
         if any(isinstance(v, float) and not np.isfinite(v) for v in values):
             raise ValueError(
-                f"params file {path}: {name} is {value!r}; give a finite number (.inf and "
-                ".nan are not valid parameter values)"
+                f"params file {path}: {quote(name)} is {shown(value)}; give a finite number "
+                "(.inf and .nan are not valid parameter values)"
             )
     return flat

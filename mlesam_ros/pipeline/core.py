@@ -21,9 +21,10 @@ once per kind, counted and reported in the diagnostics, and the frame goes on wi
 
 Frame accounting: every RGB message either leaves as a labelled frame or is counted once in
 :meth:`SegmentationCore.dropped_frames` under a reason (the synchroniser's reasons, see
-:mod:`mlesam_ros.sync.synchronizer`, plus ``zero_stamp``, ``bad_header``, ``undecodable``,
-``rgb_unusable``, ``inference_error``, ``callback_error``, ``worker_busy`` and ``stopped``:
-frames still waiting in the synchroniser or the worker's slot when the node was deactivated).
+:mod:`mlesam_ros.sync.synchronizer`, plus ``zero_stamp``, ``invalid_stamp`` (the stamp rule
+of :mod:`mlesam_ros.msgs.stamps`), ``bad_header``, ``undecodable``, ``rgb_unusable``,
+``inference_error``, ``callback_error``, ``worker_busy`` and ``stopped``: frames still waiting
+in the synchroniser or the worker's slot when the node was deactivated).
 Counts survive a new synchroniser (deactivation, a run-time change of ``sync.*``).
 ``/diagnostics`` carries the totals and goes WARN whenever frames were dropped since the
 previous report.
@@ -61,6 +62,7 @@ from mlesam_ros.pipeline.ingest import FrameIngest
 from mlesam_ros.pipeline.interface import NodeIO, Segmenter
 from mlesam_ros.pipeline.worker import FrameWorker, LatestSlot
 from mlesam_ros.sync import MemberConfig, SyncConfig, TimeoutSynchronizer
+from mlesam_ros.text import quote, shown
 
 # Outputs switched by output.<name> at run time: relative topic and message type.
 _OPTIONAL_OUTPUTS = {
@@ -94,7 +96,8 @@ def open_segmenter(config: NodeConfig) -> Segmenter:
         # Name the parameters: "backend: torch cannot run an onnx file" alone does not say
         # which setting to change. The type is kept so callers can still tell a missing file.
         raise type(error)(
-            f"parameters model.path={str(path)!r}, model.backend={config.backend!r}: {error}"
+            f"parameters model.path={quote(str(path), 200)}, model.backend={config.backend!r}: "
+            f"{error}"
         ) from error
 
 
@@ -199,25 +202,6 @@ class SegmentationCore(FrameIngest, FrameWorker):
         for output in _OPTIONAL_OUTPUTS:
             if getattr(config, output):
                 self._ensure_output(output)
-        for key in config.enabled_inputs:
-            msgtype = m.POINTCLOUD2 if key == "points" else m.IMAGE
-            # A failing RGB callback loses that frame: it is counted as a drop.
-            drop_reason = "callback_error" if key == "rgb" else None
-            io.subscribe(
-                config.topics[key],
-                msgtype,
-                self._guard(self.on_sensor, key, drop_reason=drop_reason),
-                config.reliability[key],
-            )
-            info_topic = config.info_topics.get(key)
-            if info_topic:
-                io.subscribe(
-                    info_topic,
-                    m.CAMERA_INFO,
-                    self._guard(self.on_camera_info, key),
-                    config.reliability["camera_info"],
-                )
-        io.create_timer(config.poll_period_ns, self._guard(self.poll))
         self._next_diagnostics_ns = io.now_ns() + config.diagnostics_period_ns
         self._publishers["label_info"].publish(
             m.encode(m.label_info(self.path.class_names, io.now_ns()), m.LABEL_INFO)
@@ -229,7 +213,32 @@ class SegmentationCore(FrameIngest, FrameWorker):
                 target=self._work, name="mlesam-inference", daemon=True
             )
             self._worker.start()
+        # Active before the first subscription: a message may arrive the moment a subscription
+        # exists, and a callback of an inactive core ignores it (uncounted).
         self._active = True
+        try:
+            for key in config.enabled_inputs:
+                msgtype = m.POINTCLOUD2 if key == "points" else m.IMAGE
+                # A failing RGB callback loses that frame: it is counted as a drop.
+                drop_reason = "callback_error" if key == "rgb" else None
+                io.subscribe(
+                    config.topics[key],
+                    msgtype,
+                    self._guard(self.on_sensor, key, drop_reason=drop_reason),
+                    config.reliability[key],
+                )
+                info_topic = config.info_topics.get(key)
+                if info_topic:
+                    io.subscribe(
+                        info_topic,
+                        m.CAMERA_INFO,
+                        self._guard(self.on_camera_info, key),
+                        config.reliability["camera_info"],
+                    )
+            io.create_timer(config.poll_period_ns, self._guard(self.poll))
+        except BaseException:
+            self.deactivate()  # no half-active core: the shell releases what was created
+            raise
 
     def _output(self, topic: str, msgtype: str) -> Any:
         """Create a frame output with the output QoS (``qos.output``, ``qos.output_depth``)."""
@@ -321,7 +330,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
         if self._active:
             self._submit(frames, self.io.now_ns())
         self.io.logger.info(
-            "mlesam: set " + ", ".join(f"{name}={value!r}" for name, value in coerced.items())
+            "mlesam: set " + ", ".join(f"{name}={shown(value)}" for name, value in coerced.items())
         )
 
     # -- accounting ---------------------------------------------------------------------------

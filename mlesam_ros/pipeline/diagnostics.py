@@ -22,6 +22,7 @@ import numpy as np
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.sensors import MODALITY_OF_INPUT
+from mlesam_ros.text import bounded
 
 LATENCY_WINDOW = 200
 """Frames kept for the latency percentiles in diagnostics."""
@@ -51,6 +52,11 @@ class PipelineStats:
     latency_unmeasured: int = 0
     issues: collections.Counter = field(default_factory=collections.Counter)
     last_issue: dict[str, str] = field(default_factory=dict)
+    last_error: str = ""  # the last frame that failed, and why
+    # Input key → what it lacks that the model's encoding uses (fused, but degraded), and the
+    # (input, text) pairs already logged: each is logged once.
+    degraded: dict[str, str] = field(default_factory=dict)
+    degraded_logged: set[tuple[str, str]] = field(default_factory=set)
     last_present: dict[str, bool] = field(default_factory=dict)
     latencies_ms: collections.deque = field(
         default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW)
@@ -66,6 +72,8 @@ class PipelineStats:
             dropped=collections.Counter(self.dropped),
             issues=collections.Counter(self.issues),
             last_issue=dict(self.last_issue),
+            degraded=dict(self.degraded),
+            degraded_logged=set(self.degraded_logged),
             last_present=dict(self.last_present),
             latencies_ms=collections.deque(self.latencies_ms, maxlen=LATENCY_WINDOW),
             processing_ms=collections.deque(self.processing_ms, maxlen=LATENCY_WINDOW),
@@ -100,6 +108,7 @@ class OnceLog:
         so ``getattr(logger, level)(...)`` would throw inside frame processing.
         """
         logger = self._logger()
+        text = bounded(text)  # one line of bounded length, whatever an input echoed into it
         if level == "error":
             logger.error(text)
         elif level == "warning":
@@ -151,10 +160,12 @@ def diagnostic_array(
         "processing_mean_ms": float(processing.mean()) if processing.size else float("nan"),
         "latency_unmeasured": stats.latency_unmeasured,
         "errors": errors,
+        "last_error": stats.last_error,
     }
     pipeline_values.update({f"dropped_{key}": n for key, n in dropped_by_reason.items()})
     if errors:
-        level, message = m.ERROR, "errors, see log"
+        level = m.ERROR
+        message = f"errors, last: {stats.last_error}" if stats.last_error else "errors, see log"
     elif newly_dropped > 0:
         level = m.WARN
         message = f"{newly_dropped} frames dropped since the last report (" + ", ".join(
@@ -176,6 +187,7 @@ def diagnostic_array(
             "missing": sensor.missing if sensor else 0,
             "issues": issue_counts.get(key, 0),
             "last_issue": last_issue.get(key, ""),
+            "degraded": stats.degraded.get(key, ""),
         }
         state = sensors.get(MODALITY_OF_INPUT[key])
         if state is not None:
@@ -195,6 +207,8 @@ def diagnostic_array(
             message = f"suspect: {state.reason}" + (
                 "; withheld from the model" if withheld_now else "; still fused"
             )
+        elif fused and stats.degraded.get(key):
+            level, message = m.WARN, f"fused, degraded: {stats.degraded[key]}"
         elif fused:
             level, message = m.OK, "fused"
         else:

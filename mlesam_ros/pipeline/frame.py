@@ -200,6 +200,9 @@ class FramePath:
             if sensor in job.messages:
                 self.sensors.run(sensor, SENSOR_STEPS[sensor], job, prepared, frame_id, lookup)
                 clock.lap(sensor)
+        for sensor, note in self.sensors.calibration_notes.items():
+            if sensor == "rgb" or sensor in job.messages:
+                prepared.degraded.setdefault(sensor, note)
         return prepared
 
     def model_input(

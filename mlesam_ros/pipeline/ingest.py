@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mlesam_ros.msgs import header_stamp_ns
+from mlesam_ros.msgs import StampError, checked_header_stamp_ns
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.frame import FrameJob, Issue
 
@@ -50,33 +50,58 @@ class FrameIngest:
 
         return guarded
 
+    def _decode(self, key: str, data: Any, msgtype: str, topic: str) -> Any:
+        """Decode one input with the one codec; ``None`` (reported, counted) when it cannot be.
+
+        A malformed sample (truncated, or another layout under the same type name) costs that
+        message only; an RGB image lost this way is counted as ``undecodable``.
+        """
+        try:
+            return m.decode(data, msgtype)
+        except Exception as error:
+            self._note(Issue(key, topic, f"undecodable {msgtype} ({type(error).__name__}); "
+                                         "message ignored"))  # fmt: skip
+            if key == "rgb" and msgtype != m.CAMERA_INFO:
+                self.count_drop("undecodable")
+            return None
+
     def on_camera_info(self, key: str, msg: Any) -> None:
-        """Keep the latest CameraInfo of each camera (they rarely change); ``msg`` may be CDR."""
-        msg = m.decode(msg, m.CAMERA_INFO)
+        """Keep the latest CameraInfo of each camera (they rarely change); ``msg`` may be CDR.
+
+        Its stamp is not used as a time, so 0 is accepted; a stamp that is no time at all
+        (:mod:`mlesam_ros.msgs.stamps`) marks a corrupt message, which is ignored.
+        """
+        topic = self.config.info_topics.get(key, "")
+        msg = self._decode(key, msg, m.CAMERA_INFO, topic)
+        if msg is None:
+            return
+        try:
+            checked_header_stamp_ns(msg, allow_zero=True)
+        except StampError as error:
+            self._note(Issue(key, topic, f"CameraInfo {error}; message ignored"))
+            return
         with self._lock:
             self._infos[key] = msg
 
     def on_sensor(self, key: str, msg: Any) -> None:
         """Offer one sensor message (CDR bytes or a message) to the synchroniser.
 
-        Frames that became ready are handed to the worker.
+        Its header stamp must be a time (the stamp rule, :mod:`mlesam_ros.msgs.stamps`);
+        frames that became ready are handed to the worker.
         """
-        msg = m.decode(msg, m.POINTCLOUD2 if key == "points" else m.IMAGE)
-        now = self.io.now_ns()
         topic = self.config.topics[key]
-        try:
-            stamp = header_stamp_ns(msg)
-        except ValueError as error:
-            self._note(Issue(key, topic, f"{error}; message ignored"))
-            if key == "rgb":
-                self.count_drop("bad_header")
+        msg = self._decode(key, msg, m.POINTCLOUD2 if key == "points" else m.IMAGE, topic)
+        if msg is None:
             return
-        if stamp <= 0:
+        now = self.io.now_ns()
+        try:
             # An unset stamp (a driver that never fills the header) matches nothing in time;
             # taking the arrival time instead would pair unrelated messages silently.
-            self._note(Issue(key, topic, "header.stamp is 0 (unset); message ignored"))
+            stamp = checked_header_stamp_ns(msg)
+        except StampError as error:
+            self._note(Issue(key, topic, f"{error}; message ignored"))
             if key == "rgb":
-                self.count_drop("zero_stamp")
+                self.count_drop(error.reason)
             return
         with self._lock:
             # Poll first: a frame whose timeout has passed is emitted before a newer message

@@ -27,6 +27,7 @@ from mlesam_ros.jit import warm_up_with
 from mlesam_ros.msgs import cloud_field, cloud_xyz, header_stamp_ns, pointcloud2_to_array
 from mlesam_ros.pipeline.outputs import PaintableCloud
 from mlesam_ros.pipeline.sensors import FrameJob, Issue, Lookup, PreparedFrame, SensorInputs
+from mlesam_ros.text import quote
 
 
 def prepare_points(
@@ -54,6 +55,14 @@ def prepare_points(
         return
     sweep = cloud_xyz(cloud)
     xyz, intensity = sweep, cloud_field(cloud, "intensity")
+    if intensity is None and "lidar" in inputs.used:
+        # Livox drivers and many simulators send x, y, z only: the encoding's intensity
+        # channel is then 0 everywhere, which the model never saw in training.
+        fields = ", ".join(quote(name, 20) for name in cloud.dtype.names[:8])
+        prepared.degraded["points"] = (
+            f"no 'intensity' field (fields: {fields}); the LiDAR image's intensity channel "
+            "is 0, unlike in training: publish intensity (or reflectivity as intensity)"
+        )
     grid = prepared.grid
     if not compiled_supports(grid, xyz, rectified=False):
         # A spinning LiDAR puts most points outside a camera's view: for the numpy passes,

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlesam_ros.msgs import make_header, typestore
+from mlesam_ros.text import bounded
 
 IMAGE = "sensor_msgs/msg/Image"
 POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
@@ -120,7 +121,11 @@ def label_info(class_names: Sequence[str], stamp_ns: int, frame_id: str = "") ->
 def diagnostic_status(
     name: str, level: int, message: str, values: Mapping[str, Any], hardware_id: str = "mlesam"
 ) -> Any:
-    """One ``diagnostic_msgs/DiagnosticStatus`` (values stringified, floats rounded)."""
+    """One ``diagnostic_msgs/DiagnosticStatus`` (values stringified, floats rounded).
+
+    Every string is bounded (:func:`mlesam_ros.text.bounded`): a value echoed from an input
+    (a topic name, a frame id) never makes a megabyte status.
+    """
     types = typestore().types
     key_value = types["diagnostic_msgs/msg/KeyValue"]
 
@@ -129,12 +134,12 @@ def diagnostic_status(
             return str(value).lower()
         if isinstance(value, float):
             return f"{value:.3f}"
-        return str(value)
+        return bounded(value)
 
     return types["diagnostic_msgs/msg/DiagnosticStatus"](
         level=int(level),
-        name=name,
-        message=message,
+        name=bounded(name, 200),
+        message=bounded(message),
         hardware_id=hardware_id,
         values=[key_value(key=str(k), value=text(v)) for k, v in values.items()],
     )

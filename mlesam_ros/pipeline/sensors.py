@@ -24,6 +24,7 @@ from mlesam_ros.geometry.transforms import allclose
 from mlesam_ros.msgs import camera_info_to_camera
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.grid import CalibrationCache, camera_fingerprint, working_size
+from mlesam_ros.text import bounded
 
 # Sensor input key → model modality.
 MODALITY_OF_INPUT = {"rgb": "rgb", "depth": "depth", "thermal": "thermal", "points": "lidar"}
@@ -46,7 +47,7 @@ class Issue:
 
     def __str__(self) -> str:
         """One log line: topic first, then what is wrong and how to fix it."""
-        return f"[{self.sensor} {self.topic}] {self.text}"
+        return f"[{self.sensor} {bounded(self.topic, 120)}] {bounded(self.text, 600)}"
 
 
 @dataclass
@@ -77,6 +78,9 @@ class PreparedFrame:
     """The RGB camera on the working grid (``mlesam_ros.pipeline.grid``) when it is known."""
     depth_grid: np.ndarray | None = None
     """Depth (m, NaN unknown) on the working grid, for the thermal registration."""
+    degraded: dict[str, str] = field(default_factory=dict)
+    """Input key → what it lacks that the model's encoding uses (still fused, but not as in
+    training): no LiDAR intensity, a calibration with non-finite rays. Reported once."""
 
 
 _EYE4 = np.eye(4)
@@ -110,6 +114,8 @@ class SensorInputs:
         self.model_size = model_size
         self.cache = CalibrationCache()
         self._cameras: dict[str, tuple[tuple, CameraModel]] = {}
+        self.calibration_notes: dict[str, str] = {}
+        """Input key → what is wrong with its current calibration (unusable rays)."""
 
     def run(
         self,
@@ -173,6 +179,17 @@ class SensorInputs:
             issues.append(Issue(sensor, topic, str(error)))
             return None
         self._cameras[sensor] = (key, camera)
+        share = camera.unusable_ray_share
+        if share > 0:
+            coefficients = ", ".join(f"{value:.4g}" for value in camera.D)
+            self.calibration_notes[sensor] = (
+                f"CameraInfo ({camera.distortion_model}, D=[{coefficients}]) "
+                f"gives no usable ray for {share:.0%} of the image (its lens model cannot be "
+                "inverted there: it diverges, overflows or folds back); those pixels get no "
+                "registered depth, thermal or LiDAR: check the calibration"
+            )
+        else:
+            self.calibration_notes.pop(sensor, None)
         return camera
 
     def scaled(self, camera: CameraModel, height: int, width: int, name: str) -> CameraModel:

@@ -11,6 +11,9 @@ a lookup: non-finite translation or rotation, a quaternion whose squared norm is
 more than 0.01 (tf2's test; a zero quaternion is the usual unset one) and an edge that would
 close a loop in the tree. A refused transform changes nothing, so frames unrelated to a
 lookup never affect it; :meth:`TfBuffer.add_message` returns one line per refused transform.
+A transform's stamp follows the project's stamp rule (:mod:`mlesam_ros.msgs.stamps`): a
+``nanosec`` of 10^9 or more or a negative ``sec`` is refused, and so is an unset (0) stamp on
+``/tf`` (it cannot be looked up in time); ``/tf_static`` may carry 0.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from mlesam_ros.geometry import invert_transform
-from mlesam_ros.msgs import stamp_to_ns, transform_to_matrix
+from mlesam_ros.msgs import checked_stamp_ns, transform_to_matrix
 from mlesam_ros.pipeline import messages as m
+from mlesam_ros.text import quote
 
 TF_TOPIC, TF_STATIC_TOPIC = "/tf", "/tf_static"
 TF_TOPICS = (TF_TOPIC, TF_STATIC_TOPIC)
@@ -59,15 +63,10 @@ class TfBuffer:
             try:
                 parent = str(stamped.header.frame_id).lstrip("/")
                 child = str(stamped.child_frame_id).lstrip("/")
-                name = f"'{parent}' -> '{child}'"
+                name = f"{quote(parent)} -> {quote(child)}"
+                stamp_ns = checked_stamp_ns(stamped.header.stamp, allow_zero=static)
                 _check_transform(stamped.transform)
-                self.add(
-                    parent,
-                    child,
-                    transform_to_matrix(stamped),
-                    stamp_to_ns(stamped.header.stamp),
-                    static,
-                )
+                self.add(parent, child, transform_to_matrix(stamped), stamp_ns, static)
             except (ValueError, AttributeError, TypeError) as error:
                 problems.append(f"transform {name} refused: {error}")
         return problems
@@ -89,14 +88,14 @@ class TfBuffer:
         if not parent or not child:
             raise ValueError("empty frame_id or child_frame_id")
         if parent == child:
-            raise ValueError(f"frame '{child}' cannot be its own parent")
+            raise ValueError(f"frame {quote(child)} cannot be its own parent")
         if not np.all(np.isfinite(T_parent_from_child)):
             raise ValueError("non-finite values (NaN or inf) in the transform")
         if child in self._chain(parent):
             raise ValueError(
-                f"it would close a loop ({' -> '.join(reversed(self._chain(parent)))} -> "
-                f"{child}); tf must be a tree: remove the duplicate publisher of '{child}' or "
-                f"'{parent}'"
+                f"it would close a loop ({' -> '.join(map(quote, reversed(self._chain(parent))))}"
+                f" -> {quote(child)}); tf must be a tree: remove the duplicate publisher of "
+                f"{quote(child)} or {quote(parent)}"
             )
         if self._parent.get(child) != parent:
             self._static.pop(child, None)
@@ -125,7 +124,7 @@ class TfBuffer:
             stamps[0] <= stamp_ns <= stamps[-1]
         ):
             raise LookupError(
-                f"tf: {self._parent[child]} -> {child} is known for "
+                f"tf: {quote(self._parent[child])} -> {quote(child)} is known for "
                 f"[{stamps[0]}, {stamps[-1]}] ns, not at {stamp_ns} ns (extrapolation)"
             )
         return matrices[nearest]
@@ -146,8 +145,8 @@ class TfBuffer:
         if common is None:
             known = sorted(set(self._parent) | set(self._parent.values()))
             raise LookupError(
-                f"tf: no connection between '{target}' and '{source}' (known frames: "
-                f"{', '.join(known) or 'none'}); publish the extrinsics on /tf_static or set "
+                f"tf: no connection between {quote(target)} and {quote(source)} (known frames: "
+                f"{_listing(known)}); publish the extrinsics on /tf_static or set "
                 "extrinsics.source: config"
             )
         T_common_from_source = np.eye(4)
@@ -157,6 +156,14 @@ class TfBuffer:
         for frame in up_target[: up_target.index(common)]:
             T_common_from_target = self._edge(frame, stamp_ns) @ T_common_from_target
         return invert_transform(T_common_from_target) @ T_common_from_source
+
+
+def _listing(frames: list[str], shown: int = 12) -> str:
+    """List the known frames for an error, each quoted short, at most ``shown`` of them."""
+    if not frames:
+        return "none"
+    more = f", ... ({len(frames)} frames)" if len(frames) > shown else ""
+    return ", ".join(quote(frame) for frame in frames[:shown]) + more
 
 
 def _check_transform(transform: Any) -> None:

@@ -25,6 +25,8 @@ from mlesam_ros.msgs import array_to_pointcloud2, numpy_to_image
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.diagnostics import FrameRecord
 from mlesam_ros.pipeline.frame import FrameJob, FrameResult, Issue
+from mlesam_ros.pipeline.model_output import check_model_output
+from mlesam_ros.text import bounded
 
 MAX_PLAUSIBLE_WAIT_NS = 60_000_000_000
 """A frame older than this when it left the synchroniser is on another clock: no latency."""
@@ -99,12 +101,12 @@ class FrameWorker:
         try:
             self.process(job)
         except Exception as error:
+            text = f"frame {job.stamp_ns} failed: {type(error).__name__}: {error}"
             with self._lock:
                 self.stats.inference_errors += 1
                 self.stats.dropped["inference_error"] += 1
-            self._log_once(
-                "error", "frame", f"frame {job.stamp_ns} failed: {type(error).__name__}: {error}"
-            )
+                self.stats.last_error = bounded(text, 300)
+            self._log_once("error", "frame", text)
 
     def _wants(self, output: str) -> bool:
         publisher = self._publishers.get(output)
@@ -121,6 +123,7 @@ class FrameWorker:
         prepared = path.prepare(job, self._lookup)
         for issue in prepared.issues:
             self._note(issue)
+        self._note_degraded(job, prepared)
         if prepared.size == (0, 0) or not prepared.images:
             if prepared.size != (0, 0):
                 self._note(
@@ -137,6 +140,7 @@ class FrameWorker:
         withheld = self._inspect_health(prepared)
         images, present = path.model_input(prepared, withheld)
         segmentation = self.segmenter.segment(images, present)
+        check_model_output(segmentation, len(path.class_names))
         if self.health is not None:
             fused = {m: bool(present[0, slot]) for slot, m in enumerate(path.modalities)}
             with self._lock:
@@ -179,6 +183,27 @@ class FrameWorker:
                     self.stats.callback_errors += 1
                 self._log_once("error", "listener", f"frame listener failed: {error!r}")
         return result
+
+    def _note_degraded(self, job: FrameJob, prepared: Any) -> None:
+        """Keep each input's degradation for diagnostics; log each kind once.
+
+        An input that came without one in this frame is clear again; one absent from the
+        frame keeps its last state.
+        """
+        with self._lock:
+            stats = self.stats
+            for sensor in {"rgb", *job.messages}:
+                note = prepared.degraded.get(sensor)
+                if note:
+                    stats.degraded[sensor] = note
+                else:
+                    stats.degraded.pop(sensor, None)
+            new = [item for item in prepared.degraded.items()
+                   if item not in stats.degraded_logged]  # fmt: skip
+            stats.degraded_logged.update(new)
+        for sensor, note in new:
+            topic = self.config.topics.get(sensor, "")
+            self._once.log("warning", f"mlesam: {Issue(sensor, topic, f'degraded: {note}')}")
 
     def _inspect_health(self, prepared: Any) -> frozenset[str]:
         """Run the sensor-health checks; return the sensors to withhold from the model.

@@ -43,15 +43,24 @@ def _run_replay(args: argparse.Namespace) -> int:
     import logging
     import signal
 
+    from mlesam_ros.output_paths import CreatedOutputs, check_output_file, check_output_folder
     from mlesam_ros.pipeline.config import command_line_parameters
+    from mlesam_ros.pipeline.params_file import is_ros_parameter
     from mlesam_ros.replay.run import replay_bag
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # `timeout`/`kill` end a replay like Ctrl-C: output kept
 
+    # Every output path before any work: a bad --summary must not fail after the replay.
+    check_output_folder(args.out, "--out", new=True)
+    check_output_file(args.summary, "--summary")
     signal.signal(signal.SIGTERM, stop)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    parameters = command_line_parameters(args.params, args.backend, args.model)
+    # Replay runs the node as /mlesam on the bag's clock: ROS's own parameters do not apply.
+    parameters = {name: value for name, value in
+                  command_line_parameters(args.params, args.backend, args.model).items()
+                  if not is_ros_parameter(name)}  # fmt: skip
+    created = CreatedOutputs(args.out, args.summary)
     result = replay_bag(
         args.bag,
         args.out,
@@ -60,9 +69,16 @@ def _run_replay(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         copy_inputs=args.copy_inputs,
     )
-    print(result.text())
     if args.summary:
-        args.summary.write_text(json.dumps(result.summary(), indent=2) + "\n")
+        partial = args.summary.with_name(args.summary.name + ".partial")
+        try:
+            partial.write_text(json.dumps(result.summary(), indent=2) + "\n")
+            partial.replace(args.summary)  # never a half-written summary
+        except Exception:
+            partial.unlink(missing_ok=True)
+            created.discard()  # the command failed: no OUT without its summary
+            raise
+    print(result.text())
     return 0 if result.frames else 1
 
 

@@ -1,7 +1,9 @@
 """The replay's output bag: written beside ``out`` and moved there only when the run completes.
 
 A failed run leaves nothing; an interrupted (or killed) one leaves a ``<out>.partial`` folder
-that says what it is.
+that says what it is. The replay holds ``out``'s lock
+(:class:`~mlesam_ros.output_paths.OutputLock`) while it writes, so a partial output found at
+the start was abandoned by a run that no longer exists and may be replaced.
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ class PartialOutput:
     keep their final names.
     """
 
-    def __init__(self, out: Path, storage: str, logger: Any = LOG) -> None:
+    def __init__(
+        self, out: Path, storage: str, logger: Any = LOG, previous_owner: int | None = None
+    ) -> None:
         self.out, self.storage, self.logger = out, storage, logger
         self.partial = out.with_name(out.name + ".partial")
+        self.previous_owner = previous_owner
         self._writer: Any = None
 
     @property
@@ -52,9 +57,12 @@ class PartialOutput:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         if self.partial.exists():
+            # The caller holds the output lock (mlesam_ros.output_paths.OutputLock): whoever
+            # wrote this partial output is no longer running.
+            owner = f" (pid {self.previous_owner})" if self.previous_owner else ""
             self.logger.warning(
-                f"mlesam: removing {self.partial}, the partial output of an earlier "
-                "interrupted replay to the same --out"
+                f"mlesam: removing {self.partial}, the partial output an earlier replay"
+                f"{owner} abandoned (it no longer runs)"
             )
             shutil.rmtree(self.partial)
         self.partial.mkdir(parents=True)

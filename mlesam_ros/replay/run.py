@@ -6,9 +6,11 @@ is processed inside the callback that completed it, through the same latest-fram
 replay is deterministic and is the node's behaviour under test. With ground truth on
 ``/mlesam/gt_labels`` it also scores mIoU (:mod:`mlesam_ros.replay.scoring`).
 
-Failure rules (docs: failure behaviour): parameters, the bag's topics and the model are
-checked before the output bag exists; the output is written to ``<out>.partial/`` and moved
-to ``out`` only when the run completes (:mod:`mlesam_ros.replay.output`).
+Failure rules (docs/failure-behaviour.md): ``out``, parameters, the bag's topics and the
+model are checked before the output bag exists; one run at a time writes ``out`` (a lock with
+the owner's pid, :class:`~mlesam_ros.output_paths.OutputLock`); the output is written to
+``<out>.partial/`` and moved to ``out`` only when the run completes
+(:mod:`mlesam_ros.replay.output`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from mlesam_ros.data.topics import GT_LABELS_TOPIC
+from mlesam_ros.output_paths import CreatedOutputs, OutputLock, check_output_folder
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.core import SegmentationCore
@@ -28,6 +31,7 @@ from mlesam_ros.pipeline.tf_buffer import TF_TOPICS
 from mlesam_ros.replay.output import LOG, STORAGES, PartialOutput, bag_storage
 from mlesam_ros.replay.scoring import ReplayResult, Scorer, combo_name
 from mlesam_ros.replay.transport import BagTransport
+from mlesam_ros.text import quote
 
 
 class ReplayInterrupted(KeyboardInterrupt):
@@ -38,15 +42,18 @@ def check_input_topics(reader: Any, config: Any, bag: Path) -> None:
     """Fail before any output exists when the RGB topic (the anchor) is absent or not raw."""
     types = {c.topic: c.msgtype for c in reader.connections}
     rgb_topic = config.topics["rgb"]
-    listing = ", ".join(f"{topic} ({msgtype})" for topic, msgtype in sorted(types.items()))
+    listing = ", ".join(f"{quote(topic)} ({quote(msgtype)})"
+                        for topic, msgtype in sorted(types.items())[:20])
+    if len(types) > 20:
+        listing += f", ... ({len(types)} topics)"
     if rgb_topic not in types:
         raise ValueError(
-            f"topics.rgb: {rgb_topic} is not in bag {bag}; its topics are: "
+            f"topics.rgb: {quote(rgb_topic)} is not in bag {bag}; its topics are: "
             f"{listing or 'none'}. Set topics.rgb in --params to the camera's image topic"
         )
     if types[rgb_topic] != m.IMAGE:
         raise ValueError(
-            f"topics.rgb: {rgb_topic} carries {types[rgb_topic]}, but the node reads "
+            f"topics.rgb: {quote(rgb_topic)} carries {types[rgb_topic]}, but the node reads "
             f"{m.IMAGE}; decompress it first (ros2 run image_transport republish compressed "
             "raw) or point topics.rgb at a raw image topic"
         )
@@ -92,20 +99,44 @@ def replay_bag(
     truth) into ``out``, so the output bag alone plays back in rviz or Foxglove.
 
     Raises ``ValueError``/``FileNotFoundError`` before creating anything when the bag, the
-    parameters or the model are unusable; :class:`ReplayInterrupted` on Ctrl-C.
+    parameters or the model are unusable, or another run is writing ``out`` (its pid named);
+    :class:`ReplayInterrupted` on Ctrl-C.
     """
     bag, out = Path(bag), Path(out)
     if not bag.exists():
         raise FileNotFoundError(f"bag {bag} does not exist")
-    if out.exists():
-        raise ValueError(f"out: {out} already exists; remove it or choose another --out")
+    check_output_folder(out, "out", new=True)
     storage = storage or bag_storage(bag)
     if storage not in STORAGES:
-        raise ValueError(f"storage: choose from {', '.join(STORAGES)}, got {storage!r}")
+        raise ValueError(f"storage: choose from {', '.join(STORAGES)}, got {quote(storage)}")
     store = m.ensure_vision_msgs()
     result = ReplayResult(bag=bag, out=out)
-    reader = _open_reader(bag, store)
-    output = PartialOutput(out, storage, logger)
+    created = CreatedOutputs(out, contents=False)  # the partial output cleans up after itself
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = OutputLock(out, "out")
+    try:
+        lock.acquire()
+    except BaseException:
+        created.discard()
+        raise
+    try:
+        return _replay_locked(bag, out, parameters, storage, store, result, progress,
+                              segmenter, copy_inputs, groups, on_frame, logger, lock, created)
+    finally:
+        lock.release()
+
+
+def _replay_locked(bag, out, parameters, storage, store, result, progress, segmenter,
+                   copy_inputs, groups, on_frame, logger, lock, created) -> ReplayResult:
+    """:func:`replay_bag` once it holds the output lock."""
+    if out.exists():  # another run finished it between the check and the lock
+        raise ValueError(f"out: {out} already exists; remove it or choose another --out")
+    try:
+        reader = _open_reader(bag, store)
+    except BaseException:
+        created.discard()
+        raise
+    output = PartialOutput(out, storage, logger, previous_owner=lock.previous_owner)
     try:
         # Fail fast: parameters and the bag's topics before the model, all before any output.
         check_input_topics(reader, NodeConfig.from_parameters(parameters or {}), bag)
@@ -126,6 +157,7 @@ def replay_bag(
         raise ReplayInterrupted(output.abandon(keep=True)) from None
     except BaseException as error:
         what = output.abandon(keep=False)
+        created.discard()
         if output.opened:
             error.add_note(what)
             logger.error(f"mlesam: replay failed: {what}")

@@ -98,6 +98,12 @@ def run_train(args: argparse.Namespace) -> int:
             overrides.append(f"{key}={value}")
     config = load_train_config(args.config, overrides)
     run_dir = args.out or Path("runs") / args.config.stem
+    if not args.dry_run:
+        from mlesam_ros.output_paths import check_output_folder
+
+        # Before any data or model is loaded. A run that fails later keeps its folder: its
+        # last.pt resumes it (--resume).
+        check_output_folder(run_dir, "--out")
     if args.dry_run:
         import yaml
 
@@ -118,6 +124,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from mlesam_ros.data.corruptions import SEVERITIES, parse_corruptions
     from mlesam_ros.engine import resolve_default_checkpoint
     from mlesam_ros.model import load_checkpoint
+    from mlesam_ros.output_paths import CreatedOutputs, check_output_folder
     from mlesam_ros.train.data import build_eval_dataset
     from mlesam_ros.train.distributed import resolve_device
     from mlesam_ros.train.evaluate import evaluate, modality_subsets, torch_predictor
@@ -134,6 +141,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.severity not in SEVERITIES:
         raise ValueError(f"--severity: must be 1..5, got {args.severity}")
     parse_corruptions(args.corrupt)  # a bad --corrupt fails before the model loads
+    if args.out:
+        check_output_folder(args.out, "--out")  # before the evaluation, not after it
     checkpoint = args.checkpoint or resolve_default_checkpoint()
     device = resolve_device(args.device)
     model, extra = load_checkpoint(checkpoint, args.sam_checkpoint, map_location=device)
@@ -180,14 +189,16 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.out:
         import json
 
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-        write_plot(result, args.out / "eval.png")
-        print(f"wrote {args.out / 'metrics.json'} and {args.out / 'eval.png'}")
+        reports = [args.out / name for name in ("metrics.json", "eval.png", "robustness.json")]
+        with CreatedOutputs(args.out, *reports):
+            args.out.mkdir(parents=True, exist_ok=True)
+            reports[0].write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+            write_plot(result, reports[1])
+            if robustness is not None:
+                reports[2].write_text(json.dumps(robustness.to_dict(), indent=2) + "\n")
+        print(f"wrote {reports[0]} and {reports[1]}")
         if robustness is not None:
-            path = args.out / "robustness.json"
-            path.write_text(json.dumps(robustness.to_dict(), indent=2) + "\n")
-            print(f"wrote {path}")
+            print(f"wrote {reports[2]}")
     return 0
 
 
