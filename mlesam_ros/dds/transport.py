@@ -28,6 +28,7 @@ from mlesam_ros.dds.domain import open_participant
 from mlesam_ros.dds.endpoints import GraphAnnouncer, RosReader, RosWriter, delete_participant
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.core import SegmentationCore
+from mlesam_ros.pipeline.image_transport import input_topic
 from mlesam_ros.pipeline.interface import RELIABILITIES
 from mlesam_ros.pipeline.tf_buffer import TF_STATIC_TOPIC, TF_TOPICS, TfBuffer
 
@@ -340,7 +341,7 @@ def run_node(
         core.cleanup()
         transport.close()
     stats = core.stats
-    rgb_topic = core.config.topics["rgb"] if core.config is not None else None
+    rgb_topic = input_topic(core.config, "rgb") if core.config is not None else None
     rgb_topic = m.resolve_topic(rgb_topic, node_name, namespace) if rgb_topic else None
     return NodeReport(
         rgb_received=transport.received.get(rgb_topic, 0),

@@ -57,6 +57,7 @@ from mlesam_ros.pipeline.diagnostics import (
 )
 from mlesam_ros.pipeline.frame import FramePath, FrameResult, Issue
 from mlesam_ros.pipeline.health import SensorHealth
+from mlesam_ros.pipeline.image_transport import input_msgtype, input_topic
 from mlesam_ros.pipeline.ingest import FrameIngest
 from mlesam_ros.pipeline.interface import NodeIO, Segmenter
 from mlesam_ros.pipeline.worker import FrameWorker, LatestSlot
@@ -166,7 +167,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
             f"mlesam: {self.segmenter.backend} on {self.segmenter.device}, model "
             f"{self.segmenter.artefact}, modalities "
             f"{','.join(self.path.used)} at {self.segmenter.input_size}; inputs "
-            + ", ".join(f"{key}={config.topics[key]}" for key in config.enabled_inputs)
+            + ", ".join(f"{key}={input_topic(config, key)}" for key in config.enabled_inputs)
         )
         if activate:
             self.activate()
@@ -200,12 +201,11 @@ class SegmentationCore(FrameIngest, FrameWorker):
             if getattr(config, output):
                 self._ensure_output(output)
         for key in config.enabled_inputs:
-            msgtype = m.POINTCLOUD2 if key == "points" else m.IMAGE
             # A failing RGB callback loses that frame: it is counted as a drop.
             drop_reason = "callback_error" if key == "rgb" else None
             io.subscribe(
-                config.topics[key],
-                msgtype,
+                input_topic(config, key),
+                input_msgtype(config, key),
                 self._guard(self.on_sensor, key, drop_reason=drop_reason),
                 config.reliability[key],
             )

@@ -21,6 +21,7 @@ import numpy as np
 
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.config import NodeConfig
+from mlesam_ros.pipeline.image_transport import input_topic
 from mlesam_ros.pipeline.sensors import MODALITY_OF_INPUT
 
 LATENCY_WINDOW = 200
@@ -168,7 +169,7 @@ def diagnostic_array(
         sensor = health.get(key)
         fused = stats.last_present.get(MODALITY_OF_INPUT[key], False)
         values = {
-            "topic": config.topics[key],
+            "topic": input_topic(config, key),
             "modality": MODALITY_OF_INPUT[key],
             "fused": fused,
             "rate_hz": float(sensor.rate_hz) if sensor else 0.0,

@@ -34,6 +34,7 @@ from mlesam_ros.msgs import camera_info_to_camera, image_to_rgb8, make_header
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.depth import prepare_depth
 from mlesam_ros.pipeline.grid import CalibrationCache
+from mlesam_ros.pipeline.image_transport import decompress_sensors, input_topic, raw_image
 from mlesam_ros.pipeline.lidar import prepare_points
 from mlesam_ros.pipeline.outputs import OutputMaker, default_palette, load_palette, paint_points
 from mlesam_ros.pipeline.sensors import (
@@ -148,11 +149,11 @@ class FramePath:
         self.stage_ms, self.stage_cpu_ms = {}, {}
         clock = _StageClock(self.stage_ms, self.stage_cpu_ms)
         config, issues = self.config, []
-        rgb_topic = config.topics["rgb"]
+        rgb_topic = input_topic(config, "rgb")
         rgb_msg = job.messages["rgb"]
         rgb = None
         try:
-            rgb = image_to_rgb8(rgb_msg, rgb_topic)
+            rgb = image_to_rgb8(raw_image(rgb_msg, config, "rgb"), rgb_topic)
         except ValueError as error:
             issues.append(Issue("rgb", rgb_topic, f"{error}; RGB left out of this frame"))
         camera = self.sensors.camera(job.infos.get("rgb"), "rgb", issues, camera_info_to_camera)
@@ -196,6 +197,8 @@ class FramePath:
                     "driver's frame_id so the other sensors can be projected",
                 )
             )
+        decompress_sensors(job, config, issues)
+        clock.lap("decompress")
         for sensor in OPTIONAL_SENSORS:
             if sensor in job.messages:
                 self.sensors.run(sensor, SENSOR_STEPS[sensor], job, prepared, frame_id, lookup)

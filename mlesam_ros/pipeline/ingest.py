@@ -14,6 +14,7 @@ from typing import Any
 from mlesam_ros.msgs import header_stamp_ns
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.frame import FrameJob, Issue
+from mlesam_ros.pipeline.image_transport import input_msgtype, input_topic
 
 
 class FrameIngest:
@@ -61,9 +62,9 @@ class FrameIngest:
 
         Frames that became ready are handed to the worker.
         """
-        msg = m.decode(msg, m.POINTCLOUD2 if key == "points" else m.IMAGE)
+        msg = m.decode(msg, input_msgtype(self.config, key))
         now = self.io.now_ns()
-        topic = self.config.topics[key]
+        topic = input_topic(self.config, key)
         try:
             stamp = header_stamp_ns(msg)
         except ValueError as error:
