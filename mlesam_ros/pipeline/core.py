@@ -122,6 +122,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
         self.listeners: list[Callable[[FrameResult, FrameRecord], None]] = []
         self._lock = threading.RLock()
         self._infos: dict[str, Any] = {}
+        self._rgb_arrivals: dict[int, int] = {}
         self._publishers: dict[str, Any] = {}
         self._slot = LatestSlot()
         self._worker: threading.Thread | None = None

@@ -23,6 +23,7 @@ from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.image_transport import input_topic
 from mlesam_ros.pipeline.sensors import MODALITY_OF_INPUT
+from mlesam_ros.pipeline.timing import StageWindow
 
 LATENCY_WINDOW = 200
 """Frames kept for the latency percentiles in diagnostics."""
@@ -38,6 +39,7 @@ class FrameRecord:
     processing_ms: float
     issues: tuple[str, ...]
     suspects: dict[str, str] = field(default_factory=dict)  # sensor health: modality → why
+    stages_ms: dict[str, float] = field(default_factory=dict)  # pipeline.timing.STAGES
 
 
 @dataclass
@@ -59,6 +61,7 @@ class PipelineStats:
     processing_ms: collections.deque = field(
         default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW)
     )
+    stages: StageWindow = field(default_factory=StageWindow)
 
     def snapshot(self) -> PipelineStats:
         """Return a copy that later frames do not change (take it under the core's lock)."""
@@ -70,6 +73,7 @@ class PipelineStats:
             last_present=dict(self.last_present),
             latencies_ms=collections.deque(self.latencies_ms, maxlen=LATENCY_WINDOW),
             processing_ms=collections.deque(self.processing_ms, maxlen=LATENCY_WINDOW),
+            stages=self.stages.copy(),
         )
 
 
@@ -153,6 +157,7 @@ def diagnostic_array(
         "latency_unmeasured": stats.latency_unmeasured,
         "errors": errors,
     }
+    pipeline_values.update(stats.stages.values())  # where the time goes, p50/p90 per stage
     pipeline_values.update({f"dropped_{key}": n for key, n in dropped_by_reason.items()})
     if errors:
         level, message = m.ERROR, "errors, see log"

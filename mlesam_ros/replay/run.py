@@ -198,6 +198,8 @@ def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None
         if record.latency_ms is not None:
             result.latencies_ms.append(record.latency_ms)
         result.processing_ms.append(record.processing_ms)
+        for stage, value in record.stages_ms.items():
+            result.stages_ms.setdefault(stage, []).append(value)
         result.note_suspects(result.frames, record.suspects)
         if scorer is not None:
             extra = [] if groups is None else list(groups(record))
