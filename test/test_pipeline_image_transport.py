@@ -99,7 +99,7 @@ def test_lossless_compressed_drive_gives_the_raw_drives_labels(
     assert not packed.issues
     for raw_labels, packed_labels in zip(labels_of(raw_out), labels_of(packed_out), strict=True):
         np.testing.assert_array_equal(packed_labels, raw_labels)
-    (_, _, _, values) = statuses(packed_out, "mlesam: depth")[-1]
+    (_, _, _, values) = statuses(packed_out, "/mlesam: depth")[-1]
     assert values["topic"] == "/depth/image_raw/compressedDepth"
 
 
@@ -143,7 +143,7 @@ def test_corrupt_and_truncated_payloads_cost_their_sensor_only(
     assert result.presence[FULL] == len(frames) - 3
     assert result.presence["depth+thermal+lidar"] == 1  # the frame without its RGB
     assert result.issues == {"rgb": 1, "depth": 1, "thermal": 1}
-    last = {sensor: statuses(out, f"mlesam: {sensor}")[-1][3]["last_issue"]
+    last = {sensor: statuses(out, f"/mlesam: {sensor}")[-1][3]["last_issue"]
             for sensor in ("rgb", "depth", "thermal")}  # fmt: skip
     assert "truncated JPEG" in last["rgb"] and "/camera/image_raw/compressed" in last["rgb"]
     assert "RVL payload truncated" in last["depth"]

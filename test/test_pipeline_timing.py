@@ -43,7 +43,7 @@ def test_diagnostics_and_replay_summary_carry_stage_percentiles(
     """A dead thermal camera: every frame waits the whole sync timeout (bag time, exact)."""
     records = [r for r in drive_records(frames) if r.topic != topics.THERMAL_IMAGE_TOPIC]
     result, out = replay_records(tmp_path, records, model_path, **{"sync.timeout_s": 0.05})
-    pipeline = statuses(out, "mlesam: pipeline")[-1][3]
+    pipeline = statuses(out, "/mlesam: pipeline")[-1][3]
     for stage in STAGES:
         for quantile in (50, 90):
             assert math.isfinite(float(pipeline[f"{stage}_p{quantile}_ms"])), stage

@@ -30,6 +30,7 @@ from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.core import SegmentationCore
 from mlesam_ros.pipeline.image_transport import input_topic
 from mlesam_ros.pipeline.interface import RELIABILITIES
+from mlesam_ros.pipeline.naming import NamedLogger, fully_qualified_name, logger_name
 from mlesam_ros.pipeline.tf_buffer import TF_STATIC_TOPIC, TF_TOPICS, TfBuffer
 
 LOG = logging.getLogger("mlesam.dds")
@@ -112,8 +113,9 @@ class DdsTransport:
         logger: Any = LOG,
         use_sim_time: bool = False,
     ) -> None:
-        self.logger = logger
         self.node_name, self.namespace = node_name, namespace
+        self.fully_qualified_name = fully_qualified_name(node_name, namespace)
+        self.logger = NamedLogger(logger, logger_name(self.fully_qualified_name))
         self._parameters = dict(parameters)
         self.participant = open_participant(domain_id, config)
         self.graph = GraphAnnouncer(self.participant, node_name, namespace)
@@ -259,7 +261,7 @@ class DdsTransport:
             if self.on_issue is not None:
                 self.on_issue("tf", topic, problem)
             else:
-                self.logger.warning(f"mlesam: tf ({topic}): {problem}")
+                self.logger.warning(f"tf ({topic}): {problem}")
 
     def close(self) -> None:
         """Stop the timers and delete every DDS entity (peers see the node leave)."""
@@ -329,9 +331,9 @@ def run_node(
     try:
         core.configure()
         clock = "/clock (use_sim_time)" if use_sim_time else "the wall clock"
-        logger.info(
-            f"mlesam: node '{node_name}' on DDS domain {transport.participant.domain_id} "
-            f"ready, on {clock}"
+        transport.logger.info(
+            f"node {transport.fully_qualified_name} on DDS domain "
+            f"{transport.participant.domain_id} ready, on {clock}"
         )
         stop.wait()
     finally:

@@ -60,6 +60,7 @@ from mlesam_ros.pipeline.health import SensorHealth
 from mlesam_ros.pipeline.image_transport import input_msgtype, input_topic
 from mlesam_ros.pipeline.ingest import FrameIngest
 from mlesam_ros.pipeline.interface import NodeIO, Segmenter
+from mlesam_ros.pipeline.naming import node_of
 from mlesam_ros.pipeline.worker import FrameWorker, LatestSlot
 from mlesam_ros.sync import MemberConfig, SyncConfig, TimeoutSynchronizer
 
@@ -165,7 +166,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
         self._configured = True
         m.ensure_vision_msgs()
         self.io.logger.info(
-            f"mlesam: {self.segmenter.backend} on {self.segmenter.device}, model "
+            f"{self.segmenter.backend} on {self.segmenter.device}, model "
             f"{self.segmenter.artefact}, modalities "
             f"{','.join(self.path.used)} at {self.segmenter.input_size}; inputs "
             + ", ".join(f"{key}={input_topic(config, key)}" for key in config.enabled_inputs)
@@ -322,7 +323,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
         if self._active:
             self._submit(frames, self.io.now_ns())
         self.io.logger.info(
-            "mlesam: set " + ", ".join(f"{name}={value!r}" for name, value in coerced.items())
+            "set " + ", ".join(f"{name}={value!r}" for name, value in coerced.items())
         )
 
     # -- accounting ---------------------------------------------------------------------------
@@ -378,7 +379,8 @@ class SegmentationCore(FrameIngest, FrameWorker):
                  "model": str(segmenter.artefact)} if segmenter is not None else {}  # fmt: skip
         return diagnostic_array(self.config, stats, health, sync_stats, dropped_by_reason,
                                 newly_dropped, model, self.path.used, self._slot.dropped,
-                                self.io.now_ns(), sensors, withheld)  # fmt: skip
+                                self.io.now_ns(), sensors, withheld,
+                                node_of(self.io))  # fmt: skip
 
     def publish_diagnostics(self) -> None:
         """Timer: publish ``/diagnostics``."""

@@ -4,8 +4,9 @@
 published frame leaves behind (replay and the diagnostics read them), :class:`OnceLog` logs a
 kind of problem on its 1st, 10th, 100th, ... occurrence instead of every frame, and
 :func:`diagnostic_array` turns a snapshot of all of it into ``diagnostic_msgs/DiagnosticArray``:
-one ``mlesam: pipeline`` status (OK / WARN when frames were dropped since the last report /
-ERROR on errors) and one per sensor input (fused, or why not).
+one ``<node>: pipeline`` status (OK / WARN when frames were dropped since the last report /
+ERROR on errors) and one ``<node>: <input>`` per sensor input (fused, or why not), ``<node>``
+being the node's fully qualified name (``/mlesam``, ``/front/mlesam``).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class OnceLog:
             count = self._counts[key]
         if count == 1 or np.log10(count).is_integer():
             suffix = "" if count == 1 else f" (x{count})"
-            self.log(level, f"mlesam: {text}{suffix}")
+            self.log(level, f"{text}{suffix}")
 
     def log(self, level: str, text: str) -> None:
         """Log at ``level`` with one call site per severity.
@@ -126,13 +127,16 @@ def diagnostic_array(
     now_ns: int,
     sensors: Mapping[str, Any] | None = None,
     withheld: frozenset[str] = frozenset(),
+    node: str = "/" + m.NODE_NAME,
 ) -> Any:
     """Build ``/diagnostics`` from a snapshot of the core (taken under its lock).
 
     ``health``: the synchroniser's per-input health; ``model``: backend, device and model
     (artefact) of the segmenter; ``newly_dropped``: frames dropped since the last report;
     ``sensors``: sensor health per modality (:class:`~mlesam_ros.pipeline.health.SensorState`)
-    and ``withheld`` the modalities it keeps from the model.
+    and ``withheld`` the modalities it keeps from the model. ``node``: the fully qualified
+    node name, which names every status and is its ``hardware_id``
+    (:mod:`~mlesam_ros.pipeline.naming`).
     """
     sensors = sensors or {}
     latencies = np.asarray(stats.latencies_ms, dtype=np.float64)
@@ -168,7 +172,7 @@ def diagnostic_array(
         ) + " in total)"
     else:
         level, message = m.OK, "ok"
-    statuses = [m.diagnostic_status("mlesam: pipeline", level, message, pipeline_values)]
+    statuses = [m.diagnostic_status(f"{node}: pipeline", level, message, pipeline_values, node)]
     last_issue, issue_counts = stats.last_issue, stats.issues
     for key in config.enabled_inputs:
         sensor = health.get(key)
@@ -205,11 +209,12 @@ def diagnostic_array(
             level, message = m.OK, "fused"
         else:
             level, message = m.WARN, last_issue.get(key) or "not in the last frame"
-        statuses.append(m.diagnostic_status(f"mlesam: {key}", level, message, values))
+        statuses.append(m.diagnostic_status(f"{node}: {key}", level, message, values, node))
     for source in sorted(set(issue_counts) - set(config.enabled_inputs)):
         # Problems outside the sensors (tf, a topic of the wrong type): WARN with the last.
         values = {"issues": issue_counts[source], "last_issue": last_issue.get(source, "")}
         statuses.append(
-            m.diagnostic_status(f"mlesam: {source}", m.WARN, last_issue.get(source, ""), values)
+            m.diagnostic_status(f"{node}: {source}", m.WARN, last_issue.get(source, ""), values,
+                                node)
         )
     return m.diagnostic_array(statuses, now_ns)
