@@ -222,7 +222,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
         io.create_timer(config.poll_period_ns, self._guard(self.poll))
         self._next_diagnostics_ns = io.now_ns() + config.diagnostics_period_ns
         self._publishers["label_info"].publish(
-            m.encode(m.label_info(self.path.class_names, io.now_ns()), m.LABEL_INFO)
+            m.encode(m.label_info(self.path.classes.names, io.now_ns()), m.LABEL_INFO)
         )
         if self.threaded:
             self._slot.reopen()

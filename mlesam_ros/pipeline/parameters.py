@@ -368,7 +368,6 @@ PARAMETERS: dict[str, ParamSpec] = {
     "output.labeled_points_classes": _spec(
         "",
         "publish only these classes in ~/labeled_points (e.g. 'car,person'); '' = all",
-        dynamic=True,
         field="labeled_points_classes",
         convert=_class_list,
     ),

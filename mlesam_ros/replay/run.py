@@ -183,7 +183,12 @@ def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None
     result.backend = f"{segmenter.backend}/{segmenter.device}"
     result.model = str(segmenter.artefact)
     has_truth = any(c.topic == GT_LABELS_TOPIC for c in reader.connections)
-    scorer = Scorer(result, len(core.path.class_names), groups) if has_truth else None
+    remapped = not core.path.classes.identity
+    scorer = Scorer(result, len(core.path.class_names), groups) if has_truth and not (
+        remapped) else None  # fmt: skip
+    if has_truth and remapped:
+        result.notes.append("mIoU skipped: output.class_map_file remaps the published labels, "
+                            "the ground truth has the model's")  # fmt: skip
     bar = tqdm(
         total=sum(c.msgcount for c in reader.connections if c.topic == rgb_topic),
         unit="frame",
