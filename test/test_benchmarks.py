@@ -24,6 +24,8 @@ SMOKE = {
     "bench_codec.py": (["--repeat", "2"], [], "decode"),
     "bench_dds.py": (["--frames", "3", "--width", "64", "--height", "48"], ["cyclonedds"],
                      "frames labelled"),
+    "bench_dds_profile.py": (["--frames", "3", "--width", "64", "--height", "48",
+                              "--lidar-beams", "8"], ["cyclonedds"], "frames labelled"),
     "bench_encoder_flops.py": (["--presets", "tiny", "--modalities", "2"], ["torch"], "GFLOP"),
     "bench_eval.py": (["--frames", "2", "--repeats", "1"], ["torch"], "of 4"),
     "bench_frame_stages.py": (["--sizes", "160x120", "--points", "4096", "--frames", "2",
