@@ -187,3 +187,53 @@ def test_synth_compressed_writes_a_bag_its_printed_replay_reads(
     assert main([*argv, "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "frames: 2 labelled of 2 RGB messages" in out and f"{FULL}  " in out
+
+
+def test_compressed_publishers_feed_the_dds_node(tmp_path) -> None:
+    """Live without ROS: CompressedImage publishers (a played bag) → `mlesam node` on DDS."""
+    pytest.importorskip("cyclonedds")
+    import threading
+    import time
+
+    from conftest import FakeSegmenter
+
+    from mlesam_ros.data.export import BagRecorder
+    from mlesam_ros.data.synth import SyntheticDrive, default_rig
+    from mlesam_ros.dds.domain import localhost_config, open_participant, private_domain_id
+    from mlesam_ros.dds.endpoints import delete_participant
+    from mlesam_ros.dds.player import BagPlayer, TopicRecorder
+    from mlesam_ros.dds.transport import run_node
+
+    frames = 6
+    rig = default_rig(width=64, height=48, lidar_beams=8, lidar_azimuth_steps=128)
+    with BagRecorder(tmp_path / "bag", compressed=True, depth_codec="rvl") as recorder:
+        for frame in SyntheticDrive(seed=2, rig=rig).frames(frames):
+            recorder.write(frame)
+    domain = private_domain_id()
+    stop, reports = threading.Event(), []
+    node = threading.Thread(target=lambda: reports.append(run_node(
+        {**COMPRESSED, "qos.rgb": "reliable", "qos.depth": "reliable",
+         "qos.thermal": "reliable", "qos.points": "reliable"},
+        stop=stop, domain_id=domain, config=localhost_config(), use_sim_time=True,
+        segmenter=FakeSegmenter())))  # fmt: skip
+    node.start()
+    peer = open_participant(domain, localhost_config())
+    try:
+        labels = TopicRecorder(peer, m.LABELS_TOPIC, m.IMAGE, depth=50)
+        player = BagPlayer(peer, tmp_path / "bag", clock_hz=100)
+        compressed_topics = [t for t, kind in player.connections.items()
+                             if kind == COMPRESSED_IMAGE]  # fmt: skip
+        assert len(compressed_topics) == 3
+        player.wait_for_subscribers([*compressed_topics, "/lidar/points"], timeout_s=60)
+        played = player.play()
+        time.sleep(1.0)
+        player.clock.publish(played.messages[-1].stamp_ns + 1_000_000_000)
+        labels.wait_for(frames, timeout_s=20)
+    finally:
+        stop.set()
+        node.join(timeout=30)
+        delete_participant(peer)
+    (report,) = reports
+    assert report.rgb_received == frames, report.text()
+    assert report.published == len(labels.messages()) == frames, report.text()
+    assert not report.stats.issues, report.stats.last_issue
