@@ -66,7 +66,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE_NAME}"]),
         (f"share/{PACKAGE_NAME}", ["package.xml"]),
         _share("launch", ["launch/*.launch.py"]),
-        _share("config", ["config/*.yaml", "config/*.rviz"]),
+        _share("config", ["config/*.yaml", "config/*.rviz", "config/*.xml"]),
         _share("config/train", ["config/train/*.yaml"]),
         _share("models", ["models/*.onnx", "models/*.pt", "models/*.json"]),
     ],

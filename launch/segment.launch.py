@@ -6,6 +6,8 @@
     ros2 launch mlesam_ros segment.launch.py autostart:=false   # then: ros2 lifecycle set ...
     ros2 launch mlesam_ros segment.launch.py onnx_path:=/opt/models/mlesam.onnx \
         engine_path:=/opt/models/mlesam.engine force_engine_update:=true use_rviz:=false
+    RMW_IMPLEMENTATION=rmw_cyclonedds_cpp ros2 launch mlesam_ros segment.launch.py \
+        dds_profile:=images dds_interface:=eth0
 
 Outputs are node-relative (``~/labels`` = ``/<namespace>/mlesam/labels``), so two instances
 in two namespaces never collide; ``/diagnostics`` is global. rviz starts only where the
@@ -23,8 +25,14 @@ stale engine from the ONNX beside it.
 
 Topic arguments left empty keep the value from ``params_file``; an input is disabled by
 setting its topic parameter to an empty string in the params file.
+
+``dds_profile:=images`` (a 64 MB socket receive buffer), ``loopback`` (the same on 127.0.0.1
+only) or an XML path sets ``CYCLONEDDS_URI`` for the node, and ``dds_interface:=eth0`` picks
+its network interface; both need ``RMW_IMPLEMENTATION=rmw_cyclonedds_cpp`` and the kernel's
+``net.core.rmem_max`` raised (docs/inputs.md). A log line says when either is missing.
 """
 
+import os
 from pathlib import Path
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
@@ -108,6 +116,25 @@ def _rviz(value, overrides: dict, share: Path) -> list:
     ]
 
 
+def _dds_environment(value) -> tuple[dict, list]:
+    """``CYCLONEDDS_URI`` for the node from ``dds_profile``/``dds_interface``, and log lines."""
+    from mlesam_ros.dds.profiles import interface_snippet, profile_uri, receive_buffer_advice
+
+    profile, interface = value("dds_profile"), value("dds_interface")
+    if not profile and not interface:
+        return {}, []
+    snippet = interface_snippet(interface) if interface else None
+    uri = profile_uri(profile, snippet) if profile else snippet
+    notes = [LogInfo(msg=f"mlesam: CYCLONEDDS_URI={uri} for the node")]
+    if os.environ.get("RMW_IMPLEMENTATION") != "rmw_cyclonedds_cpp":
+        notes.append(LogInfo(msg="mlesam: dds_profile/dds_interface configure Cyclone DDS; "
+                                 "set RMW_IMPLEMENTATION=rmw_cyclonedds_cpp for them to apply"))
+    advice = receive_buffer_advice() if profile else None
+    if advice:
+        notes.append(LogInfo(msg=f"mlesam: {advice}"))
+    return {"CYCLONEDDS_URI": uri}, notes
+
+
 def _nodes(context, *args, **kwargs):
     """Build the node with only the overrides the user actually gave."""
 
@@ -122,6 +149,7 @@ def _nodes(context, *args, **kwargs):
     overrides["autostart"] = value("autostart").lower() == "true"
 
     share = Path(get_package_share_directory("mlesam_ros"))
+    dds_environment, dds_notes = _dds_environment(value)
     segment_node = Node(
         package="mlesam_ros",
         executable="segment_node",
@@ -130,6 +158,7 @@ def _nodes(context, *args, **kwargs):
         output="screen",
         emulate_tty=True,
         parameters=[value("params_file"), overrides],
+        additional_env=dds_environment,
     )
     rviz = _rviz(value, overrides, share)
     if value("force_engine_update").lower() == "true" and value("onnx_path"):
@@ -140,8 +169,8 @@ def _nodes(context, *args, **kwargs):
         start_after_build = RegisterEventHandler(
             OnProcessExit(target_action=build, on_exit=[segment_node])
         )
-        return [build, start_after_build, *rviz]
-    return [segment_node, *rviz]
+        return [*dds_notes, build, start_after_build, *rviz]
+    return [*dds_notes, segment_node, *rviz]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -191,6 +220,17 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument(
             "use_sim_time", default_value="false", description="use /clock (bag playback)"
+        ),
+        DeclareLaunchArgument(
+            "dds_profile",
+            default_value="",
+            description="Cyclone DDS profile for the node: images, loopback or an XML path "
+            "(sets CYCLONEDDS_URI; needs RMW_IMPLEMENTATION=rmw_cyclonedds_cpp)",
+        ),
+        DeclareLaunchArgument(
+            "dds_interface",
+            default_value="",
+            description="network interface (name or address) for the node's Cyclone DDS",
         ),
     ]
     arguments += [

@@ -22,8 +22,12 @@ BENCHMARKS = ROOT / "benchmarks"
 SMOKE = {
     "bench_attention.py": (["--size", "64", "--batch", "1", "--runs", "1"], ["torch"], "sdpa"),
     "bench_codec.py": (["--repeat", "2"], [], "decode"),
+    "bench_compressed.py": (["--sizes", "160x120", "--repeats", "2", "--frames", "2",
+                             "--drive-size", "160x120"], [], "pixels agreeing"),
     "bench_dds.py": (["--frames", "3", "--width", "64", "--height", "48"], ["cyclonedds"],
                      "frames labelled"),
+    "bench_dds_profile.py": (["--frames", "3", "--width", "64", "--height", "48",
+                              "--lidar-beams", "8"], ["cyclonedds"], "frames labelled"),
     "bench_encoder_flops.py": (["--presets", "tiny", "--modalities", "2"], ["torch"], "GFLOP"),
     "bench_eval.py": (["--frames", "2", "--repeats", "1"], ["torch"], "of 4"),
     "bench_frame_stages.py": (["--sizes", "160x120", "--points", "4096", "--frames", "2",

@@ -174,12 +174,12 @@ def test_diagnostics_arrive_at_their_period(live):
 
 def test_dead_sensor_is_reported_while_labels_keep_flowing(live):
     last = {status.name: status for status in live.diagnostics[-1].status}
-    assert last["mlesam: thermal"].level == m.STALE
-    assert last["mlesam: thermal"].message == "no message received"
-    assert last["mlesam: rgb"].level == m.OK
+    assert last["/mlesam: thermal"].level == m.STALE
+    assert last["/mlesam: thermal"].message == "no message received"
+    assert last["/mlesam: rgb"].level == m.OK
     # LiDAR fused: its extrinsics came over DDS from the latched /tf_static into the tf buffer.
-    assert last["mlesam: points"].level == m.OK, last["mlesam: points"].message
-    values = {kv.key: kv.value for kv in last["mlesam: pipeline"].values}
+    assert last["/mlesam: points"].level == m.OK, last["/mlesam: points"].message
+    values = {kv.key: kv.value for kv in last["/mlesam: pipeline"].values}
     # the drive and the warm-up frame (repeated until labelled)
     assert int(values["frames_published"]) == FRAMES + live.warm_labels
     assert len(live.labels) == FRAMES

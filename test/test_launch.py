@@ -204,14 +204,14 @@ class TestLiveNode(unittest.TestCase):
         self.assertAlmostEqual(float(np.median(periods)), DIAGNOSTICS_PERIOD_S, delta=0.25)
         for _, array in received:
             names = sorted(status.name for status in array.status)
-            self.assertEqual(names, ["mlesam: depth", "mlesam: pipeline", "mlesam: points",
-                                     "mlesam: rgb", "mlesam: thermal"])
+            self.assertEqual(names, ["/mlesam: depth", "/mlesam: pipeline", "/mlesam: points",
+                                     "/mlesam: rgb", "/mlesam: thermal"])
         pipeline = {kv.key: kv.value for kv in next(
-            s for s in received[-1][1].status if s.name == "mlesam: pipeline").values}
+            s for s in received[-1][1].status if s.name == "/mlesam: pipeline").values}
         print(f"pipeline: latency p50 {pipeline['latency_p50_ms']} ms, "
               f"p90 {pipeline['latency_p90_ms']} ms, backend {pipeline['backend']}")
         self.assertGreater(float(pipeline["latency_p50_ms"]), 0.0)
-        points = [next(s for s in array.status if s.name == "mlesam: points")
+        points = [next(s for s in array.status if s.name == "/mlesam: points")
                   for _, array in received]
         levels = [status.level for status in points]
         print(f"points status levels over the drive: {[ord(level) for level in levels]}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 
 import pytest
 from conftest import FakeSegmenter
@@ -167,10 +168,10 @@ def test_cdr_in_cdr_out_decodes_with_mcap_ros2(job_and_tf, tmp_path) -> None:
     (diagnostics,) = decoded[m.DIAGNOSTICS_TOPIC]
     levels = {status.name: status.level for status in diagnostics.status}
     # DiagnosticStatus.level is a ROS byte: the live bug was an int the rclpy class refused.
-    assert set(levels) == {"mlesam: pipeline"} | {
-        f"mlesam: {key}" for key in ("rgb", "depth", "thermal", "points")
+    assert set(levels) == {"/mlesam: pipeline"} | {
+        f"/mlesam: {key}" for key in ("rgb", "depth", "thermal", "points")
     }
-    assert levels["mlesam: rgb"] == m.OK and levels["mlesam: points"] == m.OK
+    assert levels["/mlesam: rgb"] == m.OK and levels["/mlesam: points"] == m.OK
     assert "label" in [field.name for field in decoded[m.LABELED_POINTS_OUT][0].fields]
 
 
@@ -293,7 +294,8 @@ def test_logging_never_raises_when_one_line_logs_two_severities(job_and_tf) -> N
     core._log_once("warning", "a", "first")  # the same line in the core, two severities
     core._log_once("error", "b", "second")
     records = transport.logger._logger.records
-    assert ("warning", "mlesam: first") in records and ("error", "mlesam: second") in records
+    # The node name is the logger's to print (rclpy does), never repeated in the text.
+    assert ("warning", "first") in records and ("error", "second") in records
 
 
 def test_a_logger_that_throws_does_not_take_the_caller_down(capsys) -> None:
@@ -340,3 +342,38 @@ def test_frames_pending_at_deactivation_and_sync_drops_stay_counted(job_and_tf) 
     transport.feed(job)  # the whole frame this time: labelled
     assert core.stats.published == 1
     assert core.dropped_frames() == {"duplicate_stamp": 1, "stopped": 1}
+
+
+def test_cleanup_configure_activate_labels_as_the_first_activation(job_and_tf) -> None:
+    """Live (threaded) lifecycle: after cleanup → configure → activate every frame is labelled."""
+    from dataclasses import replace
+
+    job, tf = job_and_tf
+    transport = BytesTransport({}, job.stamp_ns, tf)
+    core = SegmentationCore(transport, threaded=True, segmenter=FakeSegmenter())
+
+    def drive(first_stamp: int) -> int:
+        labels = []
+        for index in range(6):
+            stamp = first_stamp + index * 100_000_000
+            messages = {key: replace(msg, header=replace(msg.header, stamp=replace(
+                msg.header.stamp, sec=stamp // 10**9, nanosec=stamp % 10**9)))
+                for key, msg in job.messages.items()}  # fmt: skip
+            transport.now = stamp
+            transport.feed(replace(job, messages=messages))
+            deadline = time.monotonic() + 10
+            while len(transport.publishers[m.LABELS_OUT].sent) <= len(labels) and (
+                    time.monotonic() < deadline):  # fmt: skip
+                time.sleep(0.01)
+            labels = list(transport.publishers[m.LABELS_OUT].sent)
+        return len(labels)
+
+    core.configure()
+    assert drive(job.stamp_ns) == 6
+    core.deactivate()
+    transport.release()
+    core.cleanup()
+    core.configure(activate=False)
+    core.activate()
+    assert drive(job.stamp_ns + 10 * 10**9) == 6
+    core.cleanup()

@@ -105,7 +105,7 @@ def test_threaded_worker_drops_old_frames_instead_of_queueing(job_and_tf) -> Non
     assert len(published) < 6 and core._slot.dropped == 6 - len(published)
     diagnostics = {s.name: {kv.key: kv.value for kv in s.values}
                    for s in core.diagnostics().status}
-    assert int(diagnostics["mlesam: pipeline"]["dropped_by_worker"]) == 6 - len(published)
+    assert int(diagnostics["/mlesam: pipeline"]["dropped_by_worker"]) == 6 - len(published)
 
 
 def test_callback_errors_never_escape(job_and_tf) -> None:

@@ -41,7 +41,7 @@ def test_bad_stamps_are_dropped_by_rule_and_counted(tmp_path, frames, model_path
     assert result.dropped["stale_stamp"] == 2
     labelled = [header_stamp_ns(msg) for _, msg in out[m.LABELS_TOPIC]]
     assert labelled == [stamps[0], stamps[1], stamps[5]]
-    pipeline = statuses(out, "mlesam: pipeline")
+    pipeline = statuses(out, "/mlesam: pipeline")
     warned = [(msg, values) for _, level, msg, values in pipeline if level == m.WARN]
     assert warned and "dropped" in warned[0][0]
     assert int(pipeline[-1][3]["dropped_frames"]) == sum(result.dropped.values())
@@ -100,10 +100,10 @@ def test_all_zero_stamps_label_nothing_and_say_why(tmp_path, frames, model_path)
             if hasattr(rec.message, "header") else rec for rec in drive_records(frames[:3])]
     result, out = replay_records(tmp_path, recs, model_path)
     assert result.frames == 0 and result.dropped == {"zero_stamp": 3}
-    values = statuses(out, "mlesam: pipeline")[-1][3]
+    values = statuses(out, "/mlesam: pipeline")[-1][3]
     assert values["dropped_frames"] == "3"
     assert "nan" in values["latency_p50_ms"]
-    rgb = statuses(out, "mlesam: rgb")[-1]
+    rgb = statuses(out, "/mlesam: rgb")[-1]
     assert rgb[1] != m.OK and "stamp is 0" in rgb[2]
 
 
@@ -117,6 +117,6 @@ def test_stamps_on_another_clock_give_no_absurd_latency(tmp_path, frames, model_
                                      **{"extrinsics.source": "config"})  # fmt: skip
         assert result.frames == 3
         assert result.summary()["latency_ms"]["p50"] is None
-        values = statuses(out, "mlesam: pipeline")[-1][3]
+        values = statuses(out, "/mlesam: pipeline")[-1][3]
         assert values["latency_unmeasured"] == "3" and values["latency_p99_ms"] == "nan"
-        assert "another clock" in statuses(out, "mlesam: rgb")[-1][3]["last_issue"]
+        assert "another clock" in statuses(out, "/mlesam: rgb")[-1][3]["last_issue"]

@@ -24,7 +24,7 @@ def test_image_on_the_lidar_topic_leaves_only_the_lidar_out(tmp_path, frames, mo
         recs.append(rec)
     result, out = replay_records(tmp_path, recs, model_path)
     assert result.presence == {"rgb+depth+thermal": 3}
-    _, level, message, values = statuses(out, "mlesam: points")[-1]
+    _, level, message, values = statuses(out, "/mlesam: points")[-1]
     assert level != m.OK and "sensor_msgs/msg/Image" in message
     assert "sensor_msgs/msg/PointCloud2" in values["last_issue"]
 
@@ -50,7 +50,7 @@ def test_bad_lidar_settings_never_cost_a_frame(tmp_path, frames, model_path, par
         assert not (tmp_path / "out").exists()
         return
     assert result.frames == 3 and "lidar" not in "".join(result.presence)
-    _, level, _, values = statuses(out, "mlesam: points")[-1]
+    _, level, _, values = statuses(out, "/mlesam: points")[-1]
     assert level == m.WARN and values["last_issue"].startswith("[points /lidar/points]")
 
 
@@ -69,7 +69,7 @@ def test_sensor_image_without_a_valid_pixel_counts_as_absent(
     result, out = replay_records(tmp_path, recs, model_path)
     assert result.presence == {"rgb+lidar": 3}
     for sensor in ("depth", "thermal"):
-        _, level, message, values = statuses(out, f"mlesam: {sensor}")[-1]
+        _, level, message, values = statuses(out, f"/mlesam: {sensor}")[-1]
         assert level == m.WARN and values["fused"] == "false"
         assert re.search(r"no (valid )?(\w+ )?pixel", message) and "left out" in message, message
 

@@ -127,15 +127,15 @@ def test_dead_lidar_and_depth_keep_labels_at_camera_rate(tmp_path, frames, model
     assert stamps == [f.stamps_ns["rgb"] for f in frames]
     assert result.presence == {"rgb+depth+thermal+lidar": 2, "rgb+depth+thermal": 2,
                                "rgb+thermal": 2}
-    points = statuses(out, "mlesam: points")
-    depth = statuses(out, "mlesam: depth")
+    points = statuses(out, "/mlesam: points")
+    depth = statuses(out, "/mlesam: depth")
     kill_time = frames[2].stamps_ns["rgb"] + 60_000_000  # after frame 2 timed out
     before = [values["fused"] for t, _, _, values in points if t < frames[1].stamps_ns["rgb"]]
     after = [(level, values["fused"]) for t, level, _, values in points if t > kill_time]
     assert before and set(before) == {"true"}
     assert after and set(after) == {(m.WARN, "false")}
     assert depth[-1][1] == m.WARN and depth[-1][3]["fused"] == "false"
-    pipeline = statuses(out, "mlesam: pipeline")[-1][3]
+    pipeline = statuses(out, "/mlesam: pipeline")[-1][3]
     assert int(pipeline["frames_published"]) == len(frames)
     assert int(pipeline["sync_timeouts"]) == 4  # the frames that waited for a dead sensor
 
@@ -153,7 +153,7 @@ def test_rgb_only_bag_and_disabled_inputs(tmp_path, frames, model_path) -> None:
         "topics.depth": "", "topics.thermal": "", "topics.points": ""})
     assert result.presence == {"rgb": 4}
     names = {s.name for _, array in out[m.DIAGNOSTICS_TOPIC] for s in array.status}
-    assert names == {"mlesam: pipeline", "mlesam: rgb"}
+    assert names == {"/mlesam: pipeline", "/mlesam: rgb"}
 
 
 def test_bad_encoding_is_a_diagnostic_not_a_crash(tmp_path, frames, model_path, caplog) -> None:
@@ -167,7 +167,7 @@ def test_bad_encoding_is_a_diagnostic_not_a_crash(tmp_path, frames, model_path, 
     result, out = replay(tmp_path, bag, model_path)
     assert len(out[m.LABELS_TOPIC]) == 4
     assert result.presence == {"rgb+thermal+lidar": 4}
-    (_, level, _, values) = statuses(out, "mlesam: depth")[-1]
+    (_, level, _, values) = statuses(out, "/mlesam: depth")[-1]
     assert level == m.WARN and values["fused"] == "false"
     assert "/depth/image_raw" in values["last_issue"] and "16UC1" in values["last_issue"]
     assert any("16UC1" in record.message and "/depth/image_raw" in record.message
@@ -181,7 +181,7 @@ def test_missing_camera_info_is_a_diagnostic_not_a_crash(tmp_path, frames, model
     # Depth is registered (same camera, identity extrinsic) so it still fuses; the LiDAR
     # cannot be projected without the RGB intrinsics and thermal cannot be warped.
     assert result.presence == {"rgb+depth": 4}
-    (_, level, _, values) = statuses(out, "mlesam: points")[-1]
+    (_, level, _, values) = statuses(out, "/mlesam: points")[-1]
     assert level == m.WARN and "CameraInfo" in values["last_issue"]
     assert "/lidar/points" in values["last_issue"]
     assert result.issues["rgb"] == 4  # "no CameraInfo received ... topics.rgb_info" per frame
@@ -191,7 +191,7 @@ def test_missing_tf_names_the_frames(tmp_path, frames, model_path) -> None:
     bag = write_drive(tmp_path / "in", frames[:3], tf=False)
     result, out = replay(tmp_path, bag, model_path)
     assert result.presence == {"rgb": 3}
-    (_, _, _, values) = statuses(out, "mlesam: points")[-1]
+    (_, _, _, values) = statuses(out, "/mlesam: points")[-1]
     assert "lidar" in values["last_issue"] and "extrinsics.source" in values["last_issue"]
     # Configured extrinsics replace tf.
     rig = frames[0].rig
@@ -285,10 +285,10 @@ def test_clean_bag_drops_nothing_and_stays_ok(tmp_path, frames, model_path) -> N
     assert result.presence == {FULL: 3}
     assert result.dropped == {}
     assert_every_rgb_frame_accounted(result)
-    pipeline = statuses(out, "mlesam: pipeline")
+    pipeline = statuses(out, "/mlesam: pipeline")
     assert {level for _, level, _, _ in pipeline} == {m.OK}
     assert pipeline[-1][3]["dropped_frames"] == "0"
-    assert not any(name.startswith("mlesam: tf") for name in
+    assert not any(name.startswith("/mlesam: tf") for name in
                    {s.name for _, a in out[m.DIAGNOSTICS_TOPIC] for s in a.status})
 
 

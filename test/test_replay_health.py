@@ -22,7 +22,7 @@ def test_a_clean_drive_has_no_suspect_sensor(tmp_path, long_drive, model_path) -
     result, out = replay_records(tmp_path, drive_records(long_drive), model_path)
     assert result.summary()["sensor_health"] == {}
     for sensor in ("rgb", "depth", "thermal", "points"):
-        assert all(level == 0 for _, level, _, _ in statuses(out, f"mlesam: {sensor}")[1:])
+        assert all(level == 0 for _, level, _, _ in statuses(out, f"/mlesam: {sensor}")[1:])
 
 
 def test_a_frozen_and_a_noisy_sensor_are_flagged_within_a_few_frames(
@@ -39,7 +39,7 @@ def test_a_frozen_and_a_noisy_sensor_are_flagged_within_a_few_frames(
     assert list(health["depth"]["reasons"]) == ["frozen"]
     assert NOISE_AT + 1 < health["lidar"]["first_frame"] <= NOISE_AT + 1 + 10
     assert "outliers" in health["lidar"]["reasons"]
-    warned = [message for _, level, message, _ in statuses(out, "mlesam: depth") if level == 1]
+    warned = [message for _, level, message, _ in statuses(out, "/mlesam: depth") if level == 1]
     assert warned and warned[-1].startswith("suspect: frozen") and "still fused" in warned[-1]
     assert "sensor health" in result.text()
 
@@ -50,5 +50,5 @@ def test_suspect_as_absent_withholds_the_frozen_sensor(tmp_path, long_drive, mod
                                  **{"health.suspect_as_absent": True})  # fmt: skip
     fused = result.summary()["fused_modalities"]
     assert fused.get("rgb+thermal+lidar", 0) >= FRAMES - 12  # depth left out once suspect
-    warned = [message for _, level, message, _ in statuses(out, "mlesam: depth") if level == 1]
+    warned = [message for _, level, message, _ in statuses(out, "/mlesam: depth") if level == 1]
     assert any("withheld from the model" in message for message in warned)

@@ -27,7 +27,7 @@ def test_bad_transforms_are_refused_per_message(tmp_path, frames, model_path) ->
     recs.sort(key=lambda rec: rec.log_ns)
     result, out = replay_records(tmp_path, recs, model_path, **{"output.labeled_points": True})
     assert result.presence == {FULL: 5}
-    tf = statuses(out, "mlesam: tf")
+    tf = statuses(out, "/mlesam: tf")
     assert tf and {level for _, level, _, _ in tf} == {m.WARN}
     assert int(tf[-1][3]["issues"]) == 2
     messages = " ".join(message for _, _, message, _ in tf)
@@ -111,5 +111,5 @@ def test_tf_loop_in_a_bag_leaves_the_lidar_extrinsic_alone(tmp_path, frames, mod
     for (_, a), (_, b) in zip(out[m.LABELED_POINTS_TOPIC], clean_out[m.LABELED_POINTS_TOPIC],
                               strict=True):
         assert bytes(a.data) == bytes(b.data)
-    (_, level, message, _) = statuses(out, "mlesam: tf")[-1]
+    (_, level, message, _) = statuses(out, "/mlesam: tf")[-1]
     assert level == m.WARN and "loop" in message

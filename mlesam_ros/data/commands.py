@@ -36,11 +36,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         metavar="SENSOR:KIND[:SEV][@START[-STOP]]",
                         help="make a sensor lie from frame START on, e.g. lidar:noise:3@20 or "
                              "depth:frozen@12 (repeatable; kinds: mlesam_ros.data.corruptions)")
+    parser.add_argument("--compressed", action="store_true",
+                        help="record the cameras as image_transport streams them: RGB JPEG and "
+                             "thermal PNG on <topic>/compressed, depth on "
+                             "<topic>/compressedDepth; "
+                             "also writes OUT/compressed.yaml (the transport.* params to read it)")
+    parser.add_argument("--depth-compression", choices=("png", "rvl"), default="png",
+                        help="compressedDepth codec with --compressed (default png; rvl needs "
+                             "image_transport_plugins newer than Humble's)")
     parser.add_argument("--split", choices=("train", "val", "test"), default="train",
                         help="DELIVER split folder to write (default train)")
     parser.add_argument("--no-bag", action="store_true", help="skip the bag")
     parser.add_argument("--no-tree", action="store_true", help="skip the DELIVER tree")
     parser.set_defaults(handler=_run)  # fmt: skip
+
+
+def compressed_params_yaml() -> str:
+    """Return the params file that reads a ``--compressed`` recording (its transports)."""
+    from mlesam_ros.data.export import COMPRESSED_TRANSPORTS
+
+    lines = ["# transport.* for a bag written by `mlesam synth --compressed`",
+             "/**:", "  ros__parameters:"]  # fmt: skip
+    lines += [f"    transport.{sensor}: {transport}"
+              for sensor, transport in COMPRESSED_TRANSPORTS.items()]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -83,12 +102,18 @@ def _run(args: argparse.Namespace) -> int:
         summary = export_frames(
             frames, args.out, storage=args.storage, depth_encoding=args.depth_encoding,
             split=args.split, write_tree=not args.no_tree, write_bag=not args.no_bag,
+            compressed=args.compressed, depth_codec=args.depth_compression,
         )  # fmt: skip
+        params = ""
+        if args.compressed and not args.no_bag:
+            params_file = Path(args.out) / "compressed.yaml"
+            params_file.write_text(compressed_params_yaml())
+            params = f" --params {quote(str(params_file))}"
     print(f"wrote {summary['frames']} frames: bag {summary['bag']}, deliver {summary['deliver']}")
     # The next commands, with the paths just written (eval takes OUT itself, see its --data).
     if not args.no_tree:
         print(f"evaluate: mlesam eval --data {quote(str(args.out))} --split {args.split}")
     if not args.no_bag:
         print(f"replay:   mlesam replay --bag {quote(str(summary['bag']))} "
-              f"--out {quote(str(Path(args.out) / 'replay'))}")  # fmt: skip
+              f"--out {quote(str(Path(args.out) / 'replay'))}{params}")  # fmt: skip
     return 0

@@ -17,6 +17,10 @@ from mlesam_ros.data.synth import SyntheticFrame
 from mlesam_ros.data.synthetic_dataset import frame_to_images
 
 STORAGES = ("mcap", "sqlite3")
+COMPRESSED_DEPTH_MAX_M = 100.0
+"""``depth_max`` of recorded compressedDepth 32FC1 (the transport's largest: streets are deep)."""
+COMPRESSED_TRANSPORTS = {"rgb": "compressed", "depth": "compressedDepth", "thermal": "compressed"}
+"""``transport.<sensor>`` of a bag recorded with ``compressed``."""
 
 
 class BagRecorder:
@@ -26,9 +30,18 @@ class BagRecorder:
     with 0), thermal (mono16 centi-kelvin), camera infos, the LiDAR cloud (x, y, z, intensity
     float32, ring uint16) and ground-truth labels (mono8); ``/tf_static`` once at the start.
     A failed sensor's message is simply not written, as with a real dropout.
+
+    ``compressed`` records the cameras as image_transport streams them: RGB as JPEG on
+    ``<topic>/compressed``, thermal as 16-bit PNG on ``<topic>/compressed`` and depth on
+    ``<topic>/compressedDepth`` (``depth_codec`` png or rvl; 32FC1 quantised to inverse depth
+    with ``depth_max`` :data:`COMPRESSED_DEPTH_MAX_M`).
     """
 
-    def __init__(self, path: str | Path, storage: str = "mcap", depth_encoding: str = "32FC1"):
+    def __init__(self, path: str | Path, storage: str = "mcap", depth_encoding: str = "32FC1",
+                 compressed: bool = False, depth_codec: str = "png"):  # fmt: skip
+        if depth_codec not in ("png", "rvl"):
+            raise ValueError(f"depth_codec: choose png or rvl, got {depth_codec!r}")
+        self.compressed, self.depth_codec = compressed, depth_codec
         if storage not in STORAGES:
             raise ValueError(f"storage: choose from {', '.join(STORAGES)}, got {storage!r}")
         if depth_encoding not in ("32FC1", "16UC1"):
@@ -107,8 +120,11 @@ class BagRecorder:
                 continue
             spec = getattr(rig, sensor)
             stamp = stamps[sensor]
-            self._write(topics.IMAGE_TOPICS[sensor], topics.IMAGE_TYPE,
-                        numpy_to_image(array, encoding, stamp, spec.frame_id), stamp)
+            if self.compressed:
+                self._write_compressed(sensor, array, encoding, stamp, spec.frame_id)
+            else:
+                self._write(topics.IMAGE_TOPICS[sensor], topics.IMAGE_TYPE,
+                            numpy_to_image(array, encoding, stamp, spec.frame_id), stamp)
             self._write(topics.INFO_TOPICS[sensor], topics.CAMERA_INFO_TYPE,
                         camera_to_camera_info(spec.camera, stamp, spec.frame_id), stamp)
         if frame.lidar is not None:
@@ -118,6 +134,26 @@ class BagRecorder:
         self._write(topics.GT_LABELS_TOPIC, topics.IMAGE_TYPE,
                     numpy_to_image(frame.labels.astype(np.uint8), "mono8", stamps["rgb"],
                                    rig.rgb.frame_id), stamps["rgb"])  # fmt: skip
+
+
+    def _write_compressed(self, sensor: str, array: np.ndarray, encoding: str, stamp: int,
+                          frame_id: str) -> None:  # fmt: skip
+        from mlesam_ros.msgs.compressed import (
+            COMPRESSED_IMAGE,
+            compress_depth,
+            compress_image,
+            transport_topic,
+        )
+
+        transport = COMPRESSED_TRANSPORTS[sensor]
+        if sensor == "depth":
+            message = compress_depth(array, encoding, stamp, frame_id, codec=self.depth_codec,
+                                     depth_max_m=COMPRESSED_DEPTH_MAX_M)  # fmt: skip
+        else:
+            codec = "jpeg" if sensor == "rgb" else "png"  # thermal counts stay 16-bit
+            message = compress_image(array, encoding, stamp, frame_id, codec=codec)
+        topic = transport_topic(topics.IMAGE_TOPICS[sensor], transport)
+        self._write(topic, COMPRESSED_IMAGE, message, stamp)
 
 
 def write_deliver_frame(
@@ -163,14 +199,20 @@ def export_frames(
     map_prefix: str = "MAP_synth",
     write_tree: bool = True,
     write_bag: bool = True,
+    compressed: bool = False,
+    depth_codec: str = "png",
 ) -> dict[str, object]:
-    """Write ``frames`` to ``out/bag`` and ``out/deliver``; return a summary dict."""
+    """Write ``frames`` to ``out/bag`` and ``out/deliver``; return a summary dict.
+
+    ``compressed``/``depth_codec``: record the cameras compressed (:class:`BagRecorder`).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     count = 0
     bag_path = out / "bag"
     tree = out / "deliver"
-    recorder = BagRecorder(bag_path, storage, depth_encoding) if write_bag else None
+    recorder = (BagRecorder(bag_path, storage, depth_encoding, compressed, depth_codec)
+                if write_bag else None)  # fmt: skip
     if recorder is not None:
         recorder.__enter__()
     try:

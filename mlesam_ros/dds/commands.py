@@ -45,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "use_sim_time in --params); pair with `mlesam play --clock` for a recorded bag",
     )
     node.add_argument("--duration", type=float, help="stop after this many seconds")
+    _dds_arguments(node)
     node.set_defaults(handler=_run_node)
 
     play = subparsers.add_parser(
@@ -68,7 +69,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"also publish the bag's time on /clock (default {DEFAULT_CLOCK_HZ:g} Hz), as "
         "`ros2 bag play --clock`, for nodes with use_sim_time",
     )
+    _dds_arguments(play)
     play.set_defaults(handler=_run_play)
+
+
+def _dds_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dds-profile",
+        metavar="PROFILE",
+        help="Cyclone DDS settings for image-sized messages: images (64 MB socket receive "
+        "buffer), loopback (the same on 127.0.0.1 only) or an XML file; overrides "
+        "CYCLONEDDS_URI for this process (docs/inputs.md)",
+    )
+    parser.add_argument(
+        "--dds-interface",
+        metavar="NAME",
+        help="network interface (name or address) to use, e.g. eth0; with or without a profile",
+    )
+
+
+def dds_config(profile: str | None, interface: str | None, logger=None) -> str | None:
+    """Return the domain configuration the command line asks for (None: the environment's).
+
+    ``ROS_LOCALHOST_ONLY=1`` still applies under a profile unless an interface is given or
+    the profile is ``loopback`` (Cyclone adds up interface lists and refuses one interface
+    twice); a warning says when the kernel will not grant the profile's receive buffer.
+    """
+    import os
+
+    from mlesam_ros.dds.domain import localhost_config
+    from mlesam_ros.dds.profiles import interface_snippet, profile_uri, receive_buffer_advice
+
+    snippet = interface_snippet(interface) if interface else None
+    if profile is None:
+        return snippet
+    localhost_only = os.environ.get("ROS_LOCALHOST_ONLY") == "1"
+    localhost = (localhost_config() if localhost_only and not interface and profile != "loopback"
+                 else None)  # fmt: skip
+    advice = receive_buffer_advice()
+    if advice and logger is not None:
+        logger.warning(f"dds profile {profile}: {advice}")
+    return profile_uri(profile, localhost, snippet)
 
 
 def parse_overrides(items: list[str]) -> dict[str, object]:
@@ -114,6 +155,7 @@ def _run_node(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     log = logging.getLogger("mlesam.dds")
+    config = dds_config(args.dds_profile, args.dds_interface, log)
     # The file's sections for this node (its name and namespace), as ROS reads them.
     parameters = command_line_parameters(args.params, args.backend, args.model,
                                          fqn=node_fqn(args.name, args.namespace),
@@ -139,6 +181,7 @@ def _run_node(args: argparse.Namespace) -> int:
         node_name=args.name,
         namespace=args.namespace,
         domain_id=args.domain_id,
+        config=config,
         logger=log,
         use_sim_time=use_sim_time,
     )
@@ -149,10 +192,14 @@ def _run_node(args: argparse.Namespace) -> int:
 def _run_play(args: argparse.Namespace) -> int:
     if _cyclonedds_missing("play"):
         return 2
+    import logging
+
     from mlesam_ros.dds.domain import open_participant
     from mlesam_ros.dds.player import BagPlayer
 
-    participant = open_participant(args.domain_id)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    config = dds_config(args.dds_profile, args.dds_interface, logging.getLogger("mlesam.play"))
+    participant = open_participant(args.domain_id, config)
     player = BagPlayer(
         participant, args.bag, rate=args.rate, exclude=args.exclude, clock_hz=args.clock
     )

@@ -28,7 +28,9 @@ from mlesam_ros.dds.domain import open_participant
 from mlesam_ros.dds.endpoints import GraphAnnouncer, RosReader, RosWriter, delete_participant
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.core import SegmentationCore
+from mlesam_ros.pipeline.image_transport import input_topic
 from mlesam_ros.pipeline.interface import RELIABILITIES
+from mlesam_ros.pipeline.naming import NamedLogger, fully_qualified_name, logger_name
 from mlesam_ros.pipeline.tf_buffer import TF_STATIC_TOPIC, TF_TOPICS, TfBuffer
 from mlesam_ros.text import quote
 
@@ -121,8 +123,9 @@ class DdsTransport:
         logger: Any = LOG,
         use_sim_time: bool = False,
     ) -> None:
-        self.logger = logger
         self.node_name, self.namespace = node_name, namespace
+        self.fully_qualified_name = fully_qualified_name(node_name, namespace)
+        self.logger = NamedLogger(logger, logger_name(self.fully_qualified_name))
         self._parameters = dict(parameters)
         self.participant = open_participant(domain_id, config)
         self.graph = GraphAnnouncer(self.participant, node_name, namespace)
@@ -301,7 +304,7 @@ class DdsTransport:
             if self.on_issue is not None:
                 self.on_issue("tf", topic, problem)
             else:
-                self.logger.warning(f"mlesam: tf ({topic}): {problem}")
+                self.logger.warning(f"tf ({topic}): {problem}")
 
     def close(self) -> None:
         """Stop the timers and delete every DDS entity (peers see the node leave)."""
@@ -371,9 +374,9 @@ def run_node(
     try:
         core.configure()
         clock = "/clock (use_sim_time)" if use_sim_time else "the wall clock"
-        logger.info(
-            f"mlesam: node '{node_name}' on DDS domain {transport.participant.domain_id} "
-            f"ready, on {clock}"
+        transport.logger.info(
+            f"node {transport.fully_qualified_name} on DDS domain "
+            f"{transport.participant.domain_id} ready, on {clock}"
         )
         stop.wait()
     finally:
@@ -383,7 +386,7 @@ def run_node(
         core.cleanup()
         transport.close()
     stats = core.stats
-    rgb_topic = core.config.topics["rgb"] if core.config is not None else None
+    rgb_topic = input_topic(core.config, "rgb") if core.config is not None else None
     rgb_topic = m.resolve_topic(rgb_topic, node_name, namespace) if rgb_topic else None
     return NodeReport(
         rgb_received=transport.received.get(rgb_topic, 0),

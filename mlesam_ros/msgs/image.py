@@ -26,6 +26,10 @@ IMAGE_ENCODINGS: dict[str, tuple[str, int]] = {
     "bgr8": ("u1", 3),
     "rgba8": ("u1", 4),
     "bgra8": ("u1", 4),
+    "rgb16": ("u2", 3),
+    "bgr16": ("u2", 3),
+    "rgba16": ("u2", 4),
+    "bgra16": ("u2", 4),
     "mono8": ("u1", 1),
     "mono16": ("u2", 1),
     "16UC1": ("u2", 1),
@@ -103,7 +107,8 @@ def image_to_numpy(msg: Any, topic: str = "") -> np.ndarray:
 def image_to_rgb8(msg: Any, topic: str = "") -> np.ndarray:
     """Decode any colour or mono Image into a contiguous ``(H, W, 3)`` uint8 RGB array.
 
-    Alpha is dropped; mono8 is replicated; mono16 keeps its 8 most significant bits.
+    Alpha is dropped; mono8 is replicated; 16-bit colour and mono16 keep their 8 most
+    significant bits.
     """
     encoding = str(msg.encoding)
     array = image_to_numpy(msg, topic)
@@ -111,7 +116,7 @@ def image_to_rgb8(msg: Any, topic: str = "") -> np.ndarray:
         raise ValueError(
             f"{_where(topic)}: {encoding} is a depth encoding; use image_to_depth_m instead"
         )
-    if encoding == "mono16":
+    if array.dtype == np.uint16:  # mono16, rgb16, bgr16, rgba16, bgra16
         array = (array >> 8).astype(np.uint8)
     if array.ndim == 2:
         return np.repeat(array[:, :, None], 3, axis=2)

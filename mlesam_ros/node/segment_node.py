@@ -90,7 +90,8 @@ class RclpyIO:
 
     def __init__(self, node: Any) -> None:
         self._node = node
-        self.logger = SeverityLogger(node.get_logger())
+        self.logger = SeverityLogger(node.get_logger())  # rclpy prints the node name
+        self.fully_qualified_name = node.get_fully_qualified_name()
         # Reentrant: a tf lookup waiting for its timeout must not block the other sensors.
         self._group = ReentrantCallbackGroup()
         self._tf_buffer = Buffer()
@@ -239,7 +240,7 @@ class SegmentNode(LifecycleNode):
         except Exception as error:
             self.failure = _reason(error)
             if not self.get_parameter("autostart").value:
-                self.io.logger.error(f"mlesam: configure failed: {self.failure}")
+                self.io.logger.error(f"configure failed: {self.failure}")
             return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
 
@@ -249,24 +250,24 @@ class SegmentNode(LifecycleNode):
             self.core.activate()
         except Exception as error:
             self.failure = _reason(error)
-            self.io.logger.error(f"mlesam: activate failed: {self.failure}")
+            self.io.logger.error(f"activate failed: {self.failure}")
             self.io.release()
             return TransitionCallbackReturn.FAILURE
-        self.io.logger.info("mlesam: active")
+        self.io.logger.info("active")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop the worker and destroy subscriptions, publishers and the timer."""
         self.core.deactivate()
         self.io.release()
-        self.io.logger.info("mlesam: inactive (no subscriptions, no outputs)")
+        self.io.logger.info("inactive (no subscriptions, no outputs)")
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Free the model; parameters of every kind can be set again."""
         self.core.cleanup()
         self.io.release()
-        self.io.logger.info("mlesam: unconfigured (model freed)")
+        self.io.logger.info("unconfigured (model freed)")
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -317,7 +318,7 @@ def main(args: list[str] | None = None) -> None:
         pass
     except (ConfigurationError, ParameterException) as error:
         logger = node.get_logger() if node else rclpy.logging.get_logger(NODE_NAME)
-        SeverityLogger(logger).fatal(f"mlesam: {error}")
+        SeverityLogger(logger).fatal(f"{error}")
         failed = True
     finally:
         # Ctrl-C reaches the node twice under ros2 launch (terminal, then launch): the second

@@ -124,6 +124,7 @@ class NodeConfig:
     topics: dict[str, str]
     info_topics: dict[str, str]
     reliability: dict[str, str]
+    transports: dict[str, str]
     output_reliability: str
     output_depth: int
     model_path: str
@@ -148,6 +149,8 @@ class NodeConfig:
     labeled_points: bool
     overlay_alpha: float
     palette_file: str
+    class_map_file: str
+    labeled_points_classes: tuple[str, ...]
     diagnostics_period_ns: int
     health_enabled: bool
     health_suspect_as_absent: bool

@@ -58,8 +58,10 @@ from mlesam_ros.pipeline.diagnostics import (
 )
 from mlesam_ros.pipeline.frame import FramePath, FrameResult, Issue
 from mlesam_ros.pipeline.health import SensorHealth
+from mlesam_ros.pipeline.image_transport import input_msgtype, input_topic
 from mlesam_ros.pipeline.ingest import FrameIngest
 from mlesam_ros.pipeline.interface import NodeIO, Segmenter
+from mlesam_ros.pipeline.naming import node_of
 from mlesam_ros.pipeline.worker import FrameWorker, LatestSlot
 from mlesam_ros.sync import MemberConfig, SyncConfig, TimeoutSynchronizer
 from mlesam_ros.text import quote, shown
@@ -124,6 +126,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
         self.listeners: list[Callable[[FrameResult, FrameRecord], None]] = []
         self._lock = threading.RLock()
         self._infos: dict[str, Any] = {}
+        self._rgb_arrivals: dict[int, int] = {}
         self._publishers: dict[str, Any] = {}
         self._slot = LatestSlot()
         self._worker: threading.Thread | None = None
@@ -166,10 +169,10 @@ class SegmentationCore(FrameIngest, FrameWorker):
         self._configured = True
         m.ensure_vision_msgs()
         self.io.logger.info(
-            f"mlesam: {self.segmenter.backend} on {self.segmenter.device}, model "
+            f"{self.segmenter.backend} on {self.segmenter.device}, model "
             f"{self.segmenter.artefact}, modalities "
             f"{','.join(self.path.used)} at {self.segmenter.input_size}; inputs "
-            + ", ".join(f"{key}={config.topics[key]}" for key in config.enabled_inputs)
+            + ", ".join(f"{key}={input_topic(config, key)}" for key in config.enabled_inputs)
         )
         if activate:
             self.activate()
@@ -204,7 +207,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
                 self._ensure_output(output)
         self._next_diagnostics_ns = io.now_ns() + config.diagnostics_period_ns
         self._publishers["label_info"].publish(
-            m.encode(m.label_info(self.path.class_names, io.now_ns()), m.LABEL_INFO)
+            m.encode(m.label_info(self.path.classes.names, io.now_ns()), m.LABEL_INFO)
         )
         if self.threaded:
             self._slot.reopen()
@@ -218,12 +221,11 @@ class SegmentationCore(FrameIngest, FrameWorker):
         self._active = True
         try:
             for key in config.enabled_inputs:
-                msgtype = m.POINTCLOUD2 if key == "points" else m.IMAGE
                 # A failing RGB callback loses that frame: it is counted as a drop.
                 drop_reason = "callback_error" if key == "rgb" else None
                 io.subscribe(
-                    config.topics[key],
-                    msgtype,
+                    input_topic(config, key),
+                    input_msgtype(config, key),
                     self._guard(self.on_sensor, key, drop_reason=drop_reason),
                     config.reliability[key],
                 )
@@ -330,7 +332,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
         if self._active:
             self._submit(frames, self.io.now_ns())
         self.io.logger.info(
-            "mlesam: set " + ", ".join(f"{name}={shown(value)}" for name, value in coerced.items())
+            "set " + ", ".join(f"{name}={shown(value)}" for name, value in coerced.items())
         )
 
     # -- accounting ---------------------------------------------------------------------------
@@ -386,7 +388,8 @@ class SegmentationCore(FrameIngest, FrameWorker):
                  "model": str(segmenter.artefact)} if segmenter is not None else {}  # fmt: skip
         return diagnostic_array(self.config, stats, health, sync_stats, dropped_by_reason,
                                 newly_dropped, model, self.path.used, self._slot.dropped,
-                                self.io.now_ns(), sensors, withheld)  # fmt: skip
+                                self.io.now_ns(), sensors, withheld,
+                                node_of(self.io))  # fmt: skip
 
     def publish_diagnostics(self) -> None:
         """Timer: publish ``/diagnostics``."""

@@ -4,8 +4,9 @@
 published frame leaves behind (replay and the diagnostics read them), :class:`OnceLog` logs a
 kind of problem on its 1st, 10th, 100th, ... occurrence instead of every frame, and
 :func:`diagnostic_array` turns a snapshot of all of it into ``diagnostic_msgs/DiagnosticArray``:
-one ``mlesam: pipeline`` status (OK / WARN when frames were dropped since the last report /
-ERROR on errors) and one per sensor input (fused, or why not).
+one ``<node>: pipeline`` status (OK / WARN when frames were dropped since the last report /
+ERROR on errors) and one ``<node>: <input>`` per sensor input (fused, or why not), ``<node>``
+being the node's fully qualified name (``/mlesam``, ``/front/mlesam``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import numpy as np
 
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.config import NodeConfig
+from mlesam_ros.pipeline.image_transport import input_topic
 from mlesam_ros.pipeline.sensors import MODALITY_OF_INPUT
+from mlesam_ros.pipeline.timing import StageWindow
 from mlesam_ros.text import bounded
 
 LATENCY_WINDOW = 200
@@ -38,6 +41,7 @@ class FrameRecord:
     processing_ms: float
     issues: tuple[str, ...]
     suspects: dict[str, str] = field(default_factory=dict)  # sensor health: modality → why
+    stages_ms: dict[str, float] = field(default_factory=dict)  # pipeline.timing.STAGES
 
 
 @dataclass
@@ -64,6 +68,7 @@ class PipelineStats:
     processing_ms: collections.deque = field(
         default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW)
     )
+    stages: StageWindow = field(default_factory=StageWindow)
 
     def snapshot(self) -> PipelineStats:
         """Return a copy that later frames do not change (take it under the core's lock)."""
@@ -77,6 +82,7 @@ class PipelineStats:
             last_present=dict(self.last_present),
             latencies_ms=collections.deque(self.latencies_ms, maxlen=LATENCY_WINDOW),
             processing_ms=collections.deque(self.processing_ms, maxlen=LATENCY_WINDOW),
+            stages=self.stages.copy(),
         )
 
 
@@ -98,7 +104,7 @@ class OnceLog:
             count = self._counts[key]
         if count == 1 or np.log10(count).is_integer():
             suffix = "" if count == 1 else f" (x{count})"
-            self.log(level, f"mlesam: {text}{suffix}")
+            self.log(level, f"{text}{suffix}")
 
     def log(self, level: str, text: str) -> None:
         """Log at ``level`` with one call site per severity.
@@ -130,13 +136,16 @@ def diagnostic_array(
     now_ns: int,
     sensors: Mapping[str, Any] | None = None,
     withheld: frozenset[str] = frozenset(),
+    node: str = "/" + m.NODE_NAME,
 ) -> Any:
     """Build ``/diagnostics`` from a snapshot of the core (taken under its lock).
 
     ``health``: the synchroniser's per-input health; ``model``: backend, device and model
     (artefact) of the segmenter; ``newly_dropped``: frames dropped since the last report;
     ``sensors``: sensor health per modality (:class:`~mlesam_ros.pipeline.health.SensorState`)
-    and ``withheld`` the modalities it keeps from the model.
+    and ``withheld`` the modalities it keeps from the model. ``node``: the fully qualified
+    node name, which names every status and is its ``hardware_id``
+    (:mod:`~mlesam_ros.pipeline.naming`).
     """
     sensors = sensors or {}
     latencies = np.asarray(stats.latencies_ms, dtype=np.float64)
@@ -162,6 +171,7 @@ def diagnostic_array(
         "errors": errors,
         "last_error": stats.last_error,
     }
+    pipeline_values.update(stats.stages.values())  # where the time goes, p50/p90 per stage
     pipeline_values.update({f"dropped_{key}": n for key, n in dropped_by_reason.items()})
     if errors:
         level = m.ERROR
@@ -173,13 +183,13 @@ def diagnostic_array(
         ) + " in total)"
     else:
         level, message = m.OK, "ok"
-    statuses = [m.diagnostic_status("mlesam: pipeline", level, message, pipeline_values)]
+    statuses = [m.diagnostic_status(f"{node}: pipeline", level, message, pipeline_values, node)]
     last_issue, issue_counts = stats.last_issue, stats.issues
     for key in config.enabled_inputs:
         sensor = health.get(key)
         fused = stats.last_present.get(MODALITY_OF_INPUT[key], False)
         values = {
-            "topic": config.topics[key],
+            "topic": input_topic(config, key),
             "modality": MODALITY_OF_INPUT[key],
             "fused": fused,
             "rate_hz": float(sensor.rate_hz) if sensor else 0.0,
@@ -213,11 +223,12 @@ def diagnostic_array(
             level, message = m.OK, "fused"
         else:
             level, message = m.WARN, last_issue.get(key) or "not in the last frame"
-        statuses.append(m.diagnostic_status(f"mlesam: {key}", level, message, values))
+        statuses.append(m.diagnostic_status(f"{node}: {key}", level, message, values, node))
     for source in sorted(set(issue_counts) - set(config.enabled_inputs)):
         # Problems outside the sensors (tf, a topic of the wrong type): WARN with the last.
         values = {"issues": issue_counts[source], "last_issue": last_issue.get(source, "")}
         statuses.append(
-            m.diagnostic_status(f"mlesam: {source}", m.WARN, last_issue.get(source, ""), values)
+            m.diagnostic_status(f"{node}: {source}", m.WARN, last_issue.get(source, ""), values,
+                                node)
         )
     return m.diagnostic_array(statuses, now_ns)

@@ -31,9 +31,11 @@ import numpy as np
 from mlesam_ros import jit
 from mlesam_ros.data.resample import area_resize
 from mlesam_ros.msgs import camera_info_to_camera, image_to_rgb8, make_header
+from mlesam_ros.pipeline.classes import published_classes
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.depth import prepare_depth
 from mlesam_ros.pipeline.grid import CalibrationCache
+from mlesam_ros.pipeline.image_transport import decompress_sensors, input_topic, raw_image
 from mlesam_ros.pipeline.lidar import prepare_points
 from mlesam_ros.pipeline.outputs import OutputMaker, default_palette, load_palette, paint_points
 from mlesam_ros.pipeline.sensors import (
@@ -114,9 +116,13 @@ class FramePath:
             if config.palette_file
             else default_palette(self.class_names)
         )
-        self.label_encoding = "mono8" if len(self.class_names) <= 255 else "mono16"
+        # What is published: the model's classes or the class map's (pipeline.classes).
+        self.classes = published_classes(config.class_map_file, self.class_names)
+        self.points_classes = self.classes.select(config.labeled_points_classes)
+        self.label_encoding = self.classes.encoding
         self.sensors = SensorInputs(config, self.used, self.model_size)
         self.outputs = OutputMaker(self.palette, config.overlay_alpha)
+        self.points_rgb = self.classes.packed_rgb(self.outputs.packed_rgb)
         jit.warm_up()  # ~1 s the first time, then numba's on-disk cache: not on frame 1
         self.stage_ms: dict[str, float] = {}
         self.stage_cpu_ms: dict[str, float] = {}
@@ -148,11 +154,11 @@ class FramePath:
         self.stage_ms, self.stage_cpu_ms = {}, {}
         clock = _StageClock(self.stage_ms, self.stage_cpu_ms)
         config, issues = self.config, []
-        rgb_topic = config.topics["rgb"]
+        rgb_topic = input_topic(config, "rgb")
         rgb_msg = job.messages["rgb"]
         rgb = None
         try:
-            rgb = image_to_rgb8(rgb_msg, rgb_topic)
+            rgb = image_to_rgb8(raw_image(rgb_msg, config, "rgb"), rgb_topic)
         except ValueError as error:
             issues.append(Issue("rgb", rgb_topic, f"{error}; RGB left out of this frame"))
         camera = self.sensors.camera(job.infos.get("rgb"), "rgb", issues, camera_info_to_camera)
@@ -196,6 +202,8 @@ class FramePath:
                     "driver's frame_id so the other sensors can be projected",
                 )
             )
+        decompress_sensors(job, config, issues)
+        clock.lap("decompress")
         for sensor in OPTIONAL_SENSORS:
             if sensor in job.messages:
                 self.sensors.run(sensor, SENSOR_STEPS[sensor], job, prepared, frame_id, lookup)
@@ -239,7 +247,7 @@ class FramePath:
         clock = _StageClock(self.stage_ms, self.stage_cpu_ms)
         size = prepared.size
         dtype = np.uint8 if self.label_encoding == "mono8" else np.uint16
-        full_labels = self.outputs.labels(labels, size, dtype)
+        full_labels = self.outputs.labels(self.classes.apply(labels), size, dtype)
         clock.lap("labels upsample")
         full_confidence = None
         if want_confidence and confidence is not None:
@@ -251,9 +259,10 @@ class FramePath:
             clock.lap("overlay")
         points, points_header, point_pixels = None, None, None
         if want_points and prepared.cloud is not None:
-            points, point_pixels = paint_points(
-                prepared.cloud, full_labels, self.outputs.packed_rgb
-            )
+            points, point_pixels = paint_points(prepared.cloud, full_labels, self.points_rgb)
+            if self.points_classes is not None:  # output.labeled_points_classes
+                keep = np.isin(points["label"], self.points_classes)
+                points, point_pixels = points[keep], point_pixels[keep]
             points_header = prepared.cloud.header
             clock.lap("labelled points")
         for output in (full_labels, full_confidence, overlay):

@@ -14,14 +14,18 @@ from typing import Any
 from mlesam_ros.msgs import StampError, checked_header_stamp_ns
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.frame import FrameJob, Issue
+from mlesam_ros.pipeline.image_transport import input_msgtype, input_topic
+
+RGB_ARRIVALS_KEPT = 64
+"""RGB arrival times kept for frames still in the synchroniser (a few at any real rate)."""
 
 
 class FrameIngest:
     """The callback side of :class:`~mlesam_ros.pipeline.core.SegmentationCore` (its base).
 
     Uses the core's ``io``, ``config``, ``sync``, ``stats``, ``threaded``, ``_active``,
-    ``_infos``, ``_slot``, ``_lock``, ``_next_diagnostics_ns``, ``_note``, ``_log_once``,
-    ``count_drop``, ``process_pending`` and ``publish_diagnostics``.
+    ``_infos``, ``_rgb_arrivals``, ``_slot``, ``_lock``, ``_next_diagnostics_ns``, ``_note``,
+    ``_log_once``, ``count_drop``, ``process_pending`` and ``publish_diagnostics``.
     """
 
     def _guard(
@@ -89,8 +93,8 @@ class FrameIngest:
         Its header stamp must be a time (the stamp rule, :mod:`mlesam_ros.msgs.stamps`);
         frames that became ready are handed to the worker.
         """
-        topic = self.config.topics[key]
-        msg = self._decode(key, msg, m.POINTCLOUD2 if key == "points" else m.IMAGE, topic)
+        topic = input_topic(self.config, key)
+        msg = self._decode(key, msg, input_msgtype(self.config, key), topic)
         if msg is None:
             return
         now = self.io.now_ns()
@@ -104,6 +108,8 @@ class FrameIngest:
                 self.count_drop(error.reason)
             return
         with self._lock:
+            if key == "rgb":
+                self._note_rgb_arrival(stamp, now)
             # Poll first: a frame whose timeout has passed is emitted before a newer message
             # can complete a later frame and make it stale.
             frames = self.sync.poll(now) + self.sync.add(key, stamp, msg, now)
@@ -136,10 +142,19 @@ class FrameIngest:
         self._submit(frames, now)
         self.process_pending()
 
+    def _note_rgb_arrival(self, stamp_ns: int, now_ns: int) -> None:
+        """Remember when each pending RGB frame arrived (its sync wait); call under the lock."""
+        arrivals = self._rgb_arrivals
+        arrivals[stamp_ns] = now_ns
+        while len(arrivals) > RGB_ARRIVALS_KEPT:  # frames the synchroniser dropped
+            del arrivals[next(iter(arrivals))]
+
     def _submit(self, frames: list, now_ns: int) -> None:
         for frame in frames:
             with self._lock:
                 infos = dict(self._infos)
-            self._slot.put(FrameJob(frame.stamp_ns, frame.messages, infos, now_ns))
+                arrival = self._rgb_arrivals.pop(frame.stamp_ns, None)
+            self._slot.put(FrameJob(frame.stamp_ns, frame.messages, infos, now_ns,
+                                    rgb_arrival_ns=arrival))  # fmt: skip
             if not self.threaded:
                 self.process_pending()

@@ -48,6 +48,11 @@ Contract (what a shell implements)
     when it is not available. Replay implements it with :class:`~mlesam_ros.pipeline.tf_buffer.
     TfBuffer`.
 
+``fully_qualified_name`` (optional attribute)
+    The node's fully qualified name (``/front/mlesam``); it names the ``/diagnostics``
+    statuses and is their ``hardware_id`` (default ``/mlesam``). The logger is expected to
+    name the node itself (rclpy's does); the core's log lines do not repeat it.
+
 ``clock_advice`` (optional attribute)
     One phrase telling the user how to put this transport's clock on the cameras' clock; the
     core shows it when a stamp is far from ``now_ns()`` (default: set ``use_sim_time``).

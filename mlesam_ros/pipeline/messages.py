@@ -104,15 +104,20 @@ def encode(message: Any, msgtype: str) -> bytes:
     return bytes(ensure_vision_msgs().serialize_cdr(message, msgtype))
 
 
-def label_info(class_names: Sequence[str], stamp_ns: int, frame_id: str = "") -> Any:
-    """``vision_msgs/LabelInfo``: id → name for every class (threshold 0: argmax labels)."""
+def label_info(
+    classes: Sequence[str] | Mapping[int, str], stamp_ns: int, frame_id: str = ""
+) -> Any:
+    """``vision_msgs/LabelInfo``: id → name for every class (threshold 0: argmax labels).
+
+    ``classes``: names in id order, or the published ids and their names (a class map).
+    """
     store = ensure_vision_msgs()
     vision_class = store.types["vision_msgs/msg/VisionClass"]
+    pairs = classes.items() if isinstance(classes, Mapping) else enumerate(classes)
     return store.types[LABEL_INFO](
         header=make_header(stamp_ns, frame_id),
         class_map=[
-            vision_class(class_id=index, class_name=str(name))
-            for index, name in enumerate(class_names)
+            vision_class(class_id=int(index), class_name=str(name)) for index, name in pairs
         ],
         threshold=0.0,
     )

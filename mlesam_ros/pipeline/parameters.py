@@ -25,12 +25,15 @@ from mlesam_ros.data import topics
 from mlesam_ros.engine import BACKENDS, PRECISIONS  # cheap: imports no runtime
 from mlesam_ros.geometry import make_transform
 from mlesam_ros.modalities import parse_modalities
+from mlesam_ros.msgs.compressed import TRANSPORTS
 from mlesam_ros.pipeline.interface import RELIABILITIES
 
 SENSOR_INPUTS = ("rgb", "depth", "thermal", "points")
 """Subscribed sensor streams (``points`` feeds the ``lidar`` modality)."""
 IDENTITY_POSE = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
 EXTRINSICS_SOURCES = ("tf", "config")
+IMAGE_TRANSPORTS = ("raw", "compressed")
+DEPTH_TRANSPORTS = TRANSPORTS  # raw, compressed, compressedDepth
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,10 @@ def _modalities(value: str, name: str) -> tuple[str, ...] | None:
     return parse_modalities(value) if value else None
 
 
+def _class_list(value: str, name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
 _SECONDS = {"minimum": 0.0, "maximum": 60.0}
 _OFFSET = {"minimum": -10.0, "maximum": 10.0, "dynamic": True}
 _QOS = {"choices": RELIABILITIES}
@@ -171,6 +178,24 @@ PARAMETERS: dict[str, ParamSpec] = {
     ),
     "qos.output_depth": _spec(
         1, "history depth of the outputs", minimum=1, maximum=100, field="output_depth"
+    ),
+    "transport.rgb": _spec(
+        "raw",
+        "RGB image_transport: raw, or compressed (JPEG/PNG on <topics.rgb>/compressed)",
+        choices=IMAGE_TRANSPORTS,
+        field="transports[rgb]",
+    ),
+    "transport.depth": _spec(
+        "raw",
+        "depth image_transport: raw, compressed or compressedDepth (PNG/RVL)",
+        choices=DEPTH_TRANSPORTS,
+        field="transports[depth]",
+    ),
+    "transport.thermal": _spec(
+        "raw",
+        "thermal image_transport: raw, or compressed (PNG keeps mono16)",
+        choices=IMAGE_TRANSPORTS,
+        field="transports[thermal]",
     ),
     "model.path": _spec(
         "", "model file: .engine/.plan, .onnx or .pt; '' = shipped demo model", field="model_path"
@@ -334,6 +359,17 @@ PARAMETERS: dict[str, ParamSpec] = {
     ),
     "output.palette_file": _spec(
         "", "YAML list of [r, g, b] per class; '' = built-in palette", field="palette_file"
+    ),
+    "output.class_map_file": _spec(
+        "",
+        "YAML: model class -> [id, name] published (labels, points, label_info); '' = as is",
+        field="class_map_file",
+    ),
+    "output.labeled_points_classes": _spec(
+        "",
+        "publish only these classes in ~/labeled_points (e.g. 'car,person'); '' = all",
+        field="labeled_points_classes",
+        convert=_class_list,
     ),
     "diagnostics.period_s": _spec(
         1.0,

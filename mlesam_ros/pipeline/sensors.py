@@ -59,6 +59,8 @@ class FrameJob:
     infos: dict[str, Any]
     ready_ns: int
     ready_monotonic: float = field(default_factory=time.monotonic)
+    rgb_arrival_ns: int | None = None
+    """Node clock when the RGB message arrived (the start of the frame's sync wait)."""
 
 
 @dataclass

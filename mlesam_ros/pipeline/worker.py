@@ -26,6 +26,7 @@ from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.diagnostics import FrameRecord
 from mlesam_ros.pipeline.frame import FrameJob, FrameResult, Issue
 from mlesam_ros.pipeline.model_output import check_model_output
+from mlesam_ros.pipeline.timing import frame_stages
 from mlesam_ros.text import bounded
 
 MAX_PLAUSIBLE_WAIT_NS = 60_000_000_000
@@ -137,9 +138,12 @@ class FrameWorker:
                 self.stats.skipped += 1
                 self.stats.dropped["rgb_unusable"] += 1
             return None
+        prepared_at = time.monotonic()
         withheld = self._inspect_health(prepared)
         images, present = path.model_input(prepared, withheld)
+        inputs_at = time.monotonic()
         segmentation = self.segmenter.segment(images, present)
+        inferred_at = time.monotonic()
         check_model_output(segmentation, len(path.class_names))
         if self.health is not None:
             fused = {m: bool(present[0, slot]) for slot, m in enumerate(path.modalities)}
@@ -158,6 +162,16 @@ class FrameWorker:
         finished = time.monotonic()
         processing_ms = (finished - started) * 1e3
         latency_ms = self._latency_ms(job, finished)
+        stages = frame_stages(
+            sync_wait_ms=None if job.rgb_arrival_ns is None
+            else (job.ready_ns - job.rgb_arrival_ns) / 1e6,
+            queue_ms=(started - job.ready_monotonic) * 1e3,
+            prepare_ms=(prepared_at - started) * 1e3,
+            path_steps_ms=getattr(path, "stage_ms", {}),
+            model_input_ms=(inputs_at - prepared_at) * 1e3,
+            inference_ms=(inferred_at - inputs_at) * 1e3,
+            outputs_ms=(finished - inferred_at) * 1e3,
+        )  # fmt: skip
         record = FrameRecord(
             job.stamp_ns,
             dict(result.present),
@@ -165,6 +179,7 @@ class FrameWorker:
             processing_ms,
             tuple(str(issue) for issue in result.issues),
             self.health.suspects() if self.health is not None else {},
+            stages,
         )
         with self._lock:
             stats = self.stats
@@ -174,6 +189,7 @@ class FrameWorker:
             else:
                 stats.latencies_ms.append(latency_ms)
             stats.processing_ms.append(processing_ms)
+            stats.stages.add(stages)
             stats.last_present = dict(result.present)
         for listener in self.listeners:
             try:

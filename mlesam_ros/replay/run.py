@@ -23,10 +23,12 @@ from typing import Any
 from tqdm import tqdm
 
 from mlesam_ros.data.topics import GT_LABELS_TOPIC
+from mlesam_ros.msgs.compressed import COMPRESSED_IMAGE
 from mlesam_ros.output_paths import CreatedOutputs, OutputLock, check_output_folder
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.core import SegmentationCore
+from mlesam_ros.pipeline.image_transport import input_msgtype, input_topic, input_transport
 from mlesam_ros.pipeline.tf_buffer import TF_TOPICS
 from mlesam_ros.replay.output import LOG, STORAGES, PartialOutput, bag_storage
 from mlesam_ros.replay.scoring import ReplayResult, Scorer, combo_name
@@ -39,23 +41,38 @@ class ReplayInterrupted(KeyboardInterrupt):
 
 
 def check_input_topics(reader: Any, config: Any, bag: Path) -> None:
-    """Fail before any output exists when the RGB topic (the anchor) is absent or not raw."""
+    """Fail before any output exists when the RGB topic (the anchor) is absent or of another type.
+
+    A bag recorded through image_transport has ``<topic>/compressed``: the message says which
+    ``transport.rgb`` and ``topics.rgb`` read it.
+    """
     types = {c.topic: c.msgtype for c in reader.connections}
-    rgb_topic = config.topics["rgb"]
+    rgb_topic, wanted = input_topic(config, "rgb"), input_msgtype(config, "rgb")
     listing = ", ".join(f"{quote(topic)} ({quote(msgtype)})"
                         for topic, msgtype in sorted(types.items())[:20])
     if len(types) > 20:
         listing += f", ... ({len(types)} topics)"
+    compressed = sorted(
+        topic
+        for topic, msgtype in types.items()
+        if msgtype == COMPRESSED_IMAGE and topic.endswith("/compressed")
+    )
+    hint = (
+        # The settings to paste into the params file, as YAML writes them (no quotes).
+        f" (for {quote(compressed[0])}: topics.rgb: {compressed[0].rsplit('/', 1)[0][:120]} "
+        "and transport.rgb: compressed)" if compressed and wanted == m.IMAGE else ""
+    )
     if rgb_topic not in types:
         raise ValueError(
             f"topics.rgb: {quote(rgb_topic)} is not in bag {bag}; its topics are: "
-            f"{listing or 'none'}. Set topics.rgb in --params to the camera's image topic"
+            f"{listing or 'none'}. Set topics.rgb in --params to the camera's image topic{hint}"
         )
-    if types[rgb_topic] != m.IMAGE:
+    if types[rgb_topic] != wanted:
         raise ValueError(
-            f"topics.rgb: {quote(rgb_topic)} carries {types[rgb_topic]}, but the node reads "
-            f"{m.IMAGE}; decompress it first (ros2 run image_transport republish compressed "
-            "raw) or point topics.rgb at a raw image topic"
+            f"topics.rgb: {quote(rgb_topic)} carries {quote(types[rgb_topic])}, but "
+            f"transport.rgb: {input_transport(config, 'rgb')} reads {wanted}; set "
+            "transport.rgb to the transport it was recorded with (compressed: point topics.rgb "
+            "at the base topic)"
         )
 
 
@@ -195,12 +212,17 @@ def _same_time_batches(stream: Iterable[tuple[Any, int, bytes]]):
 
 def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None:
     config = core.config
-    rgb_topic = config.topics["rgb"]
+    rgb_topic = input_topic(config, "rgb")
     segmenter = core.segmenter
     result.backend = f"{segmenter.backend}/{segmenter.device}"
     result.model = str(segmenter.artefact)
     has_truth = any(c.topic == GT_LABELS_TOPIC for c in reader.connections)
-    scorer = Scorer(result, len(core.path.class_names), groups) if has_truth else None
+    remapped = not core.path.classes.identity
+    scorer = Scorer(result, len(core.path.class_names), groups) if has_truth and not (
+        remapped) else None  # fmt: skip
+    if has_truth and remapped:
+        result.notes.append("mIoU skipped: output.class_map_file remaps the published labels, "
+                            "the ground truth has the model's")  # fmt: skip
     bar = tqdm(
         total=sum(c.msgcount for c in reader.connections if c.topic == rgb_topic),
         unit="frame",
@@ -215,13 +237,15 @@ def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None
         if record.latency_ms is not None:
             result.latencies_ms.append(record.latency_ms)
         result.processing_ms.append(record.processing_ms)
+        for stage, value in record.stages_ms.items():
+            result.stages_ms.setdefault(stage, []).append(value)
         result.note_suspects(result.frames, record.suspects)
         if scorer is not None:
             extra = [] if groups is None else list(groups(record))
             scorer.prediction(record.stamp_ns, frame_result.labels.copy(), [combo, *extra])
 
     core.listeners.append(on_frame)
-    sensor_of_topic = {topic: key for key, topic in config.topics.items() if topic}
+    sensor_of_topic = {input_topic(config, key): key for key in config.enabled_inputs}
     wanted = set(transport.subscriptions) | {*TF_TOPICS, GT_LABELS_TOPIC}
     connections = []
     for connection in reader.connections:

@@ -17,6 +17,8 @@ import numpy as np
 from mlesam_ros.data.resample import nearest_resize
 from mlesam_ros.data.topics import GT_LABELS_TOPIC
 from mlesam_ros.msgs import header_stamp_ns, image_to_numpy
+from mlesam_ros.pipeline.timing import STAGES
+from mlesam_ros.pipeline.timing import percentiles as percentiles_of
 from mlesam_ros.train.metrics import ConfusionMatrix
 
 
@@ -31,6 +33,7 @@ class ReplayResult:
     presence: collections.Counter = field(default_factory=collections.Counter)
     latencies_ms: list[float] = field(default_factory=list)
     processing_ms: list[float] = field(default_factory=list)
+    stages_ms: dict[str, list[float]] = field(default_factory=dict)  # pipeline.timing.STAGES
     confusion: dict[str, Any] = field(default_factory=dict)
     published: dict[str, int] = field(default_factory=dict)
     issues: collections.Counter = field(default_factory=collections.Counter)
@@ -77,6 +80,11 @@ class ReplayResult:
             "fused_modalities": dict(self.presence.most_common()),
             "latency_ms": percentiles(latency),
             "processing_ms": percentiles(processing),
+            "stages_ms": {
+                stage: dict(zip(("p50", "p90"), (round(v, 2) for v in percentiles_of(
+                    self.stages_ms[stage])), strict=True))
+                for stage in STAGES if self.stages_ms.get(stage)
+            },
             "miou": miou,
             "published": self.published,
             "issues": dict(self.issues.most_common()),
@@ -105,6 +113,9 @@ class ReplayResult:
                     f"{name.replace('_ms', '')} ms: p50 {values['p50']}, p90 "
                     f"{values['p90']}, p99 {values['p99']}, mean {values['mean']}"
                 )
+        if data["stages_ms"]:
+            lines.append("stages ms (p50/p90): " + ", ".join(
+                f"{stage} {v['p50']}/{v['p90']}" for stage, v in data["stages_ms"].items()))
         if data["miou"]:
             lines.append("mIoU (ground truth on " + GT_LABELS_TOPIC + "):")
             lines += [

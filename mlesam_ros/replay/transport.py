@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mlesam_ros.pipeline import messages as m
+from mlesam_ros.pipeline.naming import NamedLogger, fully_qualified_name, logger_name
 from mlesam_ros.pipeline.tf_buffer import TF_TOPICS, TfBuffer
 
 LOG = logging.getLogger("mlesam.replay")
@@ -54,7 +55,8 @@ class BagTransport:
     """:class:`~mlesam_ros.pipeline.interface.NodeIO` over a bag: bag clock, output bag."""
 
     def __init__(self, writer: Any, parameters: Mapping[str, Any], logger: Any = LOG) -> None:
-        self.logger = logger
+        self.fully_qualified_name = fully_qualified_name()  # outputs on /mlesam/...
+        self.logger = NamedLogger(logger, logger_name(self.fully_qualified_name))
         self._parameters = dict(parameters)
         self._writer = writer
         self._connections: dict[str, Any] = {}
@@ -126,7 +128,7 @@ class BagTransport:
             self.clock_jumps += 1
             if self.clock_jumps == 1:
                 self.logger.warning(
-                    f"mlesam: bag time jumps {(now_ns - self._now) / 1e9:.1f} s (from "
+                    f"bag time jumps {(now_ns - self._now) / 1e9:.1f} s (from "
                     f"{self._now} ns to {now_ns} ns); timers fire once after the gap instead "
                     "of for every period in it"
                 )
@@ -150,7 +152,7 @@ class BagTransport:
         if self.on_issue is not None:
             self.on_issue(sensor, topic, text)
         else:
-            self.logger.warning(f"mlesam: {sensor} ({topic}): {text}")
+            self.logger.warning(f"{sensor} ({topic}): {text}")
 
     def deliver(self, topic: str, message: Any) -> None:
         """Hand one bag message to its subscribers (tf topics to the tf buffer too).
