@@ -1,6 +1,6 @@
 """Time the z-buffered LiDAR projection: numpy (one core), torch CPU (one thread), CUDA.
 
-Target from issue 5: < 5 ms for 131,072 points into 1920x1080 with numpy on one CPU core.
+Target: < 5 ms for 131,072 points into 1920x1080 with numpy on one CPU core.
 The cloud is a 360-degree spinning-LiDAR-like scan, so about a quarter of the points face
 the camera, as on a real car. Every path is checked against numpy before it is timed.
 

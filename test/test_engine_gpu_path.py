@@ -198,7 +198,7 @@ def test_onnxruntime_cuda_matches_cpu_on_the_shipped_model() -> None:
     from mlesam_ros.engine.backends.onnxruntime_backend import cuda_available
 
     if not cuda_available():
-        pytest.skip("onnxruntime has no CUDA provider here (install mlesam_ros[gpu])")
+        pytest.skip("onnxruntime has no CUDA provider here (pip install -e '.[gpu]')")
     onnx_path = resolve_default_checkpoint().with_suffix(".onnx")
     with Segmenter(onnx_path, "onnxruntime", device="cpu") as cpu, \
             Segmenter(onnx_path, "onnxruntime", device="cuda") as gpu:  # fmt: skip

@@ -423,7 +423,7 @@ def test_sam1_and_sam2_files_are_told_apart(tmp_path: Path, sam2_file) -> None:
         build_mlesam(_hiera_t(), sam_checkpoint=sam1)
     with pytest.raises(ValueError, match=r"not fit preset 'hiera_b\+'.*looks like.*'hiera_t'"):
         build_mlesam(MLESAMConfig(preset="hiera_b+"), sam_checkpoint=path)
-    with pytest.raises(FileNotFoundError, match=r"download a SAM 2 checkpoint .*sam2 README"):
+    with pytest.raises(FileNotFoundError, match=r"SAM 2 checkpoint .*facebookresearch/sam2#down"):
         build_mlesam(_hiera_t(), sam_checkpoint=tmp_path / "sam2.1_hiera_tiny.pt")
 
 

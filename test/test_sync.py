@@ -214,7 +214,7 @@ def test_configuration_errors() -> None:
 
 
 def test_every_anchor_is_emitted_or_dropped_by_a_named_reason() -> None:
-    """Issue 12: a random mix of duplicates, stamps going back, floods and a bag loop; every
+    """A random mix of duplicates, stamps going back, floods and a bag loop; every
     RGB message offered is either emitted or counted once in ``anchor_dropped``."""
     rng = np.random.default_rng(7)
     for strict in (False, True):

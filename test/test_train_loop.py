@@ -88,6 +88,33 @@ def test_resume_continues_from_the_saved_step_like_an_uninterrupted_run(tmp_path
               resume=tmp_path / "split" / "last.pt")
 
 
+def test_a_failed_start_leaves_no_run_folder(tmp_path: Path, capsys) -> None:
+    """A missing SAM checkpoint or data root fails before step 1 and removes what it created."""
+    from mlesam_ros.cli import main
+
+    config = _config()
+    config.sam_checkpoint = str(tmp_path / "sam_vit_b_01ec64.pth")
+    with pytest.raises(FileNotFoundError, match=r"SAM checkpoint .* not found"):
+        train(config, tmp_path / "runs" / "no_sam", progress=False)
+    assert not (tmp_path / "runs" / "no_sam").exists()
+
+    yaml_path = tmp_path / "deliver.yaml"
+    yaml_path.write_text(f"data:\n  dataset: deliver\n  root: {tmp_path / 'DELIVER'}\n"
+                         "model:\n  preset: tiny\n  train_encoder: true\n"
+                         "device: cpu\n")  # fmt: skip
+    out = tmp_path / "runs" / "deliver"
+    assert main(["train", "--config", str(yaml_path), "--out", str(out), "--no-progress"]) == 2
+    assert "dataset root" in capsys.readouterr().err and not out.exists()
+
+    # A folder that existed before (an earlier run) keeps its files untouched.
+    earlier = tmp_path / "runs" / "earlier"
+    train(_config(max_steps=1), earlier, progress=False)
+    before = {path.name: path.read_bytes() for path in earlier.iterdir()}
+    with pytest.raises(FileNotFoundError, match="SAM checkpoint"):
+        train(config, earlier, progress=False)
+    assert {path.name: path.read_bytes() for path in earlier.iterdir()} == before
+
+
 def test_config_errors_name_the_file_and_field(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     cases = {

@@ -33,7 +33,7 @@ def cudart() -> Any:
         except ImportError as error:
             raise ImportError(
                 "cuda-python is not installed (the TensorRT backend allocates GPU memory with "
-                "it); install it with `pip install 'mlesam_ros[trt]'`"
+                "it); install it with `pip install -e '.[trt]'` (in the checkout)"
             ) from error
     return runtime
 

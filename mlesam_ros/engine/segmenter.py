@@ -179,8 +179,8 @@ class Segmenter:
         except ImportError as error:
             raise ValueError(
                 f"backend: tensorrt is not usable here ({error}); install "
-                "`pip install 'mlesam_ros[trt]'` (TensorRT and cuda-python) or choose "
-                "onnxruntime/torch"
+                "`pip install -e '.[trt]'` (in the checkout: TensorRT and cuda-python) or "
+                "choose onnxruntime/torch"
             ) from error
         return TensorRTBackend(path, options, rebuild=rebuild, cache_dir=cache)
 

@@ -22,7 +22,7 @@ from mlesam_ros.model.backbone import _run_block
 from mlesam_ros.model.lora import LoRAQKV
 from mlesam_ros.model.presets import SAMPreset
 
-SAM2_INSTALL = "SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2==1.1.0"
+SAM2_INSTALL = "SAM2_BUILD_CUDA=0 pip install --no-build-isolation -e '.[sam2]'"
 
 
 def build_hiera_encoder(preset: SAMPreset) -> nn.Module:
@@ -38,7 +38,8 @@ def build_hiera_encoder(preset: SAMPreset) -> nn.Module:
     except ImportError as error:
         raise ImportError(
             f"preset {preset.name!r} needs Meta's sam2 package (SAM 2's Hiera); install it after "
-            f"torch with `{SAM2_INSTALL}`, or use a ViT preset (vit_b, vit_l, vit_h, tiny)"
+            f"torch with `{SAM2_INSTALL}` (in the checkout), or use a ViT preset (vit_b, vit_l, "
+            "vit_h, tiny)"
         ) from error
     on_meta = torch.empty(0).device.type == "meta"
     with torch.device("cpu") if on_meta else contextlib.nullcontext():

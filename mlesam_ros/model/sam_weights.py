@@ -56,7 +56,10 @@ FAMILY_FILES = {
     "vit": "a SAM checkpoint (segment-anything ViT, e.g. sam_vit_b_01ec64.pth)",
     "hiera": "a SAM 2 checkpoint (sam2 Hiera, e.g. sam2.1_hiera_base_plus.pt)",
 }
-FAMILY_SOURCES = {"vit": "segment-anything", "hiera": "facebookresearch/sam2"}
+FAMILY_SOURCES = {  # where the official files are listed
+    "vit": "https://github.com/facebookresearch/segment-anything#model-checkpoints",
+    "hiera": "https://github.com/facebookresearch/sam2#download-checkpoints",
+}
 FAMILY_PRESETS = {"vit": "vit_b, vit_l, vit_h", "hiera": "hiera_t, hiera_s, hiera_b+, hiera_l"}
 
 
@@ -68,8 +71,8 @@ def read_sam_state_dict(path: str | Path, family: str = "vit") -> dict[str, torc
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"SAM checkpoint {path} not found; download {FAMILY_FILES[family]} from the "
-            f"{FAMILY_SOURCES[family]} README and pass that path"
+            f"SAM checkpoint {path} not found; download {FAMILY_FILES[family]} from "
+            f"{FAMILY_SOURCES[family]} and pass that path"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

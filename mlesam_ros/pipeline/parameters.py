@@ -60,7 +60,7 @@ class ParamSpec:
     positive: bool = False
 
     def allowed(self) -> str:
-        """Describe the allowed values in words (every error message and the README use it)."""
+        """Describe the allowed values in words (error messages and docs/parameters.md)."""
         if self.choices is not None:
             shown = [choice or "''" for choice in self.choices]
             return " or ".join(shown) if len(shown) == 2 else "from " + ", ".join(shown)
@@ -115,7 +115,7 @@ _SECONDS = {"minimum": 0.0, "maximum": 60.0}
 _OFFSET = {"minimum": -10.0, "maximum": 10.0, "dynamic": True}
 _QOS = {"choices": RELIABILITIES}
 
-# Order = order in config/mlesam.yaml and in the README table.
+# Order = order in config/mlesam.yaml and in the table of docs/parameters.md.
 PARAMETERS: dict[str, ParamSpec] = {
     "topics.rgb": _spec(
         topics.RGB_IMAGE_TOPIC,
@@ -414,7 +414,7 @@ DYNAMIC_PARAMETERS = frozenset(name for name, spec in PARAMETERS.items() if spec
 
 
 def parameter_table() -> str:
-    """Markdown table of every parameter (name, default, values, live?, meaning) for the README."""
+    """Markdown table of every parameter (name, default, values, live?, meaning), as in docs/."""
     rows = [
         "| parameter | default | values | set live | meaning |",
         "|---|---|---|---|---|",

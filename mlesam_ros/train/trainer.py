@@ -4,7 +4,8 @@ One function, ``train``, runs a whole job in the calling process; under torchrun
 calls it and ``DistributedDataParallel`` keeps the replicas identical. Rank 0 writes the run
 folder: ``config.yaml``, ``metrics.csv`` (one row per logged step), ``last.pt`` (weights +
 optimiser/scheduler/step, for ``--resume``) and ``model.pt`` (weights and config only: the
-small file to evaluate, export or ship).
+small file to evaluate, export or ship). A run that fails before its first step (a missing
+SAM checkpoint, a wrong data root) removes the folder it created and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import shutil
 import time
 import warnings
 from contextlib import nullcontext
@@ -73,27 +75,49 @@ def train(
 ) -> TrainResult:
     """Train ``config`` and write the run folder; returns the trained (unwrapped) model."""
     context = init_distributed(config.device)
+    folder = _RunFolder(Path(run_dir), owner=context.is_main)
     try:
-        return _train(config, Path(run_dir), resume, progress, context)
+        return _train(config, folder, resume, progress, context)
+    except BaseException:
+        folder.discard_unless_started()
+        raise
     finally:
         cleanup_distributed()
 
 
+class _RunFolder:
+    """The run folder, removed again if this run created it and fails before its first step.
+
+    Setting up checks the inputs (SAM checkpoint, data root, config against the data) only
+    as it meets them, after the folder exists; a failed start must not leave a folder that
+    looks like a run. Once training has started the folder holds the run's log and stays.
+    """
+
+    def __init__(self, path: Path, owner: bool) -> None:
+        self.path = path
+        self.created = owner and not path.exists()
+        self.started = False
+
+    def discard_unless_started(self) -> None:
+        if self.created and not self.started:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
 def _train(
     config: TrainConfig,
-    run_dir: Path,
+    folder: _RunFolder,
     resume: str | Path | None,
     progress: bool,
     context: DistributedContext,
 ) -> TrainResult:
+    run_dir = folder.path
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     device = context.device
     use_amp = config.amp and device.type == "cuda"
     amp_dtype = autocast_dtype(device) if use_amp else None
     if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_yaml(run_dir / "config.yaml", config.to_dict())
+        run_dir.mkdir(parents=True, exist_ok=True)  # the synthetic cache may go here
 
     if context.is_main and not config.model.train_encoder and not config.sam_checkpoint:
         warnings.warn(
@@ -159,6 +183,10 @@ def _train(
         ohem_threshold=config.loss.ohem_threshold, ohem_min_kept=config.loss.ohem_min_kept,
     )  # fmt: skip
 
+    if context.is_main:
+        # Written once the inputs have been read: a failed start keeps an earlier run's file.
+        _write_yaml(run_dir / "config.yaml", config.to_dict())
+    folder.started = True
     log = _CsvLog(run_dir / "metrics.csv", append=resume is not None) if context.is_main else None
     bar = _progress_bar(total_steps, step, progress and context.is_main)
     history: list[dict[str, float]] = []

@@ -1,6 +1,6 @@
 """ONNX Runtime backend (CUDA or CPU provider) with IO binding to pre-allocated buffers.
 
-On a GPU (``pip install 'mlesam_ros[gpu]'``, i.e. ``onnxruntime-gpu`` in place of the CPU
+On a GPU (``pip install -e '.[gpu]'``, i.e. ``onnxruntime-gpu`` in place of the CPU
 ``onnxruntime`` wheel) the inputs live in device ``OrtValue``s refreshed in place each frame
 and the outputs are bound to the backend's host buffers, so ONNX Runtime copies them back
 itself and nothing is allocated per frame.
