@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mlesam_ros.modalities import MODALITIES, parse_modalities
+from mlesam_ros.model.config import FUSIONS, ROUTERS
 from mlesam_ros.model.presets import PRESETS
 
 PUBLISHED_TRAINABLE = "~20.8 M (MLE-SAM on SAM2 Hiera-B+, DELIVER RGB-D-E-L)"
@@ -29,7 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--num-classes", type=int, default=25, help="classes (DELIVER: 25)")
     parser.add_argument("--lora-rank", type=int, default=32, help="rank of each LoRA expert")
-    parser.add_argument("--fusion", default="both", help="router, mean or both")
+    parser.add_argument("--fusion", default="router", choices=FUSIONS,
+                        help="the routed path alone, the plain mean, or their average (paper)")
+    parser.add_argument("--router", default="spatial", choices=ROUTERS,
+                        help="router formula (docs/robustness.md)")
     parser.add_argument("--train-encoder", action="store_true", help="count the ViT as trainable")
     parser.set_defaults(handler=_run)
 
@@ -57,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         num_classes=args.num_classes,
         lora_rank=args.lora_rank,
         fusion=args.fusion,
+        router=args.router,
         train_encoder=args.train_encoder,
     )
     # Meta tensors have shapes but no storage: counting ViT-H costs no memory or init time.
@@ -66,7 +71,8 @@ def _run(args: argparse.Namespace) -> int:
     total = rows[-1]
     print(
         f"MLE-SAM {config.preset}, modalities {','.join(config.modalities)}, "
-        f"{config.num_classes} classes, LoRA rank {config.lora_rank}, fusion {config.fusion}"
+        f"{config.num_classes} classes, LoRA rank {config.lora_rank}, fusion {config.fusion}, "
+        f"router {config.router}"
     )
     print(format_report(rows))
     print(f"trainable parameters: {total.trainable:,} ({total.trainable / 1e6:.2f} M)")
