@@ -253,7 +253,7 @@ def synthetic_cache_path(
         "size": list(size), "version": 1,
     }  # fmt: skip
     if variants:
-        key.update(variants=variants, corruptions_version=2)
+        key.update(variants=variants, corruptions_version=1)
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     folder = Path(config.cache_dir) if config.cache_dir else run_dir
     return folder / f"synthetic_{digest}.npz"
@@ -312,19 +312,6 @@ def render_synthetic(
                          variant_kinds=kinds)  # fmt: skip
 
 
-# The lies a model cannot see in one sensor alone come first: a sensor that moved against
-# its calibration (variant 0), and an image that is uniform yet valid (variant 1); the
-# others are any kind. With ``frozen`` drawn beside the variants, each of these makes about a
-# quarter of a sensor's corruptions in training, where drawing every kind alike would make
-# them rare (one kind in eight).
-_STRATIFIED = (("extrinsic",), ("constant", "black"))
-
-
-def _variant_kinds(variant: int, kinds: list[str]) -> list[str]:
-    """Kinds variant ``variant`` draws from (``sample_corruption`` keeps those that apply)."""
-    return list(_STRATIFIED[variant]) if variant < len(_STRATIFIED) else kinds
-
-
 def _render_frames(job: tuple) -> tuple[int, dict[str, Any]]:
     """Render frames [start, stop) (in a worker process or inline) for ``render_synthetic``."""
     from mlesam_ros.data.corruptions import KINDS, sample_corruption
@@ -355,10 +342,7 @@ def _render_frames(job: tuple) -> tuple[int, dict[str, Any]]:
             for slot, modality in enumerate(modalities):
                 if not part["present"][row, slot]:
                     continue
-                corruption = sample_corruption(modality, rng, _variant_kinds(variant,
-                                                                           sensor_level))
-                if corruption is None:  # e.g. RGB is never shifted: any kind instead
-                    corruption = sample_corruption(modality, rng, sensor_level)
+                corruption = sample_corruption(modality, rng, sensor_level)
                 if corruption is None:
                     continue
                 image, seen = frame_to_images(corrupt_frame(frame, corruption, rng), [modality])
