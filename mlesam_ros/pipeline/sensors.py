@@ -110,6 +110,8 @@ class SensorInputs:
         self.model_size = model_size
         self.cache = CalibrationCache()
         self._cameras: dict[str, tuple[tuple, CameraModel]] = {}
+        self.sweeps: Any = None
+        """A :class:`~mlesam_ros.pipeline.sweep.SweepCache` the cameras of a rig share."""
 
     def run(
         self,

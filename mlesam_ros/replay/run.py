@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from mlesam_ros.data.topics import GT_LABELS_TOPIC
+from mlesam_ros.data.topics import GT_LABELS_TOPIC, camera_truth_topic
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.core import SegmentationCore
@@ -34,22 +34,30 @@ class ReplayInterrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM) during a replay; the message says where the partial output is."""
 
 
+def rgb_topics(config: Any) -> dict[str, str]:
+    """Return every camera's RGB topic by parameter: ``topics.rgb``, or each of a rig's."""
+    if not config.cameras:
+        return {"topics.rgb": config.topics["rgb"]}
+    return {f"cameras.{camera.name}.rgb": config.camera_view(camera).topics["rgb"]
+            for camera in config.cameras}  # fmt: skip
+
+
 def check_input_topics(reader: Any, config: Any, bag: Path) -> None:
-    """Fail before any output exists when the RGB topic (the anchor) is absent or not raw."""
+    """Fail before any output exists when an RGB topic (an anchor) is absent or not raw."""
     types = {c.topic: c.msgtype for c in reader.connections}
-    rgb_topic = config.topics["rgb"]
     listing = ", ".join(f"{topic} ({msgtype})" for topic, msgtype in sorted(types.items()))
-    if rgb_topic not in types:
-        raise ValueError(
-            f"topics.rgb: {rgb_topic} is not in bag {bag}; its topics are: "
-            f"{listing or 'none'}. Set topics.rgb in --params to the camera's image topic"
-        )
-    if types[rgb_topic] != m.IMAGE:
-        raise ValueError(
-            f"topics.rgb: {rgb_topic} carries {types[rgb_topic]}, but the node reads "
-            f"{m.IMAGE}; decompress it first (ros2 run image_transport republish compressed "
-            "raw) or point topics.rgb at a raw image topic"
-        )
+    for parameter, rgb_topic in rgb_topics(config).items():
+        if rgb_topic not in types:
+            raise ValueError(
+                f"{parameter}: {rgb_topic} is not in bag {bag}; its topics are: "
+                f"{listing or 'none'}. Set {parameter} in --params to the camera's image topic"
+            )
+        if types[rgb_topic] != m.IMAGE:
+            raise ValueError(
+                f"{parameter}: {rgb_topic} carries {types[rgb_topic]}, but the node reads "
+                f"{m.IMAGE}; decompress it first (ros2 run image_transport republish "
+                f"compressed raw) or point {parameter} at a raw image topic"
+            )
 
 
 def _open_reader(bag: Path, store: Any) -> Any:
@@ -163,14 +171,19 @@ def _same_time_batches(stream: Iterable[tuple[Any, int, bytes]]):
 
 def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None:
     config = core.config
-    rgb_topic = config.topics["rgb"]
+    rgb = set(rgb_topics(config).values())
     segmenter = core.segmenter
     result.backend = f"{segmenter.backend}/{segmenter.device}"
     result.model = str(segmenter.artefact)
-    has_truth = any(c.topic == GT_LABELS_TOPIC for c in reader.connections)
-    scorer = Scorer(result, len(core.path.class_names), groups) if has_truth else None
+    # Ground truth: /mlesam/gt_labels for the one camera, /mlesam/<camera>/gt_labels in a rig.
+    truth_topics = {camera.name: camera_truth_topic(camera.name) for camera in config.cameras}
+    truth_topics = truth_topics or {"": GT_LABELS_TOPIC}
+    in_bag = {c.topic for c in reader.connections}
+    scorers = {camera: Scorer(result, len(core.path.class_names), groups)
+               for camera, topic in truth_topics.items() if topic in in_bag}  # fmt: skip
+    scorer_of_topic = {truth_topics[camera]: scorer for camera, scorer in scorers.items()}
     bar = tqdm(
-        total=sum(c.msgcount for c in reader.connections if c.topic == rgb_topic),
+        total=sum(c.msgcount for c in reader.connections if c.topic in rgb),
         unit="frame",
         desc="replay",
         disable=not progress,
@@ -184,13 +197,16 @@ def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None
             result.latencies_ms.append(record.latency_ms)
         result.processing_ms.append(record.processing_ms)
         result.note_suspects(result.frames, record.suspects)
+        scorer = scorers.get(getattr(record, "camera", ""))
         if scorer is not None:
             extra = [] if groups is None else list(groups(record))
+            if record.camera:
+                extra.append(f"camera:{record.camera}")
             scorer.prediction(record.stamp_ns, frame_result.labels.copy(), [combo, *extra])
 
     core.listeners.append(on_frame)
     sensor_of_topic = {topic: key for key, topic in config.topics.items() if topic}
-    wanted = set(transport.subscriptions) | {*TF_TOPICS, GT_LABELS_TOPIC}
+    wanted = set(transport.subscriptions) | {*TF_TOPICS, *scorer_of_topic}
     connections = []
     for connection in reader.connections:
         if connection.topic not in wanted:
@@ -210,7 +226,7 @@ def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None
         for timestamp, batch in _same_time_batches(reader.messages(connections=connections)):
             transport.advance(timestamp)
             for connection, raw in batch:
-                is_rgb = connection.topic == rgb_topic
+                is_rgb = connection.topic in rgb
                 if is_rgb:
                     result.rgb_messages += 1
                     bar.update(1)
@@ -224,13 +240,12 @@ def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None
                         sensor_of_topic.get(connection.topic, "input"),
                     )
                     if is_rgb:
-                        core.count_drop("undecodable")
+                        core.count_drop("undecodable", connection.topic)
                     continue
                 if copy_inputs:
                     transport.write_raw(connection.topic, connection.msgtype, raw)
-                if connection.topic == GT_LABELS_TOPIC:
-                    if scorer is not None:
-                        scorer.truth(message)
+                if connection.topic in scorer_of_topic:
+                    scorer_of_topic[connection.topic].truth(message)
                     continue
                 transport.deliver(connection.topic, message)
         # Let the last frames time out and go through, then report once more.
@@ -242,6 +257,8 @@ def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None
     result.published = {topic: pub.count for topic, pub in transport.publishers.items()}
     result.issues = collections.Counter(core.stats.issues)
     result.dropped = core.dropped_frames()
+    if core.rig is not None:
+        result.dropped_by_camera = core.rig.dropped_by_camera()
     if transport.clock_jumps:
         result.notes.append(
             f"bag time jumped {transport.clock_jumps}x by more than "
