@@ -15,7 +15,7 @@ from conftest import FakeSegmenter
 
 from mlesam_ros.data.export import camera_parameters, surround_messages, surround_tf_static
 from mlesam_ros.data.synth.surround import SurroundDrive, surround_rig
-from mlesam_ros.msgs import matrices_to_tf_message, pointcloud2_to_array
+from mlesam_ros.msgs import header_stamp_ns, matrices_to_tf_message, pointcloud2_to_array
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.config import NodeConfig, check_update, parameter_names
 from mlesam_ros.pipeline.core import SegmentationCore
@@ -248,7 +248,7 @@ def test_batch_holds_the_cameras_ready_within_the_window_not_absent_ones(surroun
 def test_a_camera_on_its_way_is_waited_for_at_most_the_window(surround) -> None:
     _, frames = surround
     segmenter = BatchSegmenter()
-    core, transport = make_core(surround, segmenter, **{"cameras.batch_window_s": 0.02})
+    _, transport = make_core(surround, segmenter, **{"cameras.batch_window_s": 0.02})
     frame = frames[0]
     feed(transport, messages_of(frame, None))
     rear_rgb = [i for i in messages_of(frame, "rear") if "depth" not in i[0]]
@@ -350,3 +350,67 @@ def test_lifecycle_counts_frames_left_waiting_per_camera(surround) -> None:
     core.activate()
     feed(transport, surround_messages(frames[1]))
     assert len(transport.sent("/mlesam/left/labels")) == 1
+
+
+def test_the_worker_thread_batches_the_cameras_and_stops_cleanly(surround) -> None:
+    import time
+
+    rig, frames = surround
+    tf = TfBuffer()
+    topic, _, transforms = surround_tf_static(rig)
+    tf.feed(topic, matrices_to_tf_message(transforms, 0))
+    segmenter = BatchSegmenter()
+    transport = RigTransport({**camera_parameters(rig), "cameras.batch_window_s": 0.2}, tf)
+    core = SegmentationCore(transport, threaded=True, segmenter=segmenter)
+    core.configure()
+    try:
+        feed(transport, surround_messages(frames[0]))
+        deadline = time.monotonic() + 10.0
+        while core.stats.published < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert core.stats.published == 3
+        assert sum(len(batch) for batch in segmenter.batches) == 3
+        assert len(segmenter.batches) < 3  # the three cameras did not run one by one
+    finally:
+        core.cleanup()
+    assert core.rig._worker is None
+
+
+# -- replay -------------------------------------------------------------------------------------
+
+
+def test_replay_labels_each_camera_as_a_one_camera_node_would(surround, tmp_path) -> None:
+    """Same bag, same model: each camera's labels equal a one-camera replay's, frame by frame."""
+    from conftest import read_bag
+
+    from mlesam_ros.data.export import surround_topics, write_surround_bag
+    from mlesam_ros.engine import resolve_default_checkpoint
+    from mlesam_ros.replay.run import replay_bag
+
+    rig, frames = surround
+    bag = tmp_path / "surround"
+    write_surround_bag(frames, bag)
+    model = str(resolve_default_checkpoint().with_suffix(".onnx"))
+    common = {"model.path": model, "model.threads": 1}
+    result = replay_bag(bag, tmp_path / "rig", {**camera_parameters(rig), **common},
+                        progress=False)  # fmt: skip
+    summary = result.summary()
+    assert result.frames == 9 and result.rgb_messages == 9
+    assert {"camera:front", "camera:left", "camera:rear", "all"} <= set(summary["miou"])
+    assert summary["dropped_by_camera"] == {"front": {}, "left": {}, "rear": {}}
+    together = read_bag(tmp_path / "rig")
+    assert len(together["/mlesam/labeled_points"]) == 3
+    for camera in ("front", "left"):
+        names = surround_topics(camera)
+        alone = replay_bag(bag, tmp_path / camera, {
+            **common, "topics.rgb": names["rgb"], "topics.rgb_info": names["rgb_info"],
+            "topics.depth": names["depth"], "topics.depth_info": names["depth_info"],
+            "topics.thermal": ""}, progress=False)  # fmt: skip
+        assert alone.frames == 3
+        single = [message for _, message in read_bag(tmp_path / camera)["/mlesam/labels"]]
+        in_rig = [message for _, message in together[f"/mlesam/{camera}/labels"]]
+        assert len(single) == len(in_rig) == 3
+        for one, two in zip(single, in_rig, strict=True):
+            assert header_stamp_ns(one) == header_stamp_ns(two)
+            assert one.header.frame_id == two.header.frame_id
+            np.testing.assert_array_equal(one.data, two.data)

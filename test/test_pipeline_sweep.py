@@ -57,4 +57,5 @@ def test_a_camera_that_cannot_be_bounded_gets_the_whole_sweep() -> None:
     assert camera_sector(looking_up, pinhole) is None
     sector = camera_sector(facing_forward, pinhole)
     half = np.arctan(32 / 40)  # half the horizontal field of view
-    assert sector is not None and -half - 0.1 < sector.low < -half < half < sector.high < half + 0.1
+    assert sector is not None
+    assert -half - 0.1 < sector.low < -half < half < sector.high < half + 0.1
