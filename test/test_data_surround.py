@@ -25,7 +25,7 @@ def test_cameras_look_all_around_and_neighbours_overlap() -> None:
         projection = project_lidar(ring, rig.camera_from_lidar(name), spec.camera)
         seen[np.asarray(projection.valid)] += 1  # every point landing in the image
     assert seen.min() >= 1 and (seen == 2).mean() > 0.1
-    with pytest.raises(ValueError, match="cameras: choose 1..8"):
+    with pytest.raises(ValueError, match=r"cameras: choose 1\.\.8"):
         surround_rig(9)
 
 
