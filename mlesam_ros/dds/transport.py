@@ -340,10 +340,14 @@ def run_node(
         core.cleanup()
         transport.close()
     stats = core.stats
-    rgb_topic = core.config.topics["rgb"] if core.config is not None else None
-    rgb_topic = m.resolve_topic(rgb_topic, node_name, namespace) if rgb_topic else None
+    config = core.config
+    # Every camera's RGB topic: topics.rgb, or each camera's of a rig (cameras.names).
+    rgb_topics = set() if config is None else {
+        config.camera_view(camera).topics["rgb"] for camera in config.cameras
+    } or {config.topics["rgb"]}  # fmt: skip
+    resolved = {m.resolve_topic(topic, node_name, namespace) for topic in rgb_topics if topic}
     return NodeReport(
-        rgb_received=transport.received.get(rgb_topic, 0),
+        rgb_received=sum(transport.received.get(topic, 0) for topic in resolved),
         published=stats.published,
         dropped=core.dropped_frames(),
         errors=stats.inference_errors + stats.callback_errors,
