@@ -339,6 +339,23 @@ def test_diagnostics_per_camera_and_per_shared_sensor_with_a_dead_camera(surroun
     assert values["mlesam: rear/pipeline"]["frames_published"] == "0"
 
 
+def test_a_camera_dying_mid_drive_is_reported_while_the_others_go_on() -> None:
+    rig = surround_rig(2, 96, 64, lidar_beams=8, lidar_azimuth_steps=128)
+    frames = list(SurroundDrive(seed=2, rig=rig, dead={"left": 3}).frames(20))
+    core, transport = make_core((rig, frames), **{"cameras.batch_window_s": 0.0})
+    for frame in frames:
+        feed(transport, surround_messages(frame))
+        transport.tick(transport.now + 20 * MS)
+    levels = {s.name: (s.level, s.message) for s in core.diagnostics().status}
+    assert levels["mlesam: front/rgb"] == (m.OK, "fused")
+    assert levels["mlesam: left/rgb"][0] == m.STALE
+    assert levels["mlesam: left/rgb"][1].startswith("no image for 1.")
+    assert levels["mlesam: left/pipeline"][0] == m.WARN
+    assert levels["mlesam: points"] == (m.OK, "fused by front")  # left's last frame is old
+    assert len(transport.sent("/mlesam/front/labels")) == 20
+    assert len(transport.sent("/mlesam/left/labels")) == 3
+
+
 def test_lifecycle_counts_frames_left_waiting_per_camera(surround) -> None:
     _, frames = surround
     core, transport = make_core(surround, **{"cameras.batch_window_s": 0.0})

@@ -48,6 +48,9 @@ CAMERA_OUTPUTS = {"labels": (m.IMAGE, None), "labels_color": (m.IMAGE, "labels_c
 SYNC_FIELDS = ("slop_ns", "timeout_ns", "strict", "offsets_ns")
 BATCH_WINDOW = 200
 """Batches kept for the mean batch size in diagnostics."""
+SILENT_PERIODS = 5.0
+SILENT_MIN_S = 1.0
+"""A camera without an RGB image for this many of its periods (and this long) is silent."""
 
 
 def camera_topic(camera: str, output: str) -> str:
@@ -606,22 +609,56 @@ class CameraRig:
         else:
             level, message = m.OK, "ok"
         statuses = [m.diagnostic_status("mlesam: pipeline", level, message, values)]
+        now = core.io.now_ns()
+        silent = {lane.name: text for lane, _, health, *_ in lanes
+                  if (text := self._silence(health, now)) is not None}  # fmt: skip
         if core.config.topics["points"]:
-            statuses.append(self._points_status(lanes, received, decode, stats))
+            statuses.append(self._points_status(lanes, received, decode, stats, silent))
         for lane, lane_stats, health, sync_stats, by_reason, newly, sensors, withheld in lanes:
-            statuses += diagnostic_statuses(
+            lane_statuses = diagnostic_statuses(
                 lane.config, lane_stats, health, sync_stats, by_reason, newly, model,
                 lane.path.used, lane.replaced, sensors, withheld, scope=f"{lane.name}/",
                 inputs=lane.inputs,
             )  # fmt: skip
+            if lane.name in silent:
+                self._mark_silent(lane, silent[lane.name], lane_statuses)
+            statuses += lane_statuses
         return statuses
 
+    @staticmethod
+    def _silence(health: dict, now_ns: int) -> str | None:
+        """Say how long a camera has been silent, or None while it sends.
+
+        Silent: no RGB image for :data:`SILENT_PERIODS` of its usual period (at least
+        :data:`SILENT_MIN_S`), as when the camera died while the others go on.
+        """
+        rgb = health.get("rgb")
+        age = None if rgb is None else rgb.age_ns(now_ns)
+        if age is None or rgb.rate_hz <= 0:
+            return None
+        if age / 1e9 <= max(SILENT_MIN_S, SILENT_PERIODS / rgb.rate_hz):
+            return None
+        return f"no image for {age / 1e9:.1f} s (usually {rgb.rate_hz:.1f} Hz)"
+
+    @staticmethod
+    def _mark_silent(lane: CameraLane, text: str, statuses: list) -> None:
+        """Mark a silent camera: its RGB STALE, its pipeline WARN."""
+        for status in statuses:
+            if status.name.endswith(f"{lane.name}/rgb"):
+                status.level, status.message = m.STALE, text
+            elif status.name.endswith(f"{lane.name}/pipeline"):
+                status.level = max(status.level, m.WARN)
+                status.message = f"camera silent: {text}"
+
     def _points_status(self, lanes: list, received: int, decode: np.ndarray,
-                       stats: PipelineStats) -> Any:  # fmt: skip
-        """Return the shared LiDAR's status: received, rate, who fused it in their last frame."""
+                       stats: PipelineStats, silent: dict) -> Any:  # fmt: skip
+        """Return the shared LiDAR's status: received, rate, who fused it in their last frame.
+
+        Silent cameras do not count: their last frame is old.
+        """
         topic = self.core.config.topics["points"]
         fused_by = [lane.name for lane, lane_stats, *_ in lanes
-                    if lane_stats.last_present.get("lidar", False)]  # fmt: skip
+                    if lane_stats.last_present.get("lidar", False) and lane.name not in silent]
         rate = max((item[2].get("points").rate_hz for item in lanes if item[2].get("points")),
                    default=0.0)  # fmt: skip
         last_issue = stats.last_issue.get("points", "")
