@@ -2,7 +2,8 @@
 
 Usage: python benchmarks/bench_cameras.py [--frames 20 --cameras 4 --width 640 --height 480
        --lidar-beams 64 --azimuth-steps 2048 --repeats 3 --cpu 0 --backend onnxruntime
-       --model models/mlesam_demo_tiny.onnx --data DIR --json out.json] [--batch-only]
+       --model models/mlesam_demo_tiny.onnx --node-model M --data DIR --json out.json]
+       [--batch-only]
 
 Renders a synthetic surround drive (``mlesam synth --cameras``: N RGB-D cameras around one
 LiDAR, exact labels per camera and per LiDAR point) once into a bag, then, per repeat,
@@ -331,8 +332,9 @@ def _per_camera_agreement(clouds: dict, lidar_truth: dict) -> dict:
 def _spawn(args: argparse.Namespace, setup: str) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    model = args.model if setup == "rig" else (args.node_model or args.model)
     command = [sys.executable, __file__, "--worker", setup, "--data", str(args.data),
-               "--model", str(args.model), "--backend", args.backend, "--cpu", str(args.cpu)]
+               "--model", str(model), "--backend", args.backend, "--cpu", str(args.cpu)]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)  # fmt: skip
 
 
@@ -391,6 +393,16 @@ def _summarise(results: list[dict], elapsed_s: float) -> dict:
     }  # fmt: skip
 
 
+def cpu_model() -> str:
+    """The processor's name (``/proc/cpuinfo``), else what Python knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
 def report(result: dict, args: argparse.Namespace) -> str:
     runs = result["runs"]
 
@@ -403,7 +415,7 @@ def report(result: dict, args: argparse.Namespace) -> str:
     lines = [
         f"{n} cameras {args.width}x{args.height}, LiDAR {args.lidar_beams}x{args.azimuth_steps}, "
         f"{args.frames} frames; {args.backend}, 1 thread, all on CPU {args.cpu}; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; median "
+        f"{cpu_model()}, {os.cpu_count()} CPUs; median "
         f"(min–max) of {args.repeats} runs",
         f"{'':28}{'one node, ' + str(n) + ' cameras':>26}{str(n) + ' one-camera nodes':>26}",
     ]
@@ -483,8 +495,9 @@ def batch_only(args: argparse.Namespace) -> str:
             for _ in range(10):
                 segmenter.segment_batch(images, present)
             times[name].append((time.perf_counter() - started) / 10 * 1e3)
-    lines = [f"the model alone, {n} frames: {args.backend} on {first.device}, median (min–max) "
-             f"ms per {n} frames over {args.repeats} runs of 10"]  # fmt: skip
+    lines = [f"the model alone, {n} frames: {args.backend} on {first.device} ({cpu_model()}, "
+             f"CPU {args.cpu}), median (min–max) ms per {n} frames over {args.repeats} runs "
+             "of 10 calls"]  # fmt: skip
     for name, values in times.items():
         lines.append(f"  {name:26} {np.median(values):8.2f} ({min(values):.2f}–{max(values):.2f})")
     return "\n".join(lines)
@@ -502,6 +515,9 @@ def main() -> int:
     parser.add_argument("--cpu", type=int, default=min(os.sched_getaffinity(0)))
     parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--node-model", type=Path,
+                        help="the one-camera nodes' model (default --model): e.g. a batch-1 "
+                             "engine beside a batch-4 one for the rig")
     parser.add_argument("--data", type=Path, help="keep the rendered drive here (reused)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--batch-only", action="store_true", help="time the model alone")

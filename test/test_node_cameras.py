@@ -83,3 +83,12 @@ def test_the_dds_node_counts_every_cameras_rgb_messages(monkeypatch) -> None:
     stop.set()
     report = dds.run_node({}, stop=stop)
     assert report.rgb_received == 7 and report.unaccounted == 0
+
+
+def test_the_users_page_lists_every_per_camera_parameter() -> None:
+    from mlesam_ros.pipeline.parameters import CAMERA_PARAMETERS
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cameras.md").read_text()
+    for key in CAMERA_PARAMETERS:
+        assert f"`{key}`" in page, key
+    assert "`cameras.names`" in page and "`cameras.batch_window_s`" in page
