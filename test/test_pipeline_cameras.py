@@ -431,3 +431,19 @@ def test_replay_labels_each_camera_as_a_one_camera_node_would(surround, tmp_path
             assert header_stamp_ns(one) == header_stamp_ns(two)
             assert one.header.frame_id == two.header.frame_id
             np.testing.assert_array_equal(one.data, two.data)
+
+
+def test_run_time_parameters_reach_every_camera(surround) -> None:
+    _, frames = surround
+    core, transport = make_core(surround, **{"cameras.batch_window_s": 0.0})
+    left = core.rig.lanes[1]
+    old_sync = left.sync
+    core.apply_parameters({"cameras.left.offset_points_s": 0.01, "output.confidence": False})
+    assert left.config.offsets_ns["points"] == 10_000_000 and left.sync is not old_sync
+    assert core.rig.lanes[0].config.offsets_ns["points"] == 0
+    feed(transport, surround_messages(frames[0]))
+    core.flush()
+    assert transport.sent("/mlesam/front/confidence") == []
+    assert len(transport.sent("/mlesam/front/labels")) == 1
+    with pytest.raises(ValueError, match=r"cameras\.left\.depth: static"):
+        core.apply_parameters({"cameras.left.depth": "/x"})
