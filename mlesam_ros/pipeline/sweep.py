@@ -8,7 +8,7 @@ which the node hands every camera), and :meth:`Sweep.in_view` gives each camera 
 points in its horizontal sector, from azimuths computed once per sweep. The LiDAR step uses
 that cull before its numpy passes only: the compiled projection rejects a point outside the
 camera in a few nanoseconds, so there a sector cull (an azimuth pass plus a gather) costs
-about what it saves (measured on a 4-camera, 123k-point sweep: 5.5-7 ms either way).
+about what it saves (timed on a 4-camera rig with a 123k-point sweep).
 
 The sector test is conservative (it never drops a point the camera's projection would keep):
 the camera's border rays, taken into the LiDAR frame, span an azimuth interval as seen from
