@@ -87,7 +87,7 @@ def test_out_of_range_frames_are_dropped_counted_and_reported(tmp_path, frames) 
     out = read_bag(tmp_path / "out")
     published = [np.asarray(msg.data) for _, msg in out[m.LABELS_TOPIC]]
     assert len(published) == 3 and all(int(labels.max()) < 25 for labels in published)
-    pipeline = statuses(out, "mlesam: pipeline")
+    pipeline = statuses(out, "/mlesam: pipeline")
     level, message, values = pipeline[-1][1], pipeline[-1][2], pipeline[-1][3]
     assert level == m.ERROR and values["errors"] == "3"
     assert values["dropped_inference_error"] == "3"

@@ -100,7 +100,7 @@ def test_a_cloud_without_intensity_is_fused_but_reported_once(
     assert result.frames == 5 and result.presence == {"rgb+depth+thermal+lidar": 5}
     logged = [r.getMessage() for r in caplog.records if "no 'intensity' field" in r.getMessage()]
     assert len(logged) == 1 and "degraded" in logged[0] and "'x', 'y', 'z'" in logged[0]
-    points = statuses(out, "mlesam: points")
+    points = statuses(out, "/mlesam: points")
     degraded = [(level, message) for _, level, message, values in points if values["degraded"]]
     assert degraded and all(level == m.WARN and message.startswith("fused, degraded: no "
                                                                    "'intensity' field")
@@ -142,7 +142,7 @@ def test_extreme_lens_models_print_no_numpy_warning_and_are_reported(
     if not unusable:
         return
     assert len(said) == 1 and f"[{sensor} " in said[0]  # once, for 3 frames
-    values = [values for *_, values in statuses(out, f"mlesam: {sensor}")]
+    values = [values for *_, values in statuses(out, f"/mlesam: {sensor}")]
     assert any("no usable ray" in (v["degraded"] + v["last_issue"]) for v in values)
 
 
