@@ -8,6 +8,8 @@
         engine_path:=/opt/models/mlesam.engine force_engine_update:=true use_rviz:=false
     RMW_IMPLEMENTATION=rmw_cyclonedds_cpp ros2 launch mlesam_ros segment.launch.py \
         dds_profile:=images dds_interface:=eth0
+    ros2 launch mlesam_ros segment.launch.py cameras:=front,left,rear,right \
+        params_file:=/opt/rig/cameras.yaml     # one node, several cameras, one LiDAR
 
 Outputs are node-relative (``~/labels`` = ``/<namespace>/mlesam/labels``), so two instances
 in two namespaces never collide; ``/diagnostics`` is global. rviz starts only where the
@@ -24,7 +26,10 @@ node starts when it has finished. Without it the node's loader still rebuilds a 
 stale engine from the ONNX beside it.
 
 Topic arguments left empty keep the value from ``params_file``; an input is disabled by
-setting its topic parameter to an empty string in the params file.
+setting its topic parameter to an empty string in the params file. ``cameras`` (comma
+separated) sets ``cameras.names``: each camera's topics then come from ``cameras.<name>.*``
+in the params file (default ``/<name>/image_raw`` and ``/<name>/camera_info``), its outputs
+are ``~/<name>/labels`` etc., and rviz shows one overlay per camera and the fused cloud.
 
 ``dds_profile:=images`` (a 64 MB socket receive buffer), ``loopback`` (the same on 127.0.0.1
 only) or an XML path sets ``CYCLONEDDS_URI`` for the node, and ``dds_interface:=eth0`` picks
@@ -56,6 +61,7 @@ from mlesam_ros.node.rviz_config import (
     write_rviz_config,
 )
 from mlesam_ros.pipeline.config import DEFAULT_PARAMETERS, load_params_file
+from mlesam_ros.pipeline.parameters import parse_camera_names
 
 # launch argument → node parameter it overrides when non-empty
 TOPIC_ARGUMENTS = {
@@ -79,13 +85,20 @@ def _rviz(value, overrides: dict, share: Path) -> list:
         get_package_share_directory("rviz2")
     except PackageNotFoundError:
         return [LogInfo(msg="mlesam: rviz2 is not installed (ros-base?); starting without rviz")]
-    rgb_topic = overrides.get("topics.rgb")
-    if not rgb_topic:
-        try:
-            rgb_topic = load_params_file(value("params_file")).get("topics.rgb")
-        except (OSError, ValueError):
-            rgb_topic = None
-    topics = instance_topics(rgb_topic or DEFAULT_PARAMETERS["topics.rgb"], value("namespace"))
+    try:
+        from_file = load_params_file(value("params_file"))
+    except (OSError, ValueError):
+        from_file = {}
+    parameters = {**from_file, **overrides}
+    try:
+        cameras = parse_camera_names(parameters.get("cameras.names", ""))
+    except ValueError:
+        cameras = ()  # the node reports it
+    if cameras:
+        rgb_topic = parameters.get(f"cameras.{cameras[0]}.rgb", f"/{cameras[0]}/image_raw")
+    else:
+        rgb_topic = parameters.get("topics.rgb") or DEFAULT_PARAMETERS["topics.rgb"]
+    topics = instance_topics(rgb_topic, value("namespace"), cameras=cameras)
     frame, upright_transform = upright_view(value("fixed_frame") or DEFAULT_FIXED_FRAME)
     rendered = render_rviz_config(share / "config" / "mlesam.rviz", frame, topics)
     path = write_rviz_config(rendered, rendered_config_path(value("namespace")))
@@ -145,6 +158,8 @@ def _nodes(context, *args, **kwargs):
     model_path = value("engine_path") or value("onnx_path")
     if model_path:
         overrides["model.path"] = model_path
+    if value("cameras"):
+        overrides["cameras.names"] = value("cameras")
     overrides["use_sim_time"] = value("use_sim_time").lower() == "true"
     overrides["autostart"] = value("autostart").lower() == "true"
 
@@ -231,6 +246,12 @@ def generate_launch_description() -> LaunchDescription:
             "dds_interface",
             default_value="",
             description="network interface (name or address) for the node's Cyclone DDS",
+        ),
+        DeclareLaunchArgument(
+            "cameras",
+            default_value="",
+            description="several cameras in one node, e.g. front,left,rear,right (sets "
+            "cameras.names; their topics: cameras.<name>.* in params_file)",
         ),
     ]
     arguments += [

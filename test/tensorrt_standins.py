@@ -175,10 +175,35 @@ def make_tensorrt(version: str, cudart: types.SimpleNamespace) -> types.ModuleTy
         def serialize(self) -> bytes:
             return _CACHE_MAGIC + self.tag
 
+    class ITensor:
+        def __init__(self, name: str, shape: tuple[int, ...]) -> None:
+            self.name, self.shape = name, shape
+
     class INetworkDefinition:
         def __init__(self, flags: int) -> None:
             self.flags = flags
             self.onnx: bytes | None = None
+
+        def _inputs(self) -> list[ITensor]:
+            graph = onnx.load_from_string(self.onnx).graph
+            initialisers = {init.name for init in graph.initializer}
+            return [ITensor(v.name, tuple(d.dim_value if d.HasField("dim_value") else -1
+                                          for d in v.type.tensor_type.shape.dim))
+                    for v in graph.input if v.name not in initialisers]  # fmt: skip
+
+        @property
+        def num_inputs(self) -> int:
+            return len(self._inputs())
+
+        def get_input(self, index: int) -> ITensor:
+            return self._inputs()[index]
+
+    class IOptimizationProfile:
+        def __init__(self) -> None:
+            self.shapes: dict[str, tuple] = {}
+
+        def set_shape(self, input: str, min, opt, max) -> None:  # TensorRT's names
+            self.shapes[input] = (tuple(min), tuple(opt), tuple(max))
 
     class OnnxParser:
         def __init__(self, network: INetworkDefinition, logger: Logger) -> None:
@@ -208,6 +233,11 @@ def make_tensorrt(version: str, cudart: types.SimpleNamespace) -> types.ModuleTy
             self._timing_cache: TimingCache | None = None
             self.progress_monitor = None
             self.pools: dict[int, int] = {}
+            self.profiles: list[IOptimizationProfile] = []
+
+        def add_optimization_profile(self, profile: IOptimizationProfile) -> int:
+            self.profiles.append(profile)
+            return len(self.profiles) - 1
 
         def set_memory_pool_limit(self, pool, pool_size: int) -> None:
             self.pools[int(pool)] = pool_size
@@ -252,6 +282,9 @@ def make_tensorrt(version: str, cudart: types.SimpleNamespace) -> types.ModuleTy
         def create_builder_config(self) -> IBuilderConfig:
             return IBuilderConfig()
 
+        def create_optimization_profile(self) -> IOptimizationProfile:
+            return IOptimizationProfile()
+
         def build_serialized_network(self, network: INetworkDefinition, config: IBuilderConfig):
             strong_bit = 1 << trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED
             strongly_typed = major >= 11 or bool(network.flags & strong_bit)
@@ -271,9 +304,17 @@ def make_tensorrt(version: str, cudart: types.SimpleNamespace) -> types.ModuleTy
             graph = onnx.load_from_string(network.onnx)
             float16_graph = any(init.data_type == onnx.TensorProto.FLOAT16
                                 for init in graph.graph.initializer)  # fmt: skip
+            dynamic = any(-1 in tensor.shape for tensor in network._inputs())
+            if dynamic and not config.profiles:
+                trt.log.append("ERROR: a network with dynamic shapes needs a profile")
+                return None
             header = {"version": version, "strongly_typed": strongly_typed,
                       "fp16_flag": "FP16" in weak_flags, "fp16_graph": float16_graph,
                       "tf32": config.get_flag(trt.BuilderFlag.TF32)}  # fmt: skip
+            if config.profiles:
+                header["profiles"] = [{name: list(map(list, shapes))
+                                       for name, shapes in profile.shapes.items()}
+                                      for profile in config.profiles]  # fmt: skip
             trt.log.append(f"built {json.dumps(header, sort_keys=True)}")
             return _ENGINE_MAGIC + json.dumps(header).encode() + b"\n" + network.onnx
 
@@ -281,6 +322,24 @@ def make_tensorrt(version: str, cudart: types.SimpleNamespace) -> types.ModuleTy
         def __init__(self, engine: ICudaEngine) -> None:
             self._engine = engine
             self._addresses: dict[str, int] = {}
+            self._shapes: dict[str, tuple[int, ...]] = {}
+
+        def set_input_shape(self, name: str, shape) -> bool:
+            profile = self._engine.header.get("profiles", [{}])[0].get(name)
+            shape = tuple(int(v) for v in shape)
+            if profile is None or not all(lo <= v <= hi for lo, v, hi in
+                                          zip(profile[0], shape, profile[2], strict=True)):
+                return False
+            self._shapes[name] = shape
+            return True
+
+        def _shape(self, name: str) -> tuple[int, ...]:
+            """A tensor's shape in this context: the engine's, a dynamic batch as set."""
+            shape = self._engine.tensors[name][0]
+            if -1 not in shape:
+                return shape
+            batch = next(iter(self._shapes.values()))[0]
+            return tuple(batch if v == -1 else v for v in shape)
 
         def set_tensor_address(self, name: str, memory: int) -> bool:
             if name not in self._engine.tensors:
@@ -291,18 +350,21 @@ def make_tensorrt(version: str, cudart: types.SimpleNamespace) -> types.ModuleTy
         def execute_async_v3(self, stream_handle: int) -> bool:
             if set(self._addresses) != set(self._engine.tensors):
                 return False
+            dynamic = [n for n in self._engine.inputs if -1 in self._engine.tensors[n][0]]
+            if any(name not in self._shapes for name in dynamic):
+                return False  # TensorRT needs every dynamic input's shape first
             cudart.queue.enqueue(stream_handle, self._run, "execute")
             return True
 
         def _run(self) -> None:
             feeds = {}
             for name in self._engine.inputs:
-                shape, dtype = self._engine.tensors[name]
-                feeds[name] = _view(self._addresses[name], shape, dtype).copy()
+                dtype = self._engine.tensors[name][1]
+                feeds[name] = _view(self._addresses[name], self._shape(name), dtype).copy()
             outputs = self._engine.session.run(self._engine.outputs, feeds)
             for name, value in zip(self._engine.outputs, outputs, strict=True):
-                shape, dtype = self._engine.tensors[name]
-                _view(self._addresses[name], shape, dtype)[...] = value
+                dtype = self._engine.tensors[name][1]
+                _view(self._addresses[name], self._shape(name), dtype)[...] = value
 
     class ICudaEngine:
         def __init__(self, header: dict, model: bytes) -> None:
@@ -322,7 +384,8 @@ def make_tensorrt(version: str, cudart: types.SimpleNamespace) -> types.ModuleTy
                 if value.name in initialisers:
                     continue
                 tensor = value.type.tensor_type
-                shape = tuple(d.dim_value for d in tensor.shape.dim)
+                shape = tuple(d.dim_value if d.HasField("dim_value") else -1
+                              for d in tensor.shape.dim)  # fmt: skip
                 self.tensors[value.name] = (shape, np.dtype(_ONNX_TO_DTYPE[tensor.elem_type]))
 
         @property

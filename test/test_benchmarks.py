@@ -21,6 +21,9 @@ BENCHMARKS = ROOT / "benchmarks"
 # script → (smoke arguments, modules it needs, a word its report prints)
 SMOKE = {
     "bench_attention.py": (["--size", "64", "--batch", "1", "--runs", "1"], ["torch"], "sdpa"),
+    "bench_cameras.py": (["--frames", "2", "--cameras", "2", "--width", "64", "--height", "48",
+                          "--lidar-beams", "8", "--azimuth-steps", "128", "--repeats", "1"],
+                         [], "one-camera nodes"),
     "bench_codec.py": (["--repeat", "2"], [], "decode"),
     "bench_compressed.py": (["--sizes", "160x120", "--repeats", "2", "--frames", "2",
                              "--drive-size", "160x120"], [], "pixels agreeing"),

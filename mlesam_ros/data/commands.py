@@ -46,6 +46,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "image_transport_plugins newer than Humble's)")
     parser.add_argument("--split", choices=("train", "val", "test"), default="train",
                         help="DELIVER split folder to write (default train)")
+    parser.add_argument("--cameras", type=int, default=1,
+                        help="N > 1: a surround rig of N RGB-D cameras (front, left, rear, right, "
+                             "...) around the LiDAR, each with exact labels; writes the bag "
+                             "and OUT/cameras.yaml (its node parameters), no DELIVER tree")
+    parser.add_argument("--lidar-azimuth-steps", type=int, default=None,
+                        help="LiDAR columns per sweep (default 1024; 2048 with --cameras)")
+    parser.add_argument("--dead-camera", action="append", default=[], metavar="CAMERA@FRAME",
+                        help="with --cameras: CAMERA publishes nothing from FRAME on "
+                             "(repeatable), e.g. left@10")
     parser.add_argument("--no-bag", action="store_true", help="skip the bag")
     parser.add_argument("--no-tree", action="store_true", help="skip the DELIVER tree")
     parser.set_defaults(handler=_run)  # fmt: skip
@@ -81,9 +90,12 @@ def _run(args: argparse.Namespace) -> int:
         )
     if args.frames <= 0:
         raise ValueError(f"--frames: must be > 0, got {args.frames}")
+    if args.cameras != 1:
+        return _run_surround(args, conditions)
     schedule = [ScheduledCorruption.parse(text) for text in args.corrupt]
     check_output_folder(args.out, "--out")
-    rig = default_rig(args.width, args.height, lidar_beams=args.lidar_beams)
+    rig = default_rig(args.width, args.height, lidar_beams=args.lidar_beams,
+                      lidar_azimuth_steps=args.lidar_azimuth_steps or 1024)
     counts = [args.frames // len(conditions) + (i < args.frames % len(conditions))
               for i in range(len(conditions))]  # fmt: skip
     streams = []
@@ -116,4 +128,51 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_bag:
         print(f"replay:   mlesam replay --bag {quote(str(summary['bag']))} "
               f"--out {quote(str(Path(args.out) / 'replay'))}{params}")  # fmt: skip
+    return 0
+
+
+def _run_surround(args: argparse.Namespace, conditions: list[str]) -> int:
+    """``--cameras N``: the surround rig's drive as a bag, plus the node parameters for it."""
+    import yaml
+    from tqdm import tqdm
+
+    from mlesam_ros.data.export import camera_parameters, write_surround_bag
+    from mlesam_ros.data.synth.surround import SurroundDrive, surround_rig
+    from mlesam_ros.output_paths import CreatedOutputs, check_output_folder
+    from mlesam_ros.text import shown
+
+    if args.corrupt or args.failure_rate:
+        raise ValueError("--cameras: --corrupt and --failure-rate are for the one-camera rig; "
+                         "use --dead-camera CAMERA@FRAME")
+    if args.compressed:
+        raise ValueError("--cameras: --compressed is for the one-camera rig; the surround rig "
+                         "records raw images")
+    if len(conditions) != 1:
+        raise ValueError("--cameras: give one condition (--conditions sun)")
+    rig = surround_rig(args.cameras, args.width, args.height, lidar_beams=args.lidar_beams,
+                       lidar_azimuth_steps=args.lidar_azimuth_steps or 2048)
+    dead = {}
+    for text in args.dead_camera:
+        camera, _, frame = text.partition("@")
+        if camera not in rig.cameras or not frame.isdigit():
+            raise ValueError(f"--dead-camera: expected CAMERA@FRAME with CAMERA one of "
+                             f"{', '.join(rig.cameras)}, got {shown(text)}")
+        dead[camera] = int(frame)
+    drive = SurroundDrive(seed=args.seed, condition=conditions[0], rig=rig, dead=dead)
+    check_output_folder(args.out, "--out")
+    out = Path(args.out)
+    params = out / "cameras.yaml"
+    with CreatedOutputs(out):  # a failure leaves no half-written drive behind
+        out.mkdir(parents=True, exist_ok=True)
+        params.write_text(yaml.safe_dump({"/**": {"ros__parameters": camera_parameters(rig)}},
+                                         sort_keys=False))
+        if not args.no_bag:
+            frames = tqdm(drive.frames(args.frames), total=args.frames, unit="frame",
+                          desc="synth")  # fmt: skip
+            count = write_surround_bag(frames, out / "bag", args.storage, args.depth_encoding)
+    if not args.no_bag:
+        print(f"wrote {count} frames of {len(rig.cameras)} cameras "
+              f"({', '.join(rig.cameras)}): bag {out / 'bag'}, parameters {params}")
+        print(f"replay:   mlesam replay --bag {quote(str(out / 'bag'))} --params "
+              f"{quote(str(params))} --out {quote(str(out / 'replay'))}")
     return 0

@@ -156,6 +156,91 @@ class BagRecorder:
         self._write(topic, COMPRESSED_IMAGE, message, stamp)
 
 
+def surround_topics(camera: str) -> dict[str, str]:
+    """Topics of one camera of a surround rig (what ``cameras.<camera>.*`` defaults expect)."""
+    return {"rgb": f"/{camera}/image_raw", "rgb_info": f"/{camera}/camera_info",
+            "depth": f"/{camera}/depth/image_raw", "depth_info": f"/{camera}/depth/camera_info",
+            "gt_labels": topics.camera_truth_topic(camera)}  # fmt: skip
+
+
+def surround_tf_static(rig) -> tuple[str, str, dict]:
+    """``(topic, type, transforms)`` of the rig's extrinsics: base_link → every sensor frame."""
+    transforms = {(rig.base_frame, spec.frame_id): spec.T_base_from_sensor
+                  for spec in (*rig.cameras.values(), *rig.depths.values(), rig.lidar)}
+    return topics.TF_STATIC_TOPIC, topics.TF_TYPE, transforms
+
+
+def surround_messages(frame, depth_encoding: str = "32FC1") -> list[tuple[str, str, object, int]]:
+    """Every message of one surround frame as ``(topic, type, message, stamp)``.
+
+    Per camera its RGB (rgb8), registered depth, both CameraInfos and its ground-truth labels
+    (``/mlesam/<camera>/gt_labels``, stamped like its RGB); then the LiDAR sweep.
+    """
+    from mlesam_ros.msgs import array_to_pointcloud2, camera_to_camera_info, numpy_to_image
+
+    rig, stamps, out = frame.rig, frame.stamps_ns, []
+    for name, spec in rig.cameras.items():
+        names, depth_spec = surround_topics(name), rig.depths[name]
+        stamp, depth_stamp = stamps[name], stamps[f"{name}/depth"]
+        if frame.rgb[name] is not None:
+            out.append((names["rgb_info"], topics.CAMERA_INFO_TYPE,
+                        camera_to_camera_info(spec.camera, stamp, spec.frame_id), stamp))
+            out.append((names["rgb"], topics.IMAGE_TYPE,
+                        numpy_to_image(frame.rgb[name], "rgb8", stamp, spec.frame_id), stamp))
+        depth = frame.depth[name]
+        if depth is not None:
+            depth = _depth_image(depth, depth_encoding)
+            out.append((names["depth_info"], topics.CAMERA_INFO_TYPE,
+                        camera_to_camera_info(depth_spec.camera, depth_stamp,
+                                              depth_spec.frame_id), depth_stamp))
+            out.append((names["depth"], topics.IMAGE_TYPE,
+                        numpy_to_image(depth, depth_encoding, depth_stamp, depth_spec.frame_id),
+                        depth_stamp))
+        out.append((names["gt_labels"], topics.IMAGE_TYPE,
+                    numpy_to_image(frame.labels[name].astype(np.uint8), "mono8", stamp,
+                                   spec.frame_id), stamp))
+    if frame.lidar is not None:
+        stamp = stamps["lidar"]
+        out.append((topics.LIDAR_TOPIC, topics.POINTCLOUD_TYPE,
+                    array_to_pointcloud2(frame.lidar, stamp, rig.lidar.frame_id), stamp))
+    return sorted(out, key=lambda item: item[3])  # fmt: skip
+
+
+def _depth_image(depth: np.ndarray, encoding: str) -> np.ndarray:
+    """Metres (0 = no return) as 32FC1 with NaN holes or 16UC1 millimetres with 0 holes."""
+    if encoding == "32FC1":
+        return np.where(depth > 0, depth, np.nan).astype(np.float32)
+    # Millimetres; beyond 65.535 m is unrepresentable, so it becomes "no return".
+    millimetres = np.rint(depth * 1000.0)
+    return np.where(millimetres <= 65535, millimetres, 0).astype(np.uint16)
+
+
+def camera_parameters(rig) -> dict[str, object]:
+    """Node parameters for a surround rig's bag (``cameras.names`` and each camera's depth)."""
+    parameters: dict[str, object] = {"cameras.names": ",".join(rig.cameras)}
+    for name in rig.cameras:
+        parameters[f"cameras.{name}.depth"] = surround_topics(name)["depth"]
+    return parameters
+
+
+def write_surround_bag(frames: Iterable, path: str | Path, storage: str = "mcap",
+                       depth_encoding: str = "32FC1") -> int:  # fmt: skip
+    """Record surround frames into a ROS 2 bag (tf_static first); return the frame count."""
+    from mlesam_ros.msgs import matrices_to_tf_message
+
+    count = 0
+    with BagRecorder(path, storage, depth_encoding) as recorder:
+        for frame in frames:
+            if count == 0:
+                topic, msgtype, transforms = surround_tf_static(frame.rig)
+                first = min(frame.stamps_ns.values())
+                recorder._write(topic, msgtype, matrices_to_tf_message(transforms, first), first)
+            for topic, msgtype, message, stamp in surround_messages(frame, depth_encoding):
+                recorder._write(topic, msgtype, message, stamp)
+            count += 1
+    return count
+
+
 def write_deliver_frame(
     root: str | Path, frame: SyntheticFrame, split: str, map_name: str
 ) -> Path:

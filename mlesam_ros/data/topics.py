@@ -17,6 +17,11 @@ TF_STATIC_TOPIC = "/tf_static"
 GT_LABELS_TOPIC = "/mlesam/gt_labels"
 """Ground-truth DELIVER ids (mono8) in the RGB camera, stamped like the RGB image."""
 
+
+def camera_truth_topic(camera: str) -> str:
+    """Ground truth of one camera of a rig (``cameras.names``): ``/mlesam/<camera>/gt_labels``."""
+    return f"/mlesam/{camera}/gt_labels"
+
 IMAGE_TOPICS = {"rgb": RGB_IMAGE_TOPIC, "depth": DEPTH_IMAGE_TOPIC, "thermal": THERMAL_IMAGE_TOPIC}
 INFO_TOPICS = {"rgb": RGB_INFO_TOPIC, "depth": DEPTH_INFO_TOPIC, "thermal": THERMAL_INFO_TOPIC}
 

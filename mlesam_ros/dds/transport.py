@@ -386,10 +386,15 @@ def run_node(
         core.cleanup()
         transport.close()
     stats = core.stats
-    rgb_topic = input_topic(core.config, "rgb") if core.config is not None else None
-    rgb_topic = m.resolve_topic(rgb_topic, node_name, namespace) if rgb_topic else None
+    config = core.config
+    # Every camera's subscribed RGB topic (its transport's): topics.rgb, or each camera's of a
+    # rig (cameras.names).
+    rgb_topics = set() if config is None else {
+        input_topic(config.camera_view(camera), "rgb") for camera in config.cameras
+    } or {input_topic(config, "rgb")}  # fmt: skip
+    resolved = {m.resolve_topic(topic, node_name, namespace) for topic in rgb_topics if topic}
     return NodeReport(
-        rgb_received=transport.received.get(rgb_topic, 0),
+        rgb_received=sum(transport.received.get(topic, 0) for topic in resolved),
         published=stats.published,
         dropped=core.dropped_frames(),
         errors=stats.inference_errors + stats.callback_errors,

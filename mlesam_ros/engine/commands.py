@@ -56,6 +56,9 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
                              "softmax in fp32) for TensorRT's strongly typed fp16 engines")
     parser.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
                         help="torch.onnx exporter")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="frames per call: N (static, e.g. one per camera of a rig) or 0 "
+                             "(dynamic; TensorRT builds a profile for 1..max_batch); default 1")
     parser.set_defaults(handler=_run_export)
 
 
@@ -82,6 +85,9 @@ def _register_build_engine(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workspace-mb", type=int, default=4096,
                         help="TensorRT builder workspace (MiB)")
     parser.add_argument("--timing-cache", type=Path, help="read and update this timing cache")
+    parser.add_argument("--max-batch", type=int, default=1,
+                        help="an ONNX exported with --batch 0: the optimisation profile's "
+                             "largest batch (the node's cameras); default 1")
     parser.add_argument("--force", action="store_true", help="rebuild even if fresh")
     parser.set_defaults(handler=_run_build_engine)
 
@@ -97,7 +103,7 @@ def _modalities(text: str) -> tuple[str, ...]:
     return parse_modalities(text)
 
 
-def load_model_source(args: argparse.Namespace, **spec_options: str):
+def load_model_source(args: argparse.Namespace, **spec_options: str | int):
     """(model, spec) from --checkpoint, the demo model, or --preset."""
     from mlesam_ros.engine import resolve_default_checkpoint
     from mlesam_ros.engine.torch_model import (
@@ -143,15 +149,19 @@ def _run_export(args: argparse.Namespace) -> int:
     from mlesam_ros.engine.onnx_export import export_onnx
     from mlesam_ros.output_paths import CreatedOutputs, check_output_file
 
+    if args.batch < 0:
+        raise ValueError(f"--batch: give N >= 1 frames, or 0 (dynamic); got {args.batch}")
     check_output_file(args.out, "--out")
     model, spec = load_model_source(args, output=args.output, label_dtype=args.label_dtype,
-                                   present_dtype=args.present_dtype, precision=args.precision)
+                                   present_dtype=args.present_dtype, precision=args.precision,
+                                   batch=args.batch)
     with CreatedOutputs(args.out):
         report = export_onnx(model, spec, args.out, opset=args.opset, exporter=args.exporter)
     print(f"wrote {report.path} (opset {report.opset}; {report.ops.summary()})")
-    print(f"inputs: images {spec.images_shape} float32 [{','.join(spec.modalities)}], "
-          f"present (1, {len(spec.modalities)}) {spec.present_dtype}; output: {spec.output}; "
-          f"graph precision: {spec.precision}")
+    rows = spec.batch or "batch"
+    print(f"inputs: images {(rows, *spec.images_shape[1:])} float32 "
+          f"[{','.join(spec.modalities)}], present ({rows}, {len(spec.modalities)}) "
+          f"{spec.present_dtype}; output: {spec.output}; graph precision: {spec.precision}")
     for result in report.parity:
         fp32_logits = spec.output == "logits" and spec.precision == "fp32"
         compared = "logits" if fp32_logits else "confidence"
@@ -170,7 +180,8 @@ def _run_build_engine(args: argparse.Namespace) -> int:
     TensorRTBuilder = _import_tensorrt_builder()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    options = BuildOptions(args.precision, args.workspace_mb, args.timing_cache, args.typing)
+    options = BuildOptions(args.precision, args.workspace_mb, args.timing_cache, args.typing,
+                           args.max_batch)
     builder = TensorRTBuilder()
     if args.force:
         path = build_engine(args.onnx, args.out, builder, options)

@@ -142,17 +142,21 @@ class PinnedArray:
             self.pointer = 0
 
 
-def copy_to_device(buffer: DeviceBuffer, host: PinnedArray, stream: Stream) -> None:
-    """Queue a host → device copy of the whole array on ``stream``."""
+def copy_to_device(buffer: DeviceBuffer, host: PinnedArray, stream: Stream,
+                   nbytes: int | None = None) -> None:  # fmt: skip
+    """Queue a host → device copy of the whole array (or its first ``nbytes``) on ``stream``."""
     runtime = cudart()
-    check(runtime.cudaMemcpyAsync(buffer.pointer, host.pointer, host.array.nbytes,
+    count = host.array.nbytes if nbytes is None else int(nbytes)
+    check(runtime.cudaMemcpyAsync(buffer.pointer, host.pointer, count,
                                   runtime.cudaMemcpyKind.cudaMemcpyHostToDevice, stream.handle),
           "cudaMemcpyAsync (host to device)")  # fmt: skip
 
 
-def copy_to_host(host: PinnedArray, buffer: DeviceBuffer, stream: Stream) -> None:
-    """Queue a device → host copy of the whole array on ``stream``."""
+def copy_to_host(host: PinnedArray, buffer: DeviceBuffer, stream: Stream,
+                 nbytes: int | None = None) -> None:  # fmt: skip
+    """Queue a device → host copy of the whole array (or its first ``nbytes``) on ``stream``."""
     runtime = cudart()
-    check(runtime.cudaMemcpyAsync(host.pointer, buffer.pointer, host.array.nbytes,
+    count = host.array.nbytes if nbytes is None else int(nbytes)
+    check(runtime.cudaMemcpyAsync(host.pointer, buffer.pointer, count,
                                   runtime.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle),
           "cudaMemcpyAsync (device to host)")  # fmt: skip

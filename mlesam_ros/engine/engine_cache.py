@@ -21,6 +21,7 @@ without a GPU; ``tensorrt_build.TensorRTBuilder`` is the real one.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -76,6 +77,8 @@ class BuildOptions:
     workspace_mb: int = 4096
     timing_cache: Path | None = None
     typing: str = "auto"
+    max_batch: int = 1
+    """A dynamic-batch ONNX only: the optimisation profile's largest batch (1..max_batch)."""
 
     def __post_init__(self) -> None:
         """Reject unknown values before a multi-minute build starts."""
@@ -88,6 +91,8 @@ class BuildOptions:
             raise ValueError(f"workspace_mb: must be > 0, got {self.workspace_mb}")
         if self.typing not in TYPINGS:
             raise ValueError(f"typing: {self.typing!r} is not one of {', '.join(TYPINGS)}")
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch: must be >= 1, got {self.max_batch}")
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,8 @@ def engine_key(
         "typing": plan.typing,
         "workspace_mb": options.workspace_mb,
         "onnx_sha256": onnx_sha256,
+        # Only dynamic-batch graphs have a profile (static ones keep the keys they had).
+        **({"max_batch": options.max_batch} if options.max_batch != 1 else {}),
     }
 
 
@@ -414,11 +421,15 @@ def ensure_engine(
         if built.get("precision") in PRECISIONS:  # rebuild it as it was built
             options = BuildOptions(built["precision"], int(built.get("workspace_mb", 4096)),
                                    options.timing_cache if options else None,
-                                   built.get("typing", "auto"))  # fmt: skip
+                                   built.get("typing", "auto"),
+                                   int(built.get("max_batch", 1)))  # fmt: skip
     options = options or BuildOptions()
     onnx_path = Path(onnx_path) if onnx_path else None
     if onnx_path is not None and onnx_path.is_file():
-        plan = plan_build(target, options, read_spec(onnx_path).precision)
+        spec = read_spec(onnx_path)
+        if not spec.dynamic_batch and options.max_batch != 1:
+            options = dataclasses.replace(options, max_batch=1)  # a static graph: no profile
+        plan = plan_build(target, options, spec.precision)
         expected = engine_key(target, options, plan, file_sha256(onnx_path))
         if engine_path is None:
             engine_path = default_engine_path(onnx_path, target, expected, cache_dir)

@@ -124,12 +124,17 @@ def output_names(spec: ModelSpec) -> list[str]:
 
 
 def example_inputs(
-    spec: ModelSpec, present: tuple[bool, ...] | None = None, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Random 0..255 images and a presence vector in the deployed dtypes."""
+    spec: ModelSpec, present: tuple[bool, ...] | None = None, seed: int = 0,
+    rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Random 0..255 images and a presence vector in the deployed dtypes.
+
+    ``rows`` frames (default: the spec's batch, 1 for a dynamic batch), each with ``present``.
+    """
+    rows = rows or spec.rows
     rng = np.random.default_rng(seed)
-    images = rng.uniform(0.0, 255.0, size=spec.images_shape).astype(np.float32)
-    mask = np.array([present or (True,) * len(spec.modalities)], dtype=bool)
+    images = rng.uniform(0.0, 255.0, size=(rows, *spec.images_shape[1:])).astype(np.float32)
+    mask = np.array([present or (True,) * len(spec.modalities)] * rows, dtype=bool)
     return images, mask.astype(np.float32) if spec.present_dtype == "float32" else mask
 
 
@@ -169,7 +174,10 @@ def export_onnx(
     model = copy.deepcopy(model).eval()
     model.backbone.bake_position_embedding(spec.input_size)
     wrapped = deploy_module(model, spec)
-    images, present = example_inputs(spec)
+    # A dynamic batch is traced with two frames, so no size-1 broadcast is baked in.
+    images, present = example_inputs(spec, rows=2 if spec.dynamic_batch else None)
+    names = output_names(spec)
+    dynamic = {name: {0: "batch"} for name in ["images", "present", *names]}
     with torch.no_grad(), warnings.catch_warnings():
         # The TorchScript exporter warns that it is legacy on every call; the choice is
         # deliberate (see the module docstring).
@@ -182,8 +190,9 @@ def export_onnx(
             (torch.from_numpy(images), torch.from_numpy(present)),
             str(staging),
             input_names=["images", "present"],
-            output_names=output_names(spec),
+            output_names=names,
             opset_version=opset,
+            dynamic_axes=dynamic if spec.dynamic_batch else None,
             dynamo=exporter == "dynamo",
             **(
                 {"do_constant_folding": True}
@@ -227,9 +236,10 @@ def _finalise(proto: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     proto.doc_string = f"MLE-SAM {spec.preset} for {','.join(spec.modalities)}"
     onnx.checker.check_model(proto, full_check=True)
     proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True, data_prop=True)
-    expected = {"logits": (1, spec.num_classes, *spec.input_size),
-                "labels": (1, *spec.input_size), "confidence": (1, *spec.input_size),
-                "routing_weights": spec.routing_shape}
+    rows = None if spec.dynamic_batch else spec.batch  # a dynamic batch stays symbolic
+    expected = {"logits": (rows, spec.num_classes, *spec.input_size),
+                "labels": (rows, *spec.input_size), "confidence": (rows, *spec.input_size),
+                "routing_weights": spec.routing_shape and (rows, *spec.routing_shape[1:])}
     for output in proto.graph.output:
         dims = tuple(d.dim_value if d.HasField("dim_value") else None
                      for d in output.type.tensor_type.shape.dim)
@@ -267,31 +277,33 @@ def verify_onnx(
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     results = []
     for index, pattern in enumerate(presence_patterns(len(spec.modalities))):
-        images, present = example_inputs(spec, pattern, seed + index)
+        # A dynamic batch is checked at three frames first, then at one.
+        rows = (3 if index == 0 else 1) if spec.dynamic_batch else None
+        images, present = example_inputs(spec, pattern, seed + index, rows)
         onnx_outputs = session.run(None, {"images": images, "present": present})
         with torch.no_grad():
             image_tensor, present_tensor = torch.from_numpy(images), torch.from_numpy(present)
             torch_outputs = wrapped(image_tensor, present_tensor)
             mask = present_tensor > 0.5 if present_tensor.is_floating_point() else present_tensor
-            logits = wrapped.model(image_tensor, mask)["logits"][0].numpy()
-        margin = top2_margin(logits)
+            logits = wrapped.model(image_tensor, mask)["logits"].numpy()
+        margin = np.stack([top2_margin(frame) for frame in logits])
         if spec.output == "logits":
             ref, got = torch_outputs.numpy(), onnx_outputs[0]
-            same = ref.argmax(1)[0] == got.argmax(1)[0]
+            same = ref.argmax(1) == got.argmax(1)
             agreement = float(same.mean())
             if spec.precision == "fp16":  # compare what the node publishes: the confidence
-                diff = float(np.abs(_softmax_max(ref[0]) - _softmax_max(got[0])).max())
+                diff = max(float(np.abs(_softmax_max(r) - _softmax_max(g)).max())
+                           for r, g in zip(ref, got, strict=True))  # fmt: skip
             else:
                 diff = float(np.abs(ref - got).max())
         else:
             ref_labels, ref_conf = (t.numpy() for t in torch_outputs[:2])
-            measured = compare(ref_labels[0], ref_conf[0], onnx_outputs[0][0], onnx_outputs[1][0],
-                               margin)  # fmt: skip
+            measured = compare(ref_labels, ref_conf, onnx_outputs[0], onnx_outputs[1], margin)
             diff, agreement = measured.confidence_max_abs, measured.label_agreement
             if spec.routing_levels:  # the router's weights must match as well as its result
                 routing = np.abs(torch_outputs[2].numpy() - onnx_outputs[2]).max()
                 diff = max(diff, float(routing))
-            same = ref_labels[0] == onnx_outputs[0][0]
+            same = ref_labels == onnx_outputs[0]
         confident = margin > DEFAULT_MARGIN_EPS
         confident_agreement = float(same[confident].mean()) if confident.any() else 1.0
         results.append(ParityResult(pattern, diff, agreement, confident_agreement,
@@ -384,19 +396,21 @@ def check_graph(proto: onnx.ModelProto, spec: ModelSpec, source: str = "model") 
     what the spec promises, so a graph exported for another size or modality set is refused.
     """
     height, width = spec.input_size
+    rows = None if spec.dynamic_batch else spec.batch  # None: the graph's batch is symbolic
     expected_inputs = {
-        "images": (spec.images_shape, ("float32",)),
-        "present": ((1, len(spec.modalities)), (spec.present_dtype,)),
+        "images": ((rows, *spec.images_shape[1:]), ("float32",)),
+        "present": ((rows, len(spec.modalities)), (spec.present_dtype,)),
     }
     if spec.output == "logits":
-        expected_outputs = {"logits": ((1, spec.num_classes, height, width), ("float32",))}
+        expected_outputs = {"logits": ((rows, spec.num_classes, height, width), ("float32",))}
     else:
         expected_outputs = {
-            "labels": ((1, height, width), (spec.label_dtype, "int64")),
-            "confidence": ((1, height, width), ("float32",)),
+            "labels": ((rows, height, width), (spec.label_dtype, "int64")),
+            "confidence": ((rows, height, width), ("float32",)),
         }
         if spec.routing_shape is not None:
-            expected_outputs["routing_weights"] = (spec.routing_shape, ("float32",))
+            expected_outputs["routing_weights"] = ((rows, *spec.routing_shape[1:]),
+                                                   ("float32",))  # fmt: skip
     initialisers = {init.name for init in proto.graph.initializer}
     for kind, values, expected in (
         ("input", [v for v in proto.graph.input if v.name not in initialisers], expected_inputs),
@@ -412,13 +426,16 @@ def check_graph(proto: onnx.ModelProto, spec: ModelSpec, source: str = "model") 
             tensor = found[name].type.tensor_type
             dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
             if len(dims) != len(shape) or any(
-                d is not None and d != want for d, want in zip(dims, shape, strict=True)
+                (want is None and d is not None)  # a dynamic batch must be symbolic
+                or (d is not None and d != want)
+                for d, want in zip(dims, shape, strict=True)
             ):
                 shown = ["?" if d is None else d for d in dims]
+                needed = ["batch" if want is None else want for want in shape]
                 raise ValueError(
                     f"model: {source} {kind} '{name}' has shape {shown}, but its metadata "
                     f"(modalities {','.join(spec.modalities)}, input_size {height}x{width}, "
-                    f"{spec.num_classes} classes) needs {list(shape)}; re-export it with "
+                    f"{spec.num_classes} classes) needs {needed}; re-export it with "
                     "`mlesam export`"
                 )
             allowed = {_ONNX_DTYPES[d] for d in dtypes}

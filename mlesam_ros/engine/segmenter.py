@@ -2,7 +2,8 @@
 
 The pipeline and the node only see ``Segmenter``: give it an artefact (``.engine``/``.plan``,
 ``.onnx`` or a ``.pt`` checkpoint) and a backend name, feed ``(1, M, 3, H, W)`` images and a
-``(1, M)`` presence vector, get labels and confidence back. ``auto`` picks the fastest runtime
+``(1, M)`` presence vector, get labels and confidence back (``segment_batch``: B frames, e.g.
+one per camera, in as few calls as the artefact's batch allows). ``auto`` picks the fastest runtime
 this machine has for that artefact.
 """
 
@@ -127,7 +128,10 @@ class Segmenter:
     (torch only): ``True`` or a ``torch.compile`` mode (see ``backends.torch_backend``).
     ``attention`` (torch only): ``sdpa`` (fused, default) or ``stock`` (segment-anything's code,
     for parity checks).
-    ``sam_checkpoint`` is only for torch with a SAM-initialised checkpoint.
+    ``sam_checkpoint`` is only for torch with a SAM-initialised checkpoint. ``max_batch``: the
+    most frames one call runs where the artefact's batch is dynamic (torch, an ONNX exported
+    with ``--batch 0``, its TensorRT engine's optimisation profile); a static batch is the
+    graph's own.
     """
 
     def __init__(
@@ -146,6 +150,7 @@ class Segmenter:
         typing: str = "auto",
         engine_cache: str | Path | None = None,
         timing_cache: str | Path | None = None,
+        max_batch: int = 1,
     ) -> None:
         path = Path(model)
         kind = artefact_kind(path)
@@ -161,11 +166,18 @@ class Segmenter:
             self._backend: Backend | None = self._open_tensorrt(
                 path, BuildOptions(precision=precision or "fp16", workspace_mb=workspace_mb,
                                    timing_cache=Path(timing_cache) if timing_cache else None,
-                                   typing=typing), rebuild_engine, engine_cache)  # fmt: skip
+                                   typing=typing, max_batch=max_batch), rebuild_engine,
+                engine_cache)  # fmt: skip
         else:
             self._backend = self._open(name, path, device, precision, compile, threads,
-                                       sam_checkpoint, attention)  # fmt: skip
+                                       sam_checkpoint, attention, max_batch)  # fmt: skip
         self.artefact = path
+        backend = self._backend
+        routing = getattr(backend, "routing", None)
+        # One frame's outputs: fixed views of the first row, so copy=False hands out the same
+        # arrays every call (callers may keep them as buffers).
+        self._first_row = (backend.labels[0], backend.confidence[0],
+                           None if routing is None else routing[0])  # fmt: skip
 
     @staticmethod
     def _open_tensorrt(
@@ -187,16 +199,17 @@ class Segmenter:
     @staticmethod
     def _open(
         name: str, path: Path, device: str, precision: str | None, compile: bool | str,
-        threads: int, sam_checkpoint: str | Path | None, attention: str,
+        threads: int, sam_checkpoint: str | Path | None, attention: str, max_batch: int,
     ) -> Backend:
         if name == "onnxruntime":
             from mlesam_ros.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-            return OnnxRuntimeBackend(path, device=device, threads=threads)
+            return OnnxRuntimeBackend(path, device=device, threads=threads, max_batch=max_batch)
         from mlesam_ros.engine.backends.torch_backend import TorchBackend
 
         return TorchBackend(path, device=device, precision=precision, compile=compile,
-                            sam_checkpoint=sam_checkpoint, attention=attention)
+                            sam_checkpoint=sam_checkpoint, attention=attention,
+                            max_batch=max_batch)
 
     @property
     def spec(self) -> ModelSpec:
@@ -233,6 +246,14 @@ class Segmenter:
         """Class names in id order."""
         return self.spec.class_names
 
+    @property
+    def max_batch(self) -> int:
+        """Frames one inference call runs (``segment_batch`` splits larger batches).
+
+        The graph's static batch, or the ``max_batch`` asked for where it is dynamic.
+        """
+        return self._open_backend("max_batch").capacity
+
     def segment(
         self, images: np.ndarray, present: np.ndarray, copy: bool = True
     ) -> SegmentationResult:
@@ -242,33 +263,74 @@ class Segmenter:
         ``self.modalities`` order; ``present``: (1, M) bool. With ``copy=False`` the result
         holds views of the backend's output buffers, valid until the next call (no allocation).
         """
-        backend = self._backend
-        if backend is None:
-            raise ValueError("segment: this Segmenter was closed")
-        images = np.asarray(images)
-        present = np.asarray(present)
-        if images.shape != backend.images.shape:
+        backend = self._open_backend("segment")
+        images, present = self._checked(images, present, batch=False)
+        self._load(backend, images, present)
+        labels, confidence, routing = self._first_row
+        if copy:
+            return SegmentationResult(labels.copy(), confidence.copy(),
+                                      None if routing is None else routing.copy())  # fmt: skip
+        return SegmentationResult(labels, confidence, routing)
+
+    def segment_batch(self, images: np.ndarray, present: np.ndarray) -> list[SegmentationResult]:
+        """Segment B frames (several cameras) in as few calls as the graph allows.
+
+        ``images`` (B, M, 3, H, W), ``present`` (B, M) bool, each frame with at least one
+        modality. Runs ``max_batch`` frames per call: a static batch larger than what is left
+        is filled with copies of the last frame (their results are dropped). Returns one
+        result per frame, in order, each owning its arrays.
+        """
+        backend = self._open_backend("segment_batch")
+        images, present = self._checked(images, present, batch=True)
+        results = []
+        for start in range(0, images.shape[0], backend.capacity):
+            chunk = slice(start, start + backend.capacity)
+            self._load(backend, images[chunk], present[chunk])
+            routing = getattr(backend, "routing", None)
+            for row in range(images[chunk].shape[0]):
+                results.append(SegmentationResult(
+                    backend.labels[row].copy(), backend.confidence[row].copy(),
+                    None if routing is None else routing[row].copy()))  # fmt: skip
+        return results
+
+    def _open_backend(self, what: str) -> Backend:
+        if self._backend is None:
+            raise ValueError(f"{what}: this Segmenter was closed")
+        return self._backend
+
+    def _checked(self, images: np.ndarray, present: np.ndarray,
+                 batch: bool) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Shapes and dtypes of one frame (``batch`` False: leading 1) or of B frames."""
+        images, present = np.asarray(images), np.asarray(present)
+        frame = (len(self.modalities), 3, *self.input_size)
+        rows = images.shape[0] if batch and images.ndim == 5 and images.shape[0] >= 1 else 1
+        if images.shape != (rows, *frame):
+            shown = "B" if batch else "1"
             raise ValueError(
-                f"images: expected shape {backend.images.shape} (1, M={len(self.modalities)} "
+                f"images: expected shape {(rows, *frame)} ({shown}, M={len(self.modalities)} "
                 f"[{','.join(self.modalities)}], 3, H, W={self.input_size}), got {images.shape}"
             )
         if images.dtype not in (np.float32, np.uint8):
             raise ValueError(f"images: dtype must be float32 or uint8, got {images.dtype}")
-        if present.shape != backend.present.shape or present.dtype != np.bool_:
+        if present.shape != (rows, len(self.modalities)) or present.dtype != np.bool_:
             raise ValueError(
-                f"present: expected bool array of shape {backend.present.shape}, got "
+                f"present: expected bool array of shape {(rows, len(self.modalities))}, got "
                 f"{present.dtype} {present.shape}"
             )
-        if not present.any():
-            raise ValueError("present: at least one modality must be present")
-        np.copyto(backend.images, images, casting="unsafe")
-        np.copyto(backend.present, present, casting="unsafe")
-        backend.run()
-        routing = getattr(backend, "routing", None)
-        if copy:
-            return SegmentationResult(backend.labels.copy(), backend.confidence.copy(),
-                                      None if routing is None else routing.copy())  # fmt: skip
-        return SegmentationResult(backend.labels, backend.confidence, routing)
+        if not present.any(axis=1).all():
+            raise ValueError("present: at least one modality must be present in every frame")
+        return images, present
+
+    @staticmethod
+    def _load(backend: Backend, images: np.ndarray, present: np.ndarray) -> None:
+        """Copy up to ``capacity`` frames in and run them (a static batch padded)."""
+        rows = images.shape[0]
+        np.copyto(backend.images[:rows], images, casting="unsafe")
+        np.copyto(backend.present[:rows], present, casting="unsafe")
+        if not backend.spec.dynamic_batch and rows < backend.capacity:
+            backend.images[rows:] = backend.images[rows - 1]  # any valid frame will do
+            backend.present[rows:] = backend.present[rows - 1]
+        backend.run(rows)
 
     def close(self) -> None:
         """Release the backend; further ``segment`` calls raise."""

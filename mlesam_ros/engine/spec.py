@@ -27,7 +27,12 @@ _KEY_PREFIX = "mlesam."
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Inputs, outputs and classes of one deployed model (batch size is always 1)."""
+    """Inputs, outputs and classes of one deployed model.
+
+    ``batch``: the frames one call takes (the leading dimension of every input and output):
+    N for a graph of that static batch (1 unless exported with ``--batch``), 0 for a graph
+    whose batch is dynamic (any number of frames; TensorRT builds an optimisation profile).
+    """
 
     modalities: tuple[str, ...]
     input_size: tuple[int, int]  # (H, W)
@@ -41,6 +46,7 @@ class ModelSpec:
     # sensor, for sensor health. 0: the artefact has no such output (no router, or exported
     # before it existed).
     routing_levels: int = 0
+    batch: int = 1
     version: str = __version__
 
     def __post_init__(self) -> None:
@@ -70,6 +76,9 @@ class ModelSpec:
             if value not in allowed:
                 raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
         object.__setattr__(self, "routing_levels", int(self.routing_levels))
+        object.__setattr__(self, "batch", int(self.batch))
+        if self.batch < 0:
+            raise ValueError(f"batch: must be >= 1, or 0 for a dynamic batch; got {self.batch}")
         if self.routing_levels < 0 or (self.routing_levels and self.output != "labels"):
             raise ValueError(
                 f"routing_levels: must be >= 0, and only labels outputs carry routing weights "
@@ -84,16 +93,26 @@ class ModelSpec:
         return len(self.class_names)
 
     @property
+    def dynamic_batch(self) -> bool:
+        """Whether the graph takes any number of frames per call (``batch`` 0)."""
+        return self.batch == 0
+
+    @property
+    def rows(self) -> int:
+        """Leading dimension of the example shapes below: ``batch``, or 1 for a dynamic batch."""
+        return self.batch or 1
+
+    @property
     def routing_shape(self) -> tuple[int, int, int] | None:
-        """Shape of the ``routing_weights`` output, (1, levels, M), or None without it."""
+        """Shape of the ``routing_weights`` output, (batch, levels, M), or None without it."""
         if not self.routing_levels:
             return None
-        return (1, self.routing_levels, len(self.modalities))
+        return (self.rows, self.routing_levels, len(self.modalities))
 
     @property
     def images_shape(self) -> tuple[int, int, int, int, int]:
-        """Shape of the ``images`` input: (1, M, 3, H, W)."""
-        return (1, len(self.modalities), 3, *self.input_size)
+        """Shape of the ``images`` input: (batch, M, 3, H, W)."""
+        return (self.rows, len(self.modalities), 3, *self.input_size)
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-able dict (lists instead of tuples), plus the derived class count."""

@@ -25,6 +25,7 @@ from mlesam_ros.engine.engine_cache import (
     EngineTarget,
     check_tensorrt_version,
 )
+from mlesam_ros.engine.onnx_export import read_spec
 
 LOG = logging.getLogger(__name__)
 
@@ -88,7 +89,11 @@ class TensorRTBuilder:
         return EngineTarget(trt.__version__, capability, name)
 
     def build(self, onnx_path: Path, plan: BuildPlan, options: BuildOptions) -> bytes:
-        """Parse ``onnx_path`` and build a serialized engine (static shapes: no profiles)."""
+        """Parse ``onnx_path`` and build a serialized engine.
+
+        Static shapes need no profile; a graph with a dynamic batch gets one optimisation
+        profile for 1 to ``options.max_batch`` frames, tuned for ``max_batch``.
+        """
         builder = trt.Builder(self._logger)
         network = builder.create_network(network_flags(plan))
         parser = trt.OnnxParser(network, self._logger)
@@ -105,6 +110,8 @@ class TensorRTBuilder:
             config.set_flag(trt.BuilderFlag.FP16)
         if not plan.tf32:
             config.clear_flag(trt.BuilderFlag.TF32)  # fp32 engines compute in fp32
+        if read_spec(onnx_path).dynamic_batch:
+            self._add_batch_profile(builder, network, config, options.max_batch)
         config.progress_monitor = _ProgressLog()
         cache_path = Path(options.timing_cache) if options.timing_cache else None
         if cache_path is not None:
@@ -116,6 +123,16 @@ class TensorRTBuilder:
         if cache_path is not None:
             self._save_timing_cache(config, cache_path)
         return bytes(serialized)
+
+    @staticmethod
+    def _add_batch_profile(builder: Any, network: Any, config: Any, max_batch: int) -> None:
+        """One optimisation profile for a dynamic batch: 1 to ``max_batch`` frames."""
+        inputs = [network.get_input(i) for i in range(network.num_inputs)]
+        profile = builder.create_optimization_profile()
+        for tensor in inputs:
+            rest = tuple(int(v) for v in tuple(tensor.shape)[1:])
+            profile.set_shape(tensor.name, (1, *rest), (max_batch, *rest), (max_batch, *rest))
+        config.add_optimization_profile(profile)
 
     @staticmethod
     def _use_timing_cache(config: Any, path: Path) -> None:

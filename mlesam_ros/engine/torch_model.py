@@ -22,6 +22,7 @@ def spec_for_model(
     label_dtype: str = "int32",
     present_dtype: str = "bool",
     precision: str = "fp32",
+    batch: int = 1,
 ) -> ModelSpec:
     """Describe a built MLE-SAM model (reads ``model.config``) in deployment terms."""
     config = getattr(model, "config", None)
@@ -44,6 +45,7 @@ def spec_for_model(
         present_dtype=present_dtype,
         precision=precision,
         routing_levels=routing_levels(model) if output == "labels" else 0,
+        batch=batch,
     )
 
 
@@ -58,7 +60,7 @@ def load_model(
     checkpoint: str | Path,
     sam_checkpoint: str | Path | None = None,
     map_location: str = "cpu",
-    **spec_options: str,
+    **spec_options: str | int,
 ) -> tuple[torch.nn.Module, ModelSpec]:
     """Load a checkpoint written by ``mlesam_ros.model.save_checkpoint`` in eval mode.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mlesam_ros.pipeline.config import PARAMETERS, ParamSpec
+from mlesam_ros.pipeline.config import ParamSpec, parameter_spec
 
 _TYPE_NAMES = {
     str: "PARAMETER_STRING",
@@ -29,7 +29,7 @@ def descriptor_fields(name: str, spec: ParamSpec | None = None) -> dict[str, Any
     checked exactly by the node's on-set callback). Static parameters say so in the
     description: ``ros2 param set`` refuses them while the node is configured.
     """
-    spec = spec or PARAMETERS[name]
+    spec = spec or parameter_spec(name)
     when = "set live" if spec.dynamic else "static: applies at the next lifecycle configure"
     fields: dict[str, Any] = {
         "name": name,
@@ -37,6 +37,8 @@ def descriptor_fields(name: str, spec: ParamSpec | None = None) -> dict[str, Any
         "description": f"{spec.description} [{when}]",
         "additional_constraints": f"allowed: {spec.allowed()}",
         "read_only": False,
+        # A list of names may come as a YAML list (string array) or as text: both are read.
+        "dynamic_typing": spec.names,
     }
     if spec.kind in (int, float) and (
         spec.minimum is not None or spec.maximum is not None or spec.positive

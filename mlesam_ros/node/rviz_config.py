@@ -16,6 +16,7 @@ No ROS imports here, so all of it is tested without ROS.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,25 @@ UPRIGHT_SUFFIX = "_upright"
 UPRIGHT_IN_OPTICAL = (0.5, -0.5, 0.5, 0.5)
 
 
-def instance_topics(rgb_topic: str, namespace: str = "", node_name: str = m.NODE_NAME) -> dict:
-    """Fully qualified topics of one node instance (outputs are node-relative ``~/...``)."""
+def instance_topics(rgb_topic: str, namespace: str = "", node_name: str = m.NODE_NAME,
+                    cameras: Sequence[str] = ()) -> dict:  # fmt: skip
+    """Fully qualified topics of one node instance (outputs are node-relative ``~/...``).
+
+    With ``cameras`` (a rig, ``cameras.names``) the overlay and labels are the first
+    camera's, and ``cameras`` maps each camera to its overlay topic; ``rgb_topic`` is then
+    the first camera's image.
+    """
+    namespace = namespace or "/"
+    first = f"~/{cameras[0]}/" if cameras else "~/"
     return {
-        "labeled_points": m.resolve_topic(m.LABELED_POINTS_OUT, node_name, namespace or "/"),
-        "labels_color": m.resolve_topic(m.LABELS_COLOR_OUT, node_name, namespace or "/"),
-        "labels": m.resolve_topic(m.LABELS_OUT, node_name, namespace or "/"),
-        "rgb": m.resolve_topic(rgb_topic, node_name, namespace or "/"),
-    }
+        "labeled_points": m.resolve_topic(m.LABELED_POINTS_OUT, node_name, namespace),
+        "labels_color": m.resolve_topic(f"{first}labels_color", node_name, namespace),
+        "labels": m.resolve_topic(f"{first}labels", node_name, namespace),
+        "rgb": m.resolve_topic(rgb_topic, node_name, namespace),
+        **({"cameras": {camera: m.resolve_topic(f"~/{camera}/labels_color", node_name,
+                                                namespace) for camera in cameras}}
+           if cameras else {}),
+    }  # fmt: skip
 
 
 def is_optical_frame(frame: str) -> bool:
@@ -80,10 +92,19 @@ def render_rviz_config(template: str | Path, fixed_frame: str, topics: dict[str,
     config: dict[str, Any] = yaml.safe_load(Path(template).read_text())
     manager = config["Visualization Manager"]
     manager["Global Options"]["Fixed Frame"] = fixed_frame
+    displays = []
     for display in manager["Displays"]:
         key = DISPLAY_TOPICS.get(display.get("Name", ""))
         if key is not None:
             display["Topic"]["Value"] = topics[key]
+        displays.append(display)
+        if key == "labels_color":  # a rig: one overlay per camera after the first
+            for camera, topic in list(topics.get("cameras", {}).items())[1:]:
+                copy = yaml.safe_load(yaml.safe_dump(display))
+                copy["Name"] = f"{display['Name']} ({camera})"
+                copy["Topic"]["Value"] = topic
+                displays.append(copy)
+    manager["Displays"] = displays
     return yaml.safe_dump(config, sort_keys=False)
 
 

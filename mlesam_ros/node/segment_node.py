@@ -54,9 +54,15 @@ from tf2_ros import Buffer, TransformException, TransformListener
 from mlesam_ros.msgs import transform_to_matrix
 from mlesam_ros.node.descriptors import descriptor_fields
 from mlesam_ros.node.log import SeverityLogger
-from mlesam_ros.pipeline.config import DEFAULT_PARAMETERS, PARAMETERS
+from mlesam_ros.pipeline.config import (
+    DEFAULT_PARAMETERS,
+    camera_defaults,
+    parameter_names,
+    parameter_spec,
+)
 from mlesam_ros.pipeline.core import SegmentationCore
 from mlesam_ros.pipeline.messages import NODE_NAME
+from mlesam_ros.pipeline.parameters import parse_camera_names
 from mlesam_ros.pipeline.params_file import report_unknown_parameters
 
 _INPUT_DEPTH = 5
@@ -97,10 +103,11 @@ class RclpyIO:
         self._tf_buffer = Buffer()
         self._tf_listener = TransformListener(self._tf_buffer, node, spin_thread=False)
         self._entities: list[tuple[str, Any]] = []
+        self.names: list[str] = list(DEFAULT_PARAMETERS)  # and each camera's, once declared
 
     def parameters(self) -> dict[str, Any]:
         """Return the current value of every declared mlesam parameter."""
-        return {name: self._node.get_parameter(name).value for name in DEFAULT_PARAMETERS}
+        return {name: self._node.get_parameter(name).value for name in self.names}
 
     def now_ns(self) -> int:
         """Return ROS time (``use_sim_time`` aware) in nanoseconds."""
@@ -173,6 +180,7 @@ def _descriptor(name: str) -> ParameterDescriptor:
         description=fields["description"],
         additional_constraints=fields["additional_constraints"],
         read_only=fields["read_only"],
+        dynamic_typing=fields["dynamic_typing"],
     )
     if "floating_point_range" in fields:
         low, high = fields["floating_point_range"]
@@ -194,13 +202,7 @@ class SegmentNode(LifecycleNode):
         super().__init__(NODE_NAME, **kwargs)
         self.failure = ""
         for name, default in DEFAULT_PARAMETERS.items():
-            try:
-                self.declare_parameter(name, default, _descriptor(name))
-            except (InvalidParameterTypeException, InvalidParameterValueException) as error:
-                reason = error.args[0] if error.args else error  # args: (text, name)
-                raise ConfigurationError(
-                    f"parameter {name}: {reason}; allowed: {PARAMETERS[name].allowed()}"
-                ) from None
+            self._declare(name, default)
         self.declare_parameter(
             "autostart",
             True,
@@ -211,18 +213,47 @@ class SegmentNode(LifecycleNode):
             ),
         )
         self.io = RclpyIO(self)
+        self._declare_cameras()
         self.core = SegmentationCore(self.io, threaded=True)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # rcl hands this node the overrides of its sections (params files, -p); names it does
         # not declare would be ignored without a word (a misspelt sync.timout_s).
         overrides = getattr(self, "_parameter_overrides", {}) or {}
-        report_unknown_parameters(overrides, self.io.logger.warning, "params file / -p")
+        cameras = parse_camera_names(self.get_parameter("cameras.names").value)
+        report_unknown_parameters(overrides, self.io.logger.warning, "params file / -p",
+                                  cameras=cameras)  # fmt: skip
+
+    def _declare(self, name: str, default: Any) -> None:
+        try:
+            self.declare_parameter(name, default, _descriptor(name))
+        except (InvalidParameterTypeException, InvalidParameterValueException) as error:
+            reason = error.args[0] if error.args else error  # args: (text, name)
+            raise ConfigurationError(
+                f"parameter {name}: {reason}; allowed: {parameter_spec(name).allowed()}"
+            ) from None
+
+    def _declare_cameras(self) -> None:
+        """Declare each camera's parameters (``cameras.<name>.*``) of ``cameras.names``.
+
+        Their names depend on the camera list, so they are declared once it is read: at
+        start-up and again at configure (the list may have changed while unconfigured). The
+        params file's values for them apply as for any parameter.
+        """
+        try:
+            names = parameter_names({"cameras.names": self.get_parameter("cameras.names").value})
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from None
+        for name in names:
+            if not self.has_parameter(name):
+                camera = name.split(".")[1]
+                self._declare(name, camera_defaults(camera)[name])
+        self.io.names = list(names)
 
     # -- parameters ---------------------------------------------------------------------------
 
     def _on_set_parameters(self, parameters: list) -> SetParametersResult:
         """Apply dynamic parameters now; refuse bad values and static ones while configured."""
-        changes = {p.name: p.value for p in parameters if p.name in DEFAULT_PARAMETERS}
+        changes = {p.name: p.value for p in parameters if p.name in self.io.names}
         if not changes:
             return SetParametersResult(successful=True)
         try:
@@ -236,6 +267,7 @@ class SegmentNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read parameters and load the model; stay unconfigured with the reason on failure."""
         try:
+            self._declare_cameras()
             self.core.configure(activate=False)
         except Exception as error:
             self.failure = _reason(error)

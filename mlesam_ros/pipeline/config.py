@@ -10,6 +10,7 @@ DDS) by ROS's rules (:mod:`mlesam_ros.pipeline.params_file`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -21,12 +22,17 @@ import numpy as np
 
 from mlesam_ros.pipeline.health import HealthConfig
 from mlesam_ros.pipeline.parameters import (
+    CAMERA_PARAMETERS,
+    CAMERA_PREFIX,
     DEFAULT_PARAMETERS,
     DYNAMIC_PARAMETERS,
     PARAMETERS,
     SENSOR_INPUTS,
     ParamSpec,
+    camera_defaults,
+    camera_parameter,
     parameter_table,
+    parse_camera_names,
     pose_to_matrix,
 )
 from mlesam_ros.pipeline.params_file import (
@@ -37,9 +43,34 @@ from mlesam_ros.pipeline.params_file import (
 from mlesam_ros.text import quote, shown
 
 __all__ = ["DEFAULT_PARAMETERS", "DYNAMIC_PARAMETERS", "PARAMETERS", "SENSOR_INPUTS",
-           "NodeConfig", "ParamSpec", "check_update", "coerce_parameter",
-           "command_line_parameters", "load_params_file", "parameter_table", "pose_to_matrix",
-           "validate_parameters"]  # fmt: skip
+           "CameraConfig", "NodeConfig", "ParamSpec", "check_update", "coerce_parameter",
+           "command_line_parameters", "load_params_file", "parameter_names", "parameter_spec",
+           "parameter_table", "pose_to_matrix", "validate_parameters"]  # fmt: skip
+
+
+def parameter_spec(name: str) -> ParamSpec:
+    """Return parameter ``name``'s spec (the per-camera table's for ``cameras.<camera>.<key>``).
+
+    Unknown names raise naming the parameter.
+    """
+    spec = PARAMETERS.get(name)
+    if spec is not None:
+        return spec
+    camera = camera_parameter(name)
+    if camera is not None and camera[1] in CAMERA_PARAMETERS:
+        return CAMERA_PARAMETERS[camera[1]]
+    if camera is not None:
+        raise ValueError(
+            f"parameters: {unknown_parameter_text(name)} A camera's parameters are "
+            f"{CAMERA_PREFIX}<camera>.{{{', '.join(CAMERA_PARAMETERS)}}}"
+        )
+    raise ValueError(f"parameters: {unknown_parameter_text(name)}")
+
+
+def parameter_names(values: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every parameter name a node with these values has: the table's, then each camera's."""
+    cameras = parse_camera_names(values.get("cameras.names", ""))
+    return (*PARAMETERS, *(name for camera in cameras for name in camera_defaults(camera)))
 
 
 def coerce_parameter(name: str, value: Any) -> Any:
@@ -49,9 +80,7 @@ def coerce_parameter(name: str, value: Any) -> Any:
     would be True), a number given as text is read as that number, and anything else of the
     wrong type is an error rather than a guess.
     """
-    spec = PARAMETERS.get(name)
-    if spec is None:
-        raise ValueError(f"parameters: {unknown_parameter_text(name)}")
+    spec = parameter_spec(name)
 
     def bad(reason: str = "") -> ValueError:
         return ValueError(
@@ -59,6 +88,9 @@ def coerce_parameter(name: str, value: Any) -> Any:
         )
 
     kind = spec.kind
+    if spec.names:
+        # Kept as comma-separated text: one type whether the YAML gave a list or text.
+        return ",".join(parse_camera_names(value, name))
     if kind is bool:
         if isinstance(value, bool):
             out: Any = value
@@ -110,11 +142,59 @@ def coerce_parameter(name: str, value: Any) -> Any:
 
 
 def validate_parameters(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults merged with coerced, validated ``overrides`` (every name checked)."""
+    """Defaults merged with coerced, validated ``overrides`` (every name checked).
+
+    With ``cameras.names`` set, each camera's parameters are there too (defaults filled in);
+    a per-camera parameter of a camera not in the list is an error (a typo would be ignored).
+    """
     values = dict(DEFAULT_PARAMETERS)
+    per_camera = {}
     for name, value in (overrides or {}).items():
+        if camera_parameter(name) is None:
+            values[name] = coerce_parameter(name, value)
+        else:
+            per_camera[name] = value
+    cameras = parse_camera_names(values["cameras.names"])
+    for camera in cameras:
+        values.update(camera_defaults(camera))
+    for name, value in per_camera.items():
+        camera = camera_parameter(name)[0]
+        if camera not in cameras:
+            raise ValueError(
+                f"parameter {quote(name)}: camera {quote(camera)} is not in cameras.names "
+                f"[{', '.join(cameras)}]; add it there or remove the parameter"
+            )
         values[name] = coerce_parameter(name, value)
     return values
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """One camera of a rig (``cameras.names``): its name, index and what its parameters feed.
+
+    ``fields``: ``topics``, ``info_topics``, ``offsets_ns``, ``timeout_ns`` and
+    ``configured_extrinsics``, which :meth:`NodeConfig.camera_view` lays over the shared
+    configuration.
+    """
+
+    name: str
+    index: int
+    fields: Mapping[str, Any]
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], name: str, index: int) -> CameraConfig:
+        """Read camera ``name``'s parameters from validated ``values``."""
+        fields: dict[str, Any] = {}
+        for key, spec in CAMERA_PARAMETERS.items():
+            parameter = f"{CAMERA_PREFIX}{name}.{key}"
+            value = values[parameter]
+            value = value if spec.convert is None else spec.convert(value, parameter)
+            field, _, item = spec.field.partition("[")
+            if item:
+                fields.setdefault(field, {})[item.rstrip("]")] = value
+            else:
+                fields[field] = value
+        return cls(name, index, fields)
 
 
 @dataclass(frozen=True)
@@ -156,6 +236,8 @@ class NodeConfig:
     health_suspect_as_absent: bool
     health_window: int
     health_min_faulty: int
+    cameras: tuple[CameraConfig, ...]
+    batch_window_ns: int
 
     @classmethod
     def from_parameters(cls, overrides: Mapping[str, Any] | None = None) -> NodeConfig:
@@ -175,9 +257,29 @@ class NodeConfig:
                 fields.setdefault(field, {})[key.rstrip("]")] = value
             else:
                 fields[field] = value
+        fields["cameras"] = tuple(
+            CameraConfig.from_values(values, name, index)
+            for index, name in enumerate(parse_camera_names(fields["cameras"]))
+        )
         config = cls(**fields)
         config.health_config()  # window/min_faulty checked together, naming the parameter
         return config
+
+    def camera_view(self, camera: CameraConfig) -> NodeConfig:
+        """Return this configuration as ``camera`` sees it, a one-camera configuration.
+
+        Its topics, offsets, timeout and extrinsics over the shared rest (the LiDAR included).
+        """
+        fields = camera.fields
+        return dataclasses.replace(
+            self,
+            topics={**fields["topics"], "points": self.topics["points"]},
+            info_topics=dict(fields["info_topics"]),
+            offsets_ns=dict(fields["offsets_ns"]),
+            timeout_ns=fields["timeout_ns"] or self.timeout_ns,
+            configured_extrinsics=dict(fields["configured_extrinsics"]),
+            cameras=(),
+        )
 
     def health_config(self) -> HealthConfig:
         """Return the sensor-health settings (:mod:`mlesam_ros.pipeline.health`)."""
@@ -205,7 +307,7 @@ def check_update(
     """
     coerced = {name: coerce_parameter(name, value) for name, value in changes.items()}
     if configured:
-        static = sorted(name for name in coerced if name not in DYNAMIC_PARAMETERS)
+        static = sorted(name for name in coerced if not parameter_spec(name).dynamic)
         if static:
             raise ValueError(
                 f"parameter {', '.join(static)}: static (read at configure); deactivate and "

@@ -44,6 +44,7 @@ import numpy as np
 from mlesam_ros.engine import default_checkpoint_candidates, resolve_default_checkpoint
 from mlesam_ros.engine.segmenter import Segmenter as EngineSegmenter
 from mlesam_ros.pipeline import messages as m
+from mlesam_ros.pipeline.cameras import CameraRig
 from mlesam_ros.pipeline.config import (
     SENSOR_INPUTS,
     NodeConfig,
@@ -93,6 +94,7 @@ def open_segmenter(config: NodeConfig) -> Segmenter:
             precision=config.precision,
             threads=config.threads,
             rebuild_engine=config.rebuild_engine,
+            max_batch=max(1, len(config.cameras)),  # a dynamic batch: one frame per camera
         )
     except (ValueError, FileNotFoundError) as error:
         # Name the parameters: "backend: torch cannot run an onnx file" alone does not say
@@ -108,7 +110,9 @@ class SegmentationCore(FrameIngest, FrameWorker):
 
     ``segmenter`` injects an already-loaded model (bench, tests); otherwise ``configure``
     opens ``model.path``. ``threaded=False`` processes each synced frame inside the callback
-    that completed it (deterministic replay) through the same latest-frame slot.
+    that completed it (deterministic replay) through the same latest-frame slot. With
+    ``cameras.names`` set, ``rig`` (:class:`~mlesam_ros.pipeline.cameras.CameraRig`) runs the
+    cameras: their inputs, batches and outputs.
     """
 
     def __init__(
@@ -122,6 +126,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
         self.path: FramePath | None = None
         self.health: SensorHealth | None = None
         self.sync: TimeoutSynchronizer | None = None
+        self.rig: CameraRig | None = None
         self.stats = PipelineStats()
         self.listeners: list[Callable[[FrameResult, FrameRecord], None]] = []
         self._lock = threading.RLock()
@@ -159,6 +164,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
         self.segmenter = self._injected or open_segmenter(config)
         try:
             self.path = FramePath(self.segmenter, config)
+            self.rig = CameraRig(self, config) if config.cameras else None
         except Exception:
             self._free_model()
             raise
@@ -168,11 +174,16 @@ class SegmentationCore(FrameIngest, FrameWorker):
         self._dropped_reported = 0
         self._configured = True
         m.ensure_vision_msgs()
+        inputs = ", ".join(f"{key}={input_topic(config, key)}" for key in config.enabled_inputs)
+        if self.rig is not None:
+            inputs = "; ".join(
+                f"camera {lane.name}: " + ", ".join(f"{key}={input_topic(lane.config, key)}"
+                                                    for key in lane.inputs)
+                for lane in self.rig.lanes) + f"; points={config.topics['points'] or 'off'}"
         self.io.logger.info(
             f"{self.segmenter.backend} on {self.segmenter.device}, model "
             f"{self.segmenter.artefact}, modalities "
-            f"{','.join(self.path.used)} at {self.segmenter.input_size}; inputs "
-            + ", ".join(f"{key}={input_topic(config, key)}" for key in config.enabled_inputs)
+            f"{','.join(self.path.used)} at {self.segmenter.input_size}; inputs " + inputs
         )
         if activate:
             self.activate()
@@ -196,6 +207,15 @@ class SegmentationCore(FrameIngest, FrameWorker):
         """
         if not self._configured:
             raise RuntimeError("mlesam: activate before configure")
+        if self.rig is not None:
+            # Active first, as below: a message may arrive the moment a subscription exists.
+            self._active = True
+            try:
+                self.rig.activate()
+            except BaseException:
+                self.deactivate()  # no half-active core: the shell releases what was created
+                raise
+            return
         config, io = self.config, self.io
         self._publishers = {
             "labels": self._output(m.LABELS_OUT, m.IMAGE),
@@ -260,6 +280,10 @@ class SegmentationCore(FrameIngest, FrameWorker):
     def deactivate(self) -> None:
         """Stop processing: inputs are ignored, pending frames dropped, the worker stopped."""
         self._active = False
+        if self.rig is not None:
+            self.rig.deactivate()
+            self._publishers = {}
+            return
         self._running = False
         self._slot.close()
         if self._worker is not None:
@@ -315,7 +339,9 @@ class SegmentationCore(FrameIngest, FrameWorker):
             if self.path is not None and hasattr(self.path, "config"):
                 self.path.config = config
             sync_fields = ("slop_ns", "timeout_ns", "strict", "offsets_ns")
-            if any(getattr(old, f) != getattr(config, f) for f in sync_fields):
+            released = [] if self.rig is None else self.rig.reconfigure(old, config)
+            if self.rig is None and any(getattr(old, f) != getattr(config, f)
+                                        for f in sync_fields):  # fmt: skip
                 # Pending frames go out under the old rules, then the new ones apply.
                 frames = self.sync.poll(self.io.now_ns() + old.timeout_ns)
                 self._replace_synchronizer(self._new_synchronizer(config), "stopped")
@@ -325,20 +351,27 @@ class SegmentationCore(FrameIngest, FrameWorker):
                 self.health = SensorHealth(self.path.modalities, config.health_config())
             if config.diagnostics_period_ns != old.diagnostics_period_ns:
                 self._next_diagnostics_ns = self.io.now_ns() + config.diagnostics_period_ns
-            if self._active:
+            if self._active and self.rig is None:  # a rig makes its own (reconfigure)
                 for output in _OPTIONAL_OUTPUTS:
                     if getattr(config, output):
                         self._ensure_output(output)
         if self._active:
             self._submit(frames, self.io.now_ns())
+            for lane, lane_frames in released:
+                self.rig.submit(lane, lane_frames, self.io.now_ns())
         self.io.logger.info(
             "set " + ", ".join(f"{name}={shown(value)}" for name, value in coerced.items())
         )
 
     # -- accounting ---------------------------------------------------------------------------
 
-    def count_drop(self, reason: str) -> None:
-        """Count one RGB frame lost before the synchroniser (replay: undecodable messages)."""
+    def count_drop(self, reason: str, topic: str | None = None) -> None:
+        """Count one RGB frame lost before the synchroniser (replay: undecodable messages).
+
+        ``topic``: the RGB topic it came on (which camera of a rig lost it).
+        """
+        if self.rig is not None and self.rig.count_drop(reason, topic):
+            return
         with self._lock:
             self.stats.dropped[reason] += 1
 
@@ -350,7 +383,9 @@ class SegmentationCore(FrameIngest, FrameWorker):
         """RGB frames that were not labelled, by reason (see the module docstring)."""
         with self._lock:
             dropped = collections.Counter(self.stats.dropped)
-            if self.sync is not None:
+            if self.rig is not None:
+                dropped.update(self.rig.dropped_frames())
+            elif self.sync is not None:
                 dropped.update(self.sync.stats.anchor_dropped)
             if self._slot.dropped:
                 dropped["worker_busy"] = self._slot.dropped
@@ -372,6 +407,14 @@ class SegmentationCore(FrameIngest, FrameWorker):
 
     def diagnostics(self) -> Any:
         """Build the current ``diagnostic_msgs/DiagnosticArray`` (:mod:`.diagnostics`)."""
+        if self.rig is not None:
+            dropped = sum(self.dropped_frames().values())
+            newly_dropped, self._dropped_reported = dropped - self._dropped_reported, dropped
+            seg = self.segmenter
+            model = {"backend": seg.backend, "device": seg.device,
+                     "model": str(seg.artefact)} if seg is not None else {}  # fmt: skip
+            statuses = self.rig.diagnostic_statuses(model, newly_dropped)
+            return m.diagnostic_array(statuses, self.io.now_ns())
         with self._lock:
             health = {key: copy.copy(value) for key, value in self.sync.health().items()}
             sync_stats = copy.copy(self.sync.stats)

@@ -42,6 +42,7 @@ class FrameRecord:
     issues: tuple[str, ...]
     suspects: dict[str, str] = field(default_factory=dict)  # sensor health: modality → why
     stages_ms: dict[str, float] = field(default_factory=dict)  # pipeline.timing.STAGES
+    camera: str = ""  # the camera's name in a rig (cameras.names), '' for the one camera
 
 
 @dataclass
@@ -138,15 +139,41 @@ def diagnostic_array(
     withheld: frozenset[str] = frozenset(),
     node: str = "/" + m.NODE_NAME,
 ) -> Any:
-    """Build ``/diagnostics`` from a snapshot of the core (taken under its lock).
+    """Build ``/diagnostics`` from a snapshot of the core (see :func:`diagnostic_statuses`)."""
+    statuses = diagnostic_statuses(config, stats, health, sync_stats, dropped_by_reason,
+                                   newly_dropped, model, modalities, dropped_by_worker,
+                                   sensors, withheld, node=node)  # fmt: skip
+    return m.diagnostic_array(statuses, now_ns)
+
+
+def diagnostic_statuses(
+    config: NodeConfig,
+    stats: PipelineStats,
+    health: Mapping[str, Any],
+    sync_stats: Any,
+    dropped_by_reason: Mapping[str, int],
+    newly_dropped: int,
+    model: Mapping[str, str],
+    modalities: Sequence[str],
+    dropped_by_worker: int,
+    sensors: Mapping[str, Any] | None = None,
+    withheld: frozenset[str] = frozenset(),
+    scope: str = "",
+    inputs: Sequence[str] | None = None,
+    node: str = "/" + m.NODE_NAME,
+) -> list[Any]:
+    """Return the statuses of ``/diagnostics`` from a snapshot of the core (under its lock).
 
     ``health``: the synchroniser's per-input health; ``model``: backend, device and model
     (artefact) of the segmenter; ``newly_dropped``: frames dropped since the last report;
     ``sensors``: sensor health per modality (:class:`~mlesam_ros.pipeline.health.SensorState`)
     and ``withheld`` the modalities it keeps from the model. ``node``: the fully qualified
     node name, which names every status and is its ``hardware_id``
-    (:mod:`~mlesam_ros.pipeline.naming`).
+    (:mod:`~mlesam_ros.pipeline.naming`). ``scope`` prefixes every status name after
+    ``<node>: `` (a camera of a rig: ``front/``); ``inputs`` limits the sensor statuses to
+    those inputs (default: every enabled one).
     """
+    inputs = config.enabled_inputs if inputs is None else tuple(inputs)
     sensors = sensors or {}
     latencies = np.asarray(stats.latencies_ms, dtype=np.float64)
     processing = np.asarray(stats.processing_ms, dtype=np.float64)
@@ -183,9 +210,10 @@ def diagnostic_array(
         ) + " in total)"
     else:
         level, message = m.OK, "ok"
-    statuses = [m.diagnostic_status(f"{node}: pipeline", level, message, pipeline_values, node)]
+    statuses = [m.diagnostic_status(f"{node}: {scope}pipeline", level, message, pipeline_values,
+                                    node)]  # fmt: skip
     last_issue, issue_counts = stats.last_issue, stats.issues
-    for key in config.enabled_inputs:
+    for key in inputs:
         sensor = health.get(key)
         fused = stats.last_present.get(MODALITY_OF_INPUT[key], False)
         values = {
@@ -223,12 +251,11 @@ def diagnostic_array(
             level, message = m.OK, "fused"
         else:
             level, message = m.WARN, last_issue.get(key) or "not in the last frame"
-        statuses.append(m.diagnostic_status(f"{node}: {key}", level, message, values, node))
-    for source in sorted(set(issue_counts) - set(config.enabled_inputs)):
+        statuses.append(m.diagnostic_status(f"{node}: {scope}{key}", level, message, values,
+                                            node))  # fmt: skip
+    for source in sorted(set(issue_counts) - set(inputs)):
         # Problems outside the sensors (tf, a topic of the wrong type): WARN with the last.
         values = {"issues": issue_counts[source], "last_issue": last_issue.get(source, "")}
-        statuses.append(
-            m.diagnostic_status(f"{node}: {source}", m.WARN, last_issue.get(source, ""), values,
-                                node)
-        )
-    return m.diagnostic_array(statuses, now_ns)
+        statuses.append(m.diagnostic_status(f"{node}: {scope}{source}", m.WARN,
+                                            last_issue.get(source, ""), values, node))  # fmt: skip
+    return statuses

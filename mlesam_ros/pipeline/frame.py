@@ -72,6 +72,7 @@ class FrameResult:
     present: dict[str, bool]  # model modality → fused in this frame
     issues: list[Issue]
     palette: np.ndarray  # (num_classes, 3) uint8 class colours of the overlay
+    camera: str = ""  # the camera's name in a rig (cameras.names), '' for the one camera
 
 
 class _StageClock:

@@ -23,7 +23,7 @@ RGB_ARRIVALS_KEPT = 64
 class FrameIngest:
     """The callback side of :class:`~mlesam_ros.pipeline.core.SegmentationCore` (its base).
 
-    Uses the core's ``io``, ``config``, ``sync``, ``stats``, ``threaded``, ``_active``,
+    Uses the core's ``io``, ``config``, ``sync``, ``rig``, ``stats``, ``threaded``, ``_active``,
     ``_infos``, ``_rgb_arrivals``, ``_slot``, ``_lock``, ``_next_diagnostics_ns``, ``_note``,
     ``_log_once``, ``count_drop``, ``process_pending`` and ``publish_diagnostics``.
     """
@@ -124,18 +124,23 @@ class FrameIngest:
         """
         now = self.io.now_ns()
         with self._lock:
-            frames = self.sync.poll(now)
+            frames = self.sync.poll(now) if self.rig is None else []
             diagnostics_due = now >= self._next_diagnostics_ns
             if diagnostics_due:
                 self._next_diagnostics_ns = max(
                     self._next_diagnostics_ns + self.config.diagnostics_period_ns, now
                 )
+        if self.rig is not None:
+            self.rig.poll(now)
         self._submit(frames, now)
         if diagnostics_due:
             self.publish_diagnostics()
 
     def flush(self) -> None:
         """Emit every pending frame as if its timeout had passed and process it (bag end)."""
+        if self.rig is not None:
+            self.rig.flush()
+            return
         with self._lock:
             now = self.io.now_ns() + self.config.timeout_ns
             frames = self.sync.poll(now)

@@ -36,9 +36,14 @@ def prepare_points(
 ) -> None:
     """Project and encode the LiDAR sweep of ``job`` into ``prepared`` (issues on failure)."""
     topic, msg, issues = inputs.config.topics["points"], job.messages["points"], prepared.issues
+    shared = None
     try:
-        # A view of the message; points with a NaN coordinate fall out in the view cull.
-        cloud = pointcloud2_to_array(msg, topic, skip_nans=False)
+        if inputs.sweeps is None:
+            # A view of the message; points with a NaN coordinate fall out in the view cull.
+            cloud = pointcloud2_to_array(msg, topic, skip_nans=False)
+        else:  # several cameras: decoded once per sweep (mlesam_ros.pipeline.sweep)
+            shared = inputs.sweeps.decode(msg, topic)
+            cloud = shared.cloud
     except ValueError as error:
         issues.append(Issue("points", topic, f"{error}; LiDAR left out of this frame"))
         return
@@ -53,8 +58,9 @@ def prepare_points(
     T = inputs.extrinsic("points", rgb_frame, msg, header_stamp_ns(msg), lookup, issues)
     if T is None:
         return
-    sweep = cloud_xyz(cloud)
-    xyz, intensity = sweep, cloud_field(cloud, "intensity")
+    sweep = cloud_xyz(cloud) if shared is None else shared.xyz
+    xyz = sweep
+    intensity = cloud_field(cloud, "intensity") if shared is None else shared.intensity
     if intensity is None and "lidar" in inputs.used:
         # Livox drivers and many simulators send x, y, z only: the encoding's intensity
         # channel is then 0 everywhere, which the model never saw in training.
@@ -64,13 +70,22 @@ def prepare_points(
             "is 0, unlike in training: publish intensity (or reflectivity as intensity)"
         )
     grid = prepared.grid
+    kept = None  # indices into the sweep of the points projected (None: all of them)
     if not compiled_supports(grid, xyz, rectified=False):
+        if shared is not None:
+            # Several cameras: only this camera's sector, from azimuths computed once per
+            # sweep. (The compiled loop needs no such cull: it costs what it would save.)
+            kept = shared.in_view(T, grid, inputs.sweeps.sectors)
+            if kept is not None:
+                xyz = xyz[kept]
+                intensity = None if intensity is None else intensity[kept]
         # A spinning LiDAR puts most points outside a camera's view: for the numpy passes,
         # keep only those the exact projection may use (one float32 pass; the result equals
         # projecting them all). The compiled loop culls as it goes, faster than this pass.
         in_view = frustum_candidates(xyz, T, grid, min_depth=0.1)
         xyz = xyz[in_view]
         intensity = None if intensity is None else intensity[in_view]
+        kept = in_view if kept is None else kept[in_view]
     # One projection, on the working grid: the LiDAR image and the labelled points share it.
     projection = project_lidar(xyz, T, grid, min_depth=0.1)
     if projection.point_index.size == 0:
@@ -91,7 +106,7 @@ def prepare_points(
             keys, inputs.config.lidar_dilation, inputs.model_size
         )
     scale = (grid.width / prepared.size[1], grid.height / prepared.size[0])
-    prepared.cloud = PaintableCloud(xyz, intensity, msg.header, projection, scale)
+    prepared.cloud = PaintableCloud(xyz, intensity, msg.header, projection, scale, kept)
 
 
 def lidar_model_image(keys: np.ndarray, radius: int, size: tuple[int, int]) -> np.ndarray:

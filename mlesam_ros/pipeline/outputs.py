@@ -38,7 +38,8 @@ SURFACE_TOLERANCE = (0.05, 0.2)
 class PaintableCloud:
     """A LiDAR sweep with its z-buffered projection on the working grid.
 
-    ``grid_scale``: working-grid pixels per camera pixel, (x, y).
+    ``grid_scale``: working-grid pixels per camera pixel, (x, y). ``sweep_index``: where each
+    row of ``xyz`` is in the whole sweep when the sweep was culled first (None: it is not).
     """
 
     xyz: np.ndarray
@@ -46,6 +47,7 @@ class PaintableCloud:
     header: Any
     projection: LidarProjection
     grid_scale: tuple[float, float]
+    sweep_index: np.ndarray | None = None
 
 
 def default_palette(class_names: Sequence[str]) -> np.ndarray:

@@ -15,6 +15,7 @@ rclpy can declare it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from mlesam_ros.geometry import make_transform
 from mlesam_ros.modalities import parse_modalities
 from mlesam_ros.msgs.compressed import TRANSPORTS
 from mlesam_ros.pipeline.interface import RELIABILITIES
+from mlesam_ros.text import quote, shown
 
 SENSOR_INPUTS = ("rgb", "depth", "thermal", "points")
 """Subscribed sensor streams (``points`` feeds the ``lidar`` modality)."""
@@ -58,9 +60,13 @@ class ParamSpec:
     choices: tuple[str, ...] | None = None
     dynamic: bool = False
     positive: bool = False
+    names: bool = False
+    """A list of names, given as a YAML list or as comma-separated text (kept as the text)."""
 
     def allowed(self) -> str:
         """Describe the allowed values in words (error messages and docs/parameters.md)."""
+        if self.names:
+            return "a list of names (letters, digits, _; a letter first)"
         if self.choices is not None:
             shown = [choice or "''" for choice in self.choices]
             return " or ".join(shown) if len(shown) == 2 else "from " + ", ".join(shown)
@@ -408,9 +414,100 @@ PARAMETERS: dict[str, ParamSpec] = {
         dynamic=True,
         field="health_min_faulty",
     ),
+    "cameras.names": _spec(
+        "",
+        "several cameras around one LiDAR: their names, e.g. [front, left]; '' = one camera "
+        "(topics.*)",
+        field="cameras",
+        names=True,
+    ),
+    "cameras.batch_window_s": _spec(
+        0.01,
+        "wait this long for the other cameras' frames to run them as one batch (s)",
+        minimum=0.0,
+        maximum=1.0,
+        dynamic=True,
+        field="batch_window_ns",
+        convert=_ns,
+    ),
 }
 DEFAULT_PARAMETERS: dict[str, Any] = {name: spec.default for name, spec in PARAMETERS.items()}
 DYNAMIC_PARAMETERS = frozenset(name for name, spec in PARAMETERS.items() if spec.dynamic)
+
+# -- several cameras ---------------------------------------------------------------------------
+# With ``cameras.names`` set, each camera has the parameters below as ``cameras.<name>.<key>``;
+# a string default's ``{camera}`` becomes the camera's name. ``field`` names the field of the
+# camera's view of :class:`~mlesam_ros.pipeline.config.NodeConfig` the value feeds (the same
+# fields as the single-camera table's), so each camera runs the single-camera frame path.
+# The LiDAR (``topics.points``) and everything else stay shared.
+CAMERA_PREFIX = "cameras."
+CAMERA_PARAMETERS: dict[str, ParamSpec] = {
+    "rgb": _spec("/{camera}/image_raw", "this camera's RGB image (its sync anchor)",
+                 field="topics[rgb]"),
+    "rgb_info": _spec("/{camera}/camera_info", "this camera's RGB CameraInfo",
+                      field="info_topics[rgb]"),
+    "depth": _spec("", "its depth image, 16UC1 mm or 32FC1 m; '' = none", field="topics[depth]"),
+    "depth_info": _spec("/{camera}/depth/camera_info", "its depth CameraInfo",
+                        field="info_topics[depth]"),
+    "thermal": _spec("", "its thermal image, mono8/mono16; '' = none", field="topics[thermal]"),
+    "thermal_info": _spec("/{camera}/thermal/camera_info", "its thermal CameraInfo",
+                          field="info_topics[thermal]"),
+    "offset_depth_s": _spec(0.0, "fixed stamp offset of its depth relative to its RGB (s)",
+                            **_OFFSET, field="offsets_ns[depth]", convert=_ns),
+    "offset_thermal_s": _spec(0.0, "fixed stamp offset of its thermal relative to its RGB (s)",
+                              **_OFFSET, field="offsets_ns[thermal]", convert=_ns),
+    "offset_points_s": _spec(0.0, "fixed stamp offset of the LiDAR relative to its RGB (s)",
+                             **_OFFSET, field="offsets_ns[points]", convert=_ns),
+    "timeout_s": _spec(0.0, "wait this long after its RGB frame for the others (s); "
+                       "0 = sync.timeout_s", **_SECONDS, dynamic=True, field="timeout_ns",
+                       convert=_ns),
+    "rgb_from_depth": _spec(IDENTITY_POSE, "x y z qx qy qz qw of its depth in its RGB frame",
+                            field="configured_extrinsics[depth]", convert=pose_to_matrix),
+    "rgb_from_thermal": _spec(IDENTITY_POSE, "x y z qx qy qz qw of its thermal in its RGB",
+                              field="configured_extrinsics[thermal]", convert=pose_to_matrix),
+    "rgb_from_points": _spec(IDENTITY_POSE, "x y z qx qy qz qw of the LiDAR in its RGB frame",
+                             field="configured_extrinsics[points]", convert=pose_to_matrix),
+}  # fmt: skip
+_CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_RESERVED = frozenset(name[len(CAMERA_PREFIX):] for name in PARAMETERS
+                      if name.startswith(CAMERA_PREFIX))  # fmt: skip
+
+
+def camera_parameter(name: str) -> tuple[str, str] | None:
+    """``(camera, key)`` of a per-camera parameter name ``cameras.<camera>.<key>``, else None."""
+    if not name.startswith(CAMERA_PREFIX) or name in PARAMETERS:
+        return None
+    camera, dot, key = name[len(CAMERA_PREFIX):].partition(".")
+    return (camera, key) if dot else None
+
+
+def camera_defaults(camera: str) -> dict[str, Any]:
+    """Every per-camera parameter of ``camera`` with its default."""
+    return {
+        f"{CAMERA_PREFIX}{camera}.{key}": (
+            spec.default.format(camera=camera) if isinstance(spec.default, str) else spec.default
+        )
+        for key, spec in CAMERA_PARAMETERS.items()
+    }
+
+
+def parse_camera_names(value: Any, name: str = "cameras.names") -> tuple[str, ...]:
+    """Camera names from a list or comma-separated text; each usable in a topic name, unique."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(item, str) for item in items):
+        raise ValueError(f"parameter {name}: expected names (text), got {shown(value)}")
+    names = tuple(item.strip() for item in items if item.strip())
+    for camera in names:
+        if not _CAMERA_NAME.fullmatch(camera) or camera in _RESERVED:
+            raise ValueError(
+                f"parameter {name}: camera name {quote(camera)} must start with a letter and hold "
+                f"only letters, digits and _ (it names topics), and not be "
+                f"{' or '.join(sorted(_RESERVED))}"
+            )
+    repeated = sorted({camera for camera in names if names.count(camera) > 1})
+    if repeated:
+        raise ValueError(f"parameter {name}: camera {', '.join(repeated)} is listed twice")
+    return names
 
 
 def parameter_table() -> str:
@@ -419,8 +516,12 @@ def parameter_table() -> str:
         "| parameter | default | values | set live | meaning |",
         "|---|---|---|---|---|",
     ]
-    for name, spec in PARAMETERS.items():
-        shown = f"'{spec.default}'" if isinstance(spec.default, str) else spec.default
+    per_camera = (
+        (f"{CAMERA_PREFIX}<camera>.{key}", spec) for key, spec in CAMERA_PARAMETERS.items()
+    )
+    named = [*PARAMETERS.items(), *per_camera]
+    for name, spec in named:
+        default = f"'{spec.default}'" if isinstance(spec.default, str) else spec.default
         live = "yes" if spec.dynamic else "at configure"
-        rows.append(f"| `{name}` | `{shown}` | {spec.allowed()} | {live} | {spec.description} |")
+        rows.append(f"| `{name}` | `{default}` | {spec.allowed()} | {live} | {spec.description} |")
     return "\n".join(rows)

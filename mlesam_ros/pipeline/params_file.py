@@ -36,7 +36,12 @@ from typing import Any
 
 import yaml
 
-from mlesam_ros.pipeline.parameters import PARAMETERS
+from mlesam_ros.pipeline.parameters import (
+    CAMERA_PARAMETERS,
+    CAMERA_PREFIX,
+    PARAMETERS,
+    camera_parameter,
+)
 from mlesam_ros.text import quote
 
 PARAMS_KEY = "ros__parameters"
@@ -57,8 +62,24 @@ def is_ros_parameter(name: str) -> bool:
     return name in ROS_PARAMETERS or name.startswith(ROS_PARAMETER_PREFIXES)
 
 
+def is_node_parameter(name: str) -> bool:
+    """Whether ``name`` is a node parameter: the table's, or ``cameras.<camera>.<key>``."""
+    if name in PARAMETERS:
+        return True
+    camera = camera_parameter(name)
+    return camera is not None and camera[1] in CAMERA_PARAMETERS
+
+
 def closest_parameter(name: str) -> str | None:
-    """Return the known parameter ``name`` most likely misspells (difflib), or None."""
+    """Return the known parameter ``name`` most likely misspells (difflib), or None.
+
+    ``cameras.<camera>.<key>`` is matched on its key against the per-camera parameters.
+    """
+    camera = camera_parameter(name)
+    if camera is not None:
+        keys = difflib.get_close_matches(camera[1], list(CAMERA_PARAMETERS), n=1, cutoff=0.6)
+        if keys:
+            return f"{CAMERA_PREFIX}{camera[0]}.{keys[0]}"
     matches = difflib.get_close_matches(name, list(PARAMETERS), n=1, cutoff=0.6)
     return matches[0] if matches else None
 
@@ -72,16 +93,30 @@ def unknown_parameter_text(name: str) -> str:
 
 
 def report_unknown_parameters(
-    names: Iterable[str], warn: Callable[[str], Any], source: str
+    names: Iterable[str],
+    warn: Callable[[str], Any],
+    source: str,
+    cameras: Iterable[str] | None = None,
 ) -> list[str]:
     """Warn once per name in ``names`` that is neither a node parameter nor ROS's own.
 
-    ``source`` says where the names came from (``params file x.yaml``). Returns the unknown
-    names, in order.
+    ``source`` says where the names came from (``params file x.yaml``). With ``cameras`` (the
+    node's ``cameras.names``), a camera's parameter of a camera not in that list is reported
+    too (the node declares none for it). Returns the unknown names, in order.
     """
-    unknown = [n for n in dict.fromkeys(names) if n not in PARAMETERS and not is_ros_parameter(n)]
+    unknown = [name for name in dict.fromkeys(names)
+               if not is_node_parameter(name) and not is_ros_parameter(name)]  # fmt: skip
     for name in unknown:
         warn(f"mlesam: {source}: parameter {unknown_parameter_text(name)} It is ignored.")
+    if cameras is not None:
+        listed = set(cameras)
+        for name in dict.fromkeys(names):
+            camera = camera_parameter(name)
+            if name in unknown or camera is None or camera[0] in listed:
+                continue
+            unknown.append(name)
+            warn(f"mlesam: {source}: parameter {quote(name)}: camera {quote(camera[0])} is not "
+                 f"in cameras.names [{', '.join(sorted(listed))}]. It is ignored.")
     return unknown
 
 
@@ -226,5 +261,5 @@ def read_params_file(path: str | Path, fqn: str = "/mlesam") -> ParamsReading:
 
 
 __all__ = ["PARAMS_KEY", "ROS_PARAMETERS", "ParamsReading", "closest_parameter",
-           "is_ros_parameter", "node_fqn", "read_params_file", "report_unknown_parameters",
-           "section_applies", "unknown_parameter_text"]  # fmt: skip
+           "is_node_parameter", "is_ros_parameter", "node_fqn", "read_params_file",
+           "report_unknown_parameters", "section_applies", "unknown_parameter_text"]  # fmt: skip

@@ -118,6 +118,8 @@ class SensorInputs:
         self._cameras: dict[str, tuple[tuple, CameraModel]] = {}
         self.calibration_notes: dict[str, str] = {}
         """Input key → what is wrong with its current calibration (unusable rays)."""
+        self.sweeps: Any = None
+        """A :class:`~mlesam_ros.pipeline.sweep.SweepCache` the cameras of a rig share."""
 
     def run(
         self,

@@ -25,6 +25,7 @@ from mlesam_ros.msgs import array_to_pointcloud2, numpy_to_image
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.diagnostics import FrameRecord
 from mlesam_ros.pipeline.frame import FrameJob, FrameResult, Issue
+from mlesam_ros.pipeline.image_transport import input_topic
 from mlesam_ros.pipeline.model_output import check_model_output
 from mlesam_ros.pipeline.timing import frame_stages
 from mlesam_ros.text import bounded
@@ -218,8 +219,8 @@ class FrameWorker:
                    if item not in stats.degraded_logged]  # fmt: skip
             stats.degraded_logged.update(new)
         for sensor, note in new:
-            topic = self.config.topics.get(sensor, "")
-            self._once.log("warning", f"mlesam: {Issue(sensor, topic, f'degraded: {note}')}")
+            topic = input_topic(self.config, sensor) if sensor in self.config.topics else ""
+            self._once.log("warning", str(Issue(sensor, topic, f"degraded: {note}")))
 
     def _inspect_health(self, prepared: Any) -> frozenset[str]:
         """Run the sensor-health checks; return the sensors to withhold from the model.

@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from mlesam_ros.data.topics import GT_LABELS_TOPIC
+from mlesam_ros.data.topics import GT_LABELS_TOPIC, camera_truth_topic
 from mlesam_ros.msgs.compressed import COMPRESSED_IMAGE
 from mlesam_ros.output_paths import CreatedOutputs, OutputLock, check_output_folder
 from mlesam_ros.pipeline import messages as m
@@ -40,14 +40,31 @@ class ReplayInterrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM) during a replay; the message says where the partial output is."""
 
 
+def camera_views(config: Any) -> list[Any]:
+    """Return each camera's configuration: ``config`` itself, or each camera's of a rig."""
+    return [config.camera_view(camera) for camera in config.cameras] or [config]
+
+
+def rgb_topics(config: Any) -> dict[str, str]:
+    """Return every camera's subscribed RGB topic by parameter (``topics.rgb`` or each rig's).
+
+    The subscribed topic is the transport's: ``<topic>/compressed`` with ``transport.rgb:
+    compressed``.
+    """
+    if not config.cameras:
+        return {"topics.rgb": input_topic(config, "rgb")}
+    return {f"cameras.{camera.name}.rgb": input_topic(config.camera_view(camera), "rgb")
+            for camera in config.cameras}  # fmt: skip
+
+
 def check_input_topics(reader: Any, config: Any, bag: Path) -> None:
-    """Fail before any output exists when the RGB topic (the anchor) is absent or of another type.
+    """Fail before any output exists when an RGB topic (an anchor) is absent or of another type.
 
     A bag recorded through image_transport has ``<topic>/compressed``: the message says which
-    ``transport.rgb`` and ``topics.rgb`` read it.
+    ``transport.rgb`` and ``topics.rgb`` (or ``cameras.<camera>.rgb``) read it.
     """
     types = {c.topic: c.msgtype for c in reader.connections}
-    rgb_topic, wanted = input_topic(config, "rgb"), input_msgtype(config, "rgb")
+    wanted = input_msgtype(config, "rgb")
     listing = ", ".join(f"{quote(topic)} ({quote(msgtype)})"
                         for topic, msgtype in sorted(types.items())[:20])
     if len(types) > 20:
@@ -57,23 +74,28 @@ def check_input_topics(reader: Any, config: Any, bag: Path) -> None:
         for topic, msgtype in types.items()
         if msgtype == COMPRESSED_IMAGE and topic.endswith("/compressed")
     )
-    hint = (
-        # The settings to paste into the params file, as YAML writes them (no quotes).
-        f" (for {quote(compressed[0])}: topics.rgb: {compressed[0].rsplit('/', 1)[0][:120]} "
-        "and transport.rgb: compressed)" if compressed and wanted == m.IMAGE else ""
-    )
-    if rgb_topic not in types:
-        raise ValueError(
-            f"topics.rgb: {quote(rgb_topic)} is not in bag {bag}; its topics are: "
-            f"{listing or 'none'}. Set topics.rgb in --params to the camera's image topic{hint}"
+    for parameter, rgb_topic in rgb_topics(config).items():
+        # The camera's own compressed stream when the bag has it, else the first one.
+        found = f"{rgb_topic}/compressed" if f"{rgb_topic}/compressed" in compressed else (
+            compressed[0] if compressed else None)  # fmt: skip
+        hint = (
+            # The settings to paste into the params file, as YAML writes them (no quotes).
+            f" (for {quote(found)}: {parameter}: {found.rsplit('/', 1)[0][:120]} "
+            "and transport.rgb: compressed)" if found and wanted == m.IMAGE else ""
         )
-    if types[rgb_topic] != wanted:
-        raise ValueError(
-            f"topics.rgb: {quote(rgb_topic)} carries {quote(types[rgb_topic])}, but "
-            f"transport.rgb: {input_transport(config, 'rgb')} reads {wanted}; set "
-            "transport.rgb to the transport it was recorded with (compressed: point topics.rgb "
-            "at the base topic)"
-        )
+        if rgb_topic not in types:
+            raise ValueError(
+                f"{parameter}: {quote(rgb_topic)} is not in bag {bag}; its topics are: "
+                f"{listing or 'none'}. Set {parameter} in --params to the camera's image "
+                f"topic{hint}"
+            )
+        if types[rgb_topic] != wanted:
+            raise ValueError(
+                f"{parameter}: {quote(rgb_topic)} carries {quote(types[rgb_topic])}, but "
+                f"transport.rgb: {input_transport(config, 'rgb')} reads {wanted}; set "
+                f"transport.rgb to the transport it was recorded with (compressed: point "
+                f"{parameter} at the base topic)"
+            )
 
 
 def _open_reader(bag: Path, store: Any) -> Any:
@@ -212,19 +234,27 @@ def _same_time_batches(stream: Iterable[tuple[Any, int, bytes]]):
 
 def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None:
     config = core.config
-    rgb_topic = input_topic(config, "rgb")
+    rgb = set(rgb_topics(config).values())
     segmenter = core.segmenter
     result.backend = f"{segmenter.backend}/{segmenter.device}"
     result.model = str(segmenter.artefact)
-    has_truth = any(c.topic == GT_LABELS_TOPIC for c in reader.connections)
+    # Ground truth: /mlesam/gt_labels for the one camera, /mlesam/<camera>/gt_labels in a rig.
+    truth_topics = {camera.name: camera_truth_topic(camera.name) for camera in config.cameras}
+    truth_topics = truth_topics or {"": GT_LABELS_TOPIC}
+    in_bag = {c.topic for c in reader.connections}
+    has_truth = any(topic in in_bag for topic in truth_topics.values())
     remapped = not core.path.classes.identity
-    scorer = Scorer(result, len(core.path.class_names), groups) if has_truth and not (
-        remapped) else None  # fmt: skip
+    scorers = {} if remapped else {
+        camera: Scorer(result, len(core.path.class_names), groups)
+        for camera, topic in truth_topics.items() if topic in in_bag
+    }  # fmt: skip
+    scorer_of_topic = {truth_topics[camera]: scorer for camera, scorer in scorers.items()}
+    truth = set(truth_topics.values())
     if has_truth and remapped:
         result.notes.append("mIoU skipped: output.class_map_file remaps the published labels, "
                             "the ground truth has the model's")  # fmt: skip
     bar = tqdm(
-        total=sum(c.msgcount for c in reader.connections if c.topic == rgb_topic),
+        total=sum(c.msgcount for c in reader.connections if c.topic in rgb),
         unit="frame",
         desc="replay",
         disable=not progress,
@@ -240,13 +270,17 @@ def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None
         for stage, value in record.stages_ms.items():
             result.stages_ms.setdefault(stage, []).append(value)
         result.note_suspects(result.frames, record.suspects)
+        scorer = scorers.get(getattr(record, "camera", ""))
         if scorer is not None:
             extra = [] if groups is None else list(groups(record))
+            if record.camera:
+                extra.append(f"camera:{record.camera}")
             scorer.prediction(record.stamp_ns, frame_result.labels.copy(), [combo, *extra])
 
     core.listeners.append(on_frame)
-    sensor_of_topic = {input_topic(config, key): key for key in config.enabled_inputs}
-    wanted = set(transport.subscriptions) | {*TF_TOPICS, GT_LABELS_TOPIC}
+    sensor_of_topic = {input_topic(view, key): key for view in camera_views(config)
+                       for key in view.enabled_inputs}  # fmt: skip
+    wanted = set(transport.subscriptions) | {*TF_TOPICS, *truth_topics.values()}
     connections = []
     for connection in reader.connections:
         if connection.topic not in wanted:
@@ -266,7 +300,7 @@ def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None
         for timestamp, batch in _same_time_batches(reader.messages(connections=connections)):
             transport.advance(timestamp)
             for connection, raw in batch:
-                is_rgb = connection.topic == rgb_topic
+                is_rgb = connection.topic in rgb
                 if is_rgb:
                     result.rgb_messages += 1
                     bar.update(1)
@@ -280,11 +314,12 @@ def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None
                         sensor_of_topic.get(connection.topic, "input"),
                     )
                     if is_rgb:
-                        core.count_drop("undecodable")
+                        core.count_drop("undecodable", connection.topic)
                     continue
                 if copy_inputs:
                     transport.write_raw(connection.topic, connection.msgtype, raw)
-                if connection.topic == GT_LABELS_TOPIC:
+                if connection.topic in truth:
+                    scorer = scorer_of_topic.get(connection.topic)
                     if scorer is not None:
                         scorer.truth(message)
                     continue
@@ -298,6 +333,8 @@ def _run(reader, transport, core, result, progress, groups, copy_inputs) -> None
     result.published = {topic: pub.count for topic, pub in transport.publishers.items()}
     result.issues = collections.Counter(core.stats.issues)
     result.dropped = core.dropped_frames()
+    if core.rig is not None:
+        result.dropped_by_camera = core.rig.dropped_by_camera()
     if transport.clock_jumps:
         result.notes.append(
             f"bag time jumped {transport.clock_jumps}x by more than "

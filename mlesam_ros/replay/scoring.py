@@ -43,6 +43,8 @@ class ReplayResult:
     notes: list[str] = field(default_factory=list)
     # Sensor health per modality: frames suspect, the first suspect frame, the reasons seen.
     suspects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Several cameras (cameras.names): each camera's RGB frames not labelled, by reason.
+    dropped_by_camera: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def note_suspects(self, frame: int, suspects: Mapping[str, str]) -> None:
         """Count frame ``frame`` (1-based) for each sensor health marked suspect in it."""
@@ -89,6 +91,7 @@ class ReplayResult:
             "published": self.published,
             "issues": dict(self.issues.most_common()),
             "dropped_frames": dict(sorted(self.dropped.items())),
+            **({"dropped_by_camera": self.dropped_by_camera} if self.dropped_by_camera else {}),
             "sensor_health": {
                 modality: {"suspect_frames": entry["frames"], "first_frame": entry["first_frame"],
                            "reasons": dict(entry["reasons"].most_common())}
@@ -117,7 +120,9 @@ class ReplayResult:
             lines.append("stages ms (p50/p90): " + ", ".join(
                 f"{stage} {v['p50']}/{v['p90']}" for stage, v in data["stages_ms"].items()))
         if data["miou"]:
-            lines.append("mIoU (ground truth on " + GT_LABELS_TOPIC + "):")
+            per_camera = any(group.startswith("camera:") for group in data["miou"])
+            truth = "/mlesam/<camera>/gt_labels" if per_camera else GT_LABELS_TOPIC
+            lines.append("mIoU (ground truth on " + truth + "):")
             lines += [
                 f"  {group:<32} {'n/a' if v is None else f'{100 * v:.1f}%'}"
                 for group, v in data["miou"].items()

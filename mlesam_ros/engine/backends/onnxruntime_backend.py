@@ -59,7 +59,8 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, onnx_path: str | Path, device: str = "cpu", threads: int = 0) -> None:
+    def __init__(self, onnx_path: str | Path, device: str = "cpu", threads: int = 0,
+                 max_batch: int = 1) -> None:  # fmt: skip
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device: onnxruntime runs on 'cpu' or 'cuda', not {device!r}")
         if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -93,42 +94,57 @@ class OnnxRuntimeBackend(Backend):
                 "device: onnxruntime could not start its CUDA provider (CUDA/cuDNN libraries "
                 "missing or no GPU; see the onnxruntime log above) — use device cpu"
             )
-        self._allocate_host(self.spec)
+        self._allocate_host(self.spec, self.batch_capacity(self.spec, max_batch))
         self._binding = self._session.io_binding()
-        self._device_inputs: list[tuple[ort.OrtValue, np.ndarray]] = []
-        for name, host in (("images", self.images), ("present", self.present)):
-            if device == "cuda":
-                # Device-resident inputs, refreshed in place each frame (one H2D copy each).
-                value = ort.OrtValue.ortvalue_from_shape_and_type(
-                    host.shape, host.dtype, "cuda", 0
-                )
-                self._binding.bind_ortvalue_input(name, value)
-                self._device_inputs.append((value, host))
-            else:
-                self._binding.bind_input(
-                    name, "cpu", 0, host.dtype, list(host.shape), host.ctypes.data
-                )
+        self._device_inputs: dict[int, list[tuple[ort.OrtValue, np.ndarray]]] = {}
         if self.spec.output == "logits":
-            self._logits = np.zeros((1, self.spec.num_classes, *self.spec.input_size), np.float32)
+            self._logits = np.zeros((self.capacity, self.spec.num_classes, *self.spec.input_size),
+                                    np.float32)  # fmt: skip
             self._postprocess = LogitsToLabels(self.spec)
-            self._bind_output("logits", self._logits)
+        self._bound_rows = 0
+        self._bind(self.capacity)
+
+    def _bind(self, rows: int) -> None:
+        """Bind the first ``rows`` frames of every buffer (a dynamic batch runs what came)."""
+        if rows == self._bound_rows:
+            return
+        inputs = (("images", self.images[:rows]), ("present", self.present[:rows]))
+        if self.device == "cuda":
+            # Device-resident inputs, refreshed in place each call (one H2D copy each); one
+            # set per batch size a dynamic graph has run.
+            values = self._device_inputs.get(rows)
+            if values is None:
+                values = self._device_inputs[rows] = [
+                    (ort.OrtValue.ortvalue_from_shape_and_type(host.shape, host.dtype, "cuda", 0),
+                     host) for _, host in inputs]  # fmt: skip
+            for (name, _), (value, _) in zip(inputs, values, strict=True):
+                self._binding.bind_ortvalue_input(name, value)
         else:
-            self._bind_output("labels", self.labels[None])
-            self._bind_output("confidence", self.confidence[None])
+            for name, host in inputs:
+                self._binding.bind_input(name, "cpu", 0, host.dtype, list(host.shape),
+                                         host.ctypes.data)  # fmt: skip
+        if self.spec.output == "logits":
+            self._bind_output("logits", self._logits[:rows])
+        else:
+            self._bind_output("labels", self.labels[:rows])
+            self._bind_output("confidence", self.confidence[:rows])
             if self.routing is not None:
-                self._bind_output("routing_weights", self.routing[None])
+                self._bind_output("routing_weights", self.routing[:rows])
+        self._bound_rows = rows
 
     def _bind_output(self, name: str, buffer: np.ndarray) -> None:
         self._binding.bind_output(name, "cpu", 0, buffer.dtype, list(buffer.shape),
                                   buffer.ctypes.data)
 
-    def run(self) -> None:
-        """One inference; the bound output buffers are filled in place."""
-        for value, host in self._device_inputs:
+    def run(self, rows: int = 1) -> None:
+        """One inference of ``rows`` frames (all ``capacity`` for a static batch), in place."""
+        rows = self.capacity if not self.spec.dynamic_batch else rows
+        self._bind(rows)
+        for value, host in self._device_inputs.get(rows, ()):
             value.update_inplace(host)
         self._session.run_with_iobinding(self._binding)
         if self.spec.output == "logits":
-            self._postprocess(self._logits, self.labels, self.confidence)
+            self._postprocess(self._logits[:rows], self.labels, self.confidence)
 
     def close(self) -> None:
         """Drop the session (frees its arena)."""

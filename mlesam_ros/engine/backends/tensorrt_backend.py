@@ -2,8 +2,12 @@
 
 Loads an engine through ``engine_cache.ensure_engine`` (so a stale or foreign engine is rebuilt
 from its ONNX), checks its I/O tensors against the model spec, binds every I/O tensor to a
-device buffer once, and per frame queues pinned H2D copies, ``execute_async_v3`` and pinned D2H
-copies on its own stream. No torch: buffers and the stream come from cuda-python, which TensorRT
+device buffer once, and per batch queues pinned H2D copies, ``execute_async_v3`` and pinned D2H
+copies on its own stream. An engine of a static batch runs all its frames every call; one
+built from a dynamic-batch ONNX has an optimisation profile (1 to ``max_batch`` frames) and
+runs as many frames as the call brings (``set_input_shape``), copying only those.
+
+No torch: buffers and the stream come from cuda-python, which TensorRT
 itself uses, so the backend runs on a Jetson with JetPack's TensorRT and no CUDA torch.
 """
 
@@ -43,6 +47,8 @@ class TensorRTBackend(Backend):
         self.engine_path = loaded.path
         self.rebuilt, self.rebuild_reasons = loaded.rebuilt, loaded.reasons
         self.spec = loaded.spec
+        self.capacity = self.batch_capacity(self.spec, options.max_batch if options else 1)
+        self._rows = 0
         self._engine = loaded.engine
         self._context = self._engine.create_execution_context()
         if self._context is None:
@@ -62,32 +68,41 @@ class TensorRTBackend(Backend):
         self.images = self._host["images"].array
         self.present = self._host["present"].array
         if self.spec.output == "logits":
-            self.labels = np.zeros(self.spec.input_size, dtype=self.spec.label_dtype)
-            self.confidence = np.zeros(self.spec.input_size, dtype=np.float32)
+            self.labels = np.zeros((self.capacity, *self.spec.input_size),
+                                   dtype=self.spec.label_dtype)  # fmt: skip
+            self.confidence = np.zeros((self.capacity, *self.spec.input_size), dtype=np.float32)
             self._postprocess = LogitsToLabels(self.spec)
         else:
-            self.labels = self._host["labels"].array[0]
-            self.confidence = self._host["confidence"].array[0]
+            self.labels = self._host["labels"].array
+            self.confidence = self._host["confidence"].array
             self.routing = None
             if "routing_weights" in self._host:
-                self.routing = self._host["routing_weights"].array[0]
+                self.routing = self._host["routing_weights"].array
 
     def _io_tensors(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-        """Name → (shape, numpy dtype) of every I/O tensor, checked against the model spec."""
+        """Name → (buffer shape, numpy dtype) of every I/O tensor, checked against the spec.
+
+        A dynamic batch shows as -1 in the engine; its buffers hold ``capacity`` frames.
+        """
         spec, engine = self.spec, self._engine
         height, width = spec.input_size
-        expected = {"images": spec.images_shape, "present": (1, len(spec.modalities))}
+        rows = -1 if spec.dynamic_batch else spec.batch
+        expected = {"images": (rows, *spec.images_shape[1:]),
+                    "present": (rows, len(spec.modalities))}  # fmt: skip
         if spec.output == "logits":
-            expected["logits"] = (1, spec.num_classes, height, width)
+            expected["logits"] = (rows, spec.num_classes, height, width)
         else:
-            expected.update({"labels": (1, height, width), "confidence": (1, height, width)})
+            expected.update({"labels": (rows, height, width), "confidence": (rows, height, width)})
             if spec.routing_shape is not None:
-                expected["routing_weights"] = spec.routing_shape
+                expected["routing_weights"] = (rows, *spec.routing_shape[1:])
         found = {}
         for index in range(engine.num_io_tensors):
             name = engine.get_tensor_name(index)
             shape = tuple(int(v) for v in engine.get_tensor_shape(name))
             found[name] = (shape, np.dtype(trt.nptype(engine.get_tensor_dtype(name))))
+        if {name: shape for name, (shape, _) in found.items()} == expected and rows == -1:
+            return {name: ((self.capacity, *shape[1:]), dtype)
+                    for name, (shape, dtype) in found.items()}  # fmt: skip
         if {name: shape for name, (shape, _) in found.items()} != expected:
             shown = {name: list(shape) for name, (shape, _) in found.items()}
             raise EngineError(
@@ -97,18 +112,34 @@ class TensorRTBackend(Backend):
             )
         return found
 
-    def run(self) -> None:
-        """One frame on the backend's stream; returns after the outputs reached host memory."""
+    def run(self, rows: int = 1) -> None:
+        """One batch on the backend's stream; returns after the outputs reached host memory.
+
+        A static batch runs every frame; a dynamic one the first ``rows``.
+        """
         stream = self._stream
+        rows = rows if self.spec.dynamic_batch else self.capacity
+        if self.spec.dynamic_batch and rows != self._rows:
+            for name in self._inputs:
+                shape = (rows, *self._host[name].array.shape[1:])
+                if not self._context.set_input_shape(name, shape):
+                    raise EngineError(f"engine: {self.engine_path} refused {name} of shape "
+                                      f"{shape} (outside its optimisation profile)")  # fmt: skip
+            self._rows = rows
+
+        def used(name: str) -> int:  # bytes of the first ``rows`` frames
+            array = self._host[name].array
+            return array.nbytes // array.shape[0] * rows
+
         for name in self._inputs:
-            cuda_runtime.copy_to_device(self._device[name], self._host[name], stream)
+            cuda_runtime.copy_to_device(self._device[name], self._host[name], stream, used(name))
         if not self._context.execute_async_v3(stream.handle):
             raise EngineError(f"engine: TensorRT execution failed for {self.engine_path}")
         for name in self._outputs:
-            cuda_runtime.copy_to_host(self._host[name], self._device[name], stream)
+            cuda_runtime.copy_to_host(self._host[name], self._device[name], stream, used(name))
         stream.synchronize()
         if self.spec.output == "logits":
-            logits = self._host["logits"].array.astype(np.float32, copy=False)
+            logits = self._host["logits"].array[:rows].astype(np.float32, copy=False)
             self._postprocess(logits, self.labels, self.confidence)
 
     def close(self) -> None:

@@ -88,7 +88,10 @@ class TorchBackend(Backend):
         compile: bool | str = False,
         sam_checkpoint: str | Path | None = None,
         attention: str = "sdpa",
+        max_batch: int = 1,
     ) -> None:
+        import dataclasses
+
         from mlesam_ros.model.attention import set_attention_impl
 
         started = time.perf_counter()
@@ -96,7 +99,9 @@ class TorchBackend(Backend):
         self._device = torch.device(device)
         self.precision = resolve_precision(precision, self._device)
         self.compile_mode = resolve_compile_mode(compile)
-        model, self.spec = load_model(checkpoint, sam_checkpoint)
+        model, spec = load_model(checkpoint, sam_checkpoint)
+        self.spec = dataclasses.replace(spec, batch=0)  # eager torch takes any batch
+        self.capacity = self.batch_capacity(self.spec, max_batch)
         set_attention_impl(model, attention)
         self.attention = attention
         self._model = model.to(self._device).eval()
@@ -115,49 +120,57 @@ class TorchBackend(Backend):
 
     def _allocate_buffers(self) -> None:
         """Host buffers are numpy views of (pinned, on CUDA) tensors; device twins beside them."""
-        spec, pin = self.spec, self._device.type == "cuda"
+        spec, pin, rows = self.spec, self._device.type == "cuda", self.capacity
         M = len(spec.modalities)
-        host_images = torch.zeros(spec.images_shape, dtype=torch.float32, pin_memory=pin)
-        host_present = torch.ones((1, M), dtype=torch.bool, pin_memory=pin)
-        host_labels = torch.zeros(spec.input_size, dtype=getattr(torch, spec.label_dtype),
+        host_images = torch.zeros((rows, M, 3, *spec.input_size), dtype=torch.float32,
+                                  pin_memory=pin)  # fmt: skip
+        host_present = torch.ones((rows, M), dtype=torch.bool, pin_memory=pin)
+        host_labels = torch.zeros((rows, *spec.input_size), dtype=getattr(torch, spec.label_dtype),
                                   pin_memory=pin)
-        host_confidence = torch.zeros(spec.input_size, dtype=torch.float32, pin_memory=pin)
+        host_confidence = torch.zeros((rows, *spec.input_size), dtype=torch.float32,
+                                      pin_memory=pin)  # fmt: skip
         self._host = (host_images, host_present, host_labels, host_confidence)
         self.images, self.present = host_images.numpy(), host_present.numpy()
         self.labels, self.confidence = host_labels.numpy(), host_confidence.numpy()
         self._host_routing = None
         self.routing = None
         if spec.routing_shape is not None:
-            self._host_routing = torch.zeros(spec.routing_shape[1:], dtype=torch.float32,
-                                             pin_memory=pin)  # fmt: skip
+            self._host_routing = torch.zeros((rows, *spec.routing_shape[1:]),
+                                             dtype=torch.float32, pin_memory=pin)  # fmt: skip
             self.routing = self._host_routing.numpy()
         if pin:
             self._dev_images = torch.zeros_like(host_images, device=self._device)
             self._dev_present = torch.zeros_like(host_present, device=self._device)
         else:
             self._dev_images, self._dev_present = host_images, host_present
-        self._dev_index = torch.zeros(spec.input_size, dtype=torch.int64, device=self._device)
-        self._dev_confidence = torch.zeros(spec.input_size, dtype=torch.float32,
+        self._dev_index = torch.zeros((rows, *spec.input_size), dtype=torch.int64,
+                                      device=self._device)  # fmt: skip
+        self._dev_confidence = torch.zeros((rows, *spec.input_size), dtype=torch.float32,
                                            device=self._device)
         if self.present.dtype != np.bool_:
             raise AssertionError("torch backend present buffer must be bool")
 
     @torch.inference_mode()
-    def run(self) -> None:
-        """H2D copy (non-blocking from pinned memory), forward, argmax/max, D2H copy."""
-        host_images, host_present, host_labels, host_confidence = self._host
-        if self._dev_images is not host_images:
-            self._dev_images.copy_(host_images, non_blocking=True)
-            self._dev_present.copy_(host_present, non_blocking=True)
+    def run(self, rows: int = 1) -> None:
+        """H2D copy (non-blocking from pinned memory), forward, argmax/max, D2H copy.
+
+        Only the first ``rows`` frames of the buffers are run.
+        """
+        host_images, host_present, host_labels, host_confidence = (t[:rows] for t in self._host)
+        dev_images, dev_present = self._dev_images[:rows], self._dev_present[:rows]
+        if self._dev_images is not self._host[0]:
+            dev_images.copy_(host_images, non_blocking=True)
+            dev_present.copy_(host_present, non_blocking=True)
         with self._autocast:
-            outputs = self._forward(self._dev_images, self._dev_present)
+            outputs = self._forward(dev_images, dev_present)
         logits = outputs["logits"]
         if self._host_routing is not None:
-            self._host_routing.copy_(outputs["routing_weights"][0].float(), non_blocking=True)
-        probabilities = logits[0].float().softmax(dim=0)
-        torch.max(probabilities, dim=0, out=(self._dev_confidence, self._dev_index))
-        host_labels.copy_(self._dev_index, non_blocking=True)
-        host_confidence.copy_(self._dev_confidence, non_blocking=True)
+            self._host_routing[:rows].copy_(outputs["routing_weights"].float(), non_blocking=True)
+        probabilities = logits.float().softmax(dim=1)
+        dev_index, dev_confidence = self._dev_index[:rows], self._dev_confidence[:rows]
+        torch.max(probabilities, dim=1, out=(dev_confidence, dev_index))
+        host_labels.copy_(dev_index, non_blocking=True)
+        host_confidence.copy_(dev_confidence, non_blocking=True)
         if self._device.type == "cuda":
             torch.cuda.current_stream(self._device).synchronize()
 
