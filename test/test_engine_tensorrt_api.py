@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from tensorrt_standins import VERSIONS, make_cudart, make_tensorrt
 
@@ -197,8 +198,11 @@ def test_buffers_are_zeroed_and_copied_on_the_backend_stream(standin) -> None:
     assert queued and all(entry.endswith(f"@{handle}") for entry in queued)
     first_copy = queued.index(f"memcpy1@{handle}")
     assert set(queued[:first_copy]) == {f"memset@{handle}"}  # zeroing precedes every frame
+    # Inputs in (images, present), the engine, every output back (labels, confidence, routing).
+    outputs = len(onnx.load(SHIPPED_ONNX, load_external_data=False).graph.output)
+    assert outputs == 3
     assert queued[first_copy:] == [f"memcpy1@{handle}"] * 2 + [f"execute@{handle}"] + \
-        [f"memcpy2@{handle}"] * 2  # fmt: skip
+        [f"memcpy2@{handle}"] * outputs  # fmt: skip
     assert not cudart.queue.pending  # every queued call ran before segment() returned
 
 
