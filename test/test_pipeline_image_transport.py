@@ -224,7 +224,12 @@ def test_compressed_publishers_feed_the_dds_node(tmp_path) -> None:
         compressed_topics = [t for t, kind in player.connections.items()
                              if kind == COMPRESSED_IMAGE]  # fmt: skip
         assert len(compressed_topics) == 3
-        player.wait_for_subscribers([*compressed_topics, "/lidar/points"], timeout_s=60)
+        # CameraInfo too: a calibration sent before its subscription matched is lost, and the
+        # first frame would rightly leave that camera out.
+        info_topics = [t for t, kind in player.connections.items() if kind == m.CAMERA_INFO]
+        assert len(info_topics) == 3
+        player.wait_for_subscribers([*compressed_topics, *info_topics, "/lidar/points"],
+                                    timeout_s=60)
         played = player.play()
         time.sleep(1.0)
         player.clock.publish(played.messages[-1].stamp_ns + 1_000_000_000)
@@ -236,4 +241,9 @@ def test_compressed_publishers_feed_the_dds_node(tmp_path) -> None:
     (report,) = reports
     assert report.rgb_received == frames, report.text()
     assert report.published == len(labels.messages()) == frames, report.text()
-    assert not report.stats.issues, report.stats.last_issue
+    # Topics are not ordered against each other on DDS: the first frame may be complete before
+    # its camera's first CameraInfo was handled; that camera is then left out of that frame
+    # (and said so). Nothing else may go wrong.
+    for sensor, count in report.stats.issues.items():
+        assert count <= 1 and "CameraInfo is missing" in report.stats.last_issue[sensor], (
+            report.stats.last_issue)
