@@ -94,6 +94,7 @@ def live(tmp_path_factory) -> LiveRun:
         PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
     )
     env.pop("ROS_LOCALHOST_ONLY", None)
+    env.pop("ROS_DISTRO", None)  # the default graph layout (Jazzy's)
     out, err = (folder / "node.out").open("w+"), (folder / "node.err").open("w+")
     node = subprocess.Popen(
         [sys.executable, "-m", "mlesam_ros", "node", "--transport", "dds",
@@ -106,9 +107,10 @@ def live(tmp_path_factory) -> LiveRun:
     try:
         labels = TopicRecorder(participant, m.LABELS_TOPIC, m.IMAGE, depth=50)
         diagnostics = TopicRecorder(participant, m.DIAGNOSTICS_TOPIC, m.DIAGNOSTIC_ARRAY, depth=50)
-        discovery = TopicRecorder(
-            participant, DISCOVERY_TOPIC, PARTICIPANT_INFO, latched=True, dds_name=DISCOVERY_TOPIC
-        )
+        discovery = TopicRecorder(  # the node's default layout: Jazzy's (no ROS_DISTRO here)
+            participant, DISCOVERY_TOPIC, PARTICIPANT_INFO, latched=True, dds_name=DISCOVERY_TOPIC,
+            layout="jazzy",
+        )  # fmt: skip
         player = BagPlayer(participant, bag, exclude=[THERMAL])  # the thermal camera is dead
         player.wait_for_subscribers([RGB, "/lidar/points", "/depth/image_raw"], timeout_s=90)
         # Warm-up frame (stamped well before the drive): the first inference allocates.
@@ -193,7 +195,7 @@ def test_node_announces_itself_on_ros_discovery_info(live):
     writer_gids = {bytes(g.data) for g in node.writer_gid_seq}
     # The writer our labels reader matched is one of the node's announced writers.
     assert live.labels_writer_guids
-    assert {guid + bytes(8) for guid in live.labels_writer_guids} <= writer_gids
+    assert set(live.labels_writer_guids) <= writer_gids  # Jazzy's GIDs: the 16-byte GUID
     assert len(node.reader_gid_seq) >= 5  # rgb, depth, thermal, points, infos, tf
 
 
@@ -207,11 +209,49 @@ def test_clean_shutdown(live):
     assert live.matched_after_exit == 0  # the node's writers left the graph
 
 
-def test_gid_is_guid_padded_to_24_bytes():
+def test_gid_is_the_guid_padded_to_24_bytes_on_humble_only():
     participant = open_participant(private_domain_id(), localhost_config())
     try:
         value = gid(participant)
         assert len(value) == 24 and value[16:] == bytes(8)
         assert value[:16] == participant.guid.bytes
+        assert gid(participant, "jazzy") == participant.guid.bytes
     finally:
         delete_participant(participant)
+
+
+@pytest.mark.parametrize("distro", ["humble", "jazzy", "iron", "rolling"])
+def test_graph_entry_is_seen_only_in_its_distributions_layout(distro):
+    """Humble's ros_discovery_info (24-byte GIDs) and Iron's and later (16) are different
+    types: a reader of the other layout never matches, so `ros2 node list` would miss us."""
+    from mlesam_ros.dds.endpoints import GraphAnnouncer
+    from mlesam_ros.dds.types import graph_layout
+
+    layout = graph_layout(distro)
+    assert layout == ("humble" if distro == "humble" else "jazzy")
+    other = "jazzy" if layout == "humble" else "humble"
+    domain = private_domain_id()
+    node = open_participant(domain, localhost_config())
+    peers = [open_participant(domain, localhost_config()) for _ in range(2)]  # one type each
+    try:
+        announcer = GraphAnnouncer(node, "seg", "/robot1", ros_distro=distro)
+        same, different = (
+            TopicRecorder(peer, DISCOVERY_TOPIC, PARTICIPANT_INFO, latched=True,
+                          dds_name=DISCOVERY_TOPIC, layout=kind)
+            for peer, kind in zip(peers, (layout, other), strict=True)
+        )  # fmt: skip
+        announcer.writers.append(announcer._writer.writer)
+        announcer.announce()
+        assert same.wait_for(1, timeout_s=10)
+        info = same.messages()[-1]
+        (entry,) = info.node_entities_info_seq
+        assert (entry.node_namespace, entry.node_name) == ("/robot1", "seg")
+        size = 24 if layout == "humble" else 16
+        assert bytes(info.gid.data) == gid(node, layout) and len(gid(node, layout)) == size
+        assert [bytes(g.data) for g in entry.writer_gid_seq] == [gid(announcer._writer.writer,
+                                                                     layout)]  # fmt: skip
+        time.sleep(0.5)
+        assert different.messages() == [] and different.reader.publishers() == 0
+    finally:
+        for participant in (*peers, node):
+            delete_participant(participant)

@@ -4,7 +4,8 @@ The expected values were read off real ROS 2 Jazzy systems: ``ros2 topic info -v
 "Topic type hash: RIHS01_..." for each endpoint (Image, PointCloud2), and rcl's own test
 (rcl/test/rcl/test_type_hash.cpp) embeds PointCloud2's hash "copied directly from generated
 code"; Header, CameraInfo and DiagnosticArray are the values sensor_msgs/std_msgs/
-diagnostic_msgs generate in Jazzy.
+diagnostic_msgs generate in Jazzy; the rest are the type descriptions a Jazzy build generates
+(share/<package>/msg/<Name>.json), every type the node and the player send.
 """
 
 from __future__ import annotations
@@ -32,12 +33,36 @@ JAZZY = {
         "RIHS01_f49fb3ae2cf070f793645ff749683ac6b06203e41c891e17701b1cb597ce6a01",
     "diagnostic_msgs/msg/DiagnosticArray":
         "RIHS01_5a8a36efb05fb25070fa0fb3810290c0e6cd4862b54a8fb975a1ee8dc55a333e",
+    "sensor_msgs/msg/CompressedImage":
+        "RIHS01_15640771531571185e2efc8a100baf923961a4d15d5569652e6cb6691e8e371a",
+    "vision_msgs/msg/LabelInfo":
+        "RIHS01_3d37df4015cdf660cc851c51897f2acd957e1ca6205ba0a99aebffb9406b0783",
+    "tf2_msgs/msg/TFMessage":
+        "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087",
+    "rosgraph_msgs/msg/Clock":
+        "RIHS01_692f7a66e93a3c83e71765d033b60349ba68023a8c689a79e48078bcb5c58564",
+}  # fmt: skip
+# The ROS graph's own messages (ros_discovery_info), whose layout changed after Humble: Gid
+# holds a .msg `char`, which rosidl hashes as uint8. From a Jazzy build's
+# share/rmw_dds_common/msg/*.json (the type descriptions rosidl generates).
+JAZZY_GRAPH = {
+    "rmw_dds_common/msg/Gid":
+        "RIHS01_ab6f21cfbb0a6dbb837161e1110c2051a2850ed9f9c53944d7115d9bcebedf71",
+    "rmw_dds_common/msg/ParticipantEntitiesInfo":
+        "RIHS01_91a0593bacdcc50ea9bdcf849a938b128412cc1ea821245c663bcd26f83c295e",
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("msgtype", sorted(JAZZY))
 def test_type_hashes_equal_what_jazzy_announces(msgtype: str) -> None:
     assert type_hash(msgtype) == JAZZY[msgtype]
+
+
+@pytest.mark.parametrize("msgtype", sorted(JAZZY_GRAPH))
+def test_graph_type_hashes_equal_jazzys_with_char_as_uint8(msgtype: str) -> None:
+    assert type_hash(msgtype, "jazzy") == JAZZY_GRAPH[msgtype]
+    # Humble's layout (24-byte GIDs) is another type, so another hash.
+    assert type_hash(msgtype) != JAZZY_GRAPH[msgtype]
 
 
 def test_user_data_is_rmw_dds_common_format_and_unknown_types_announce_nothing() -> None:

@@ -130,6 +130,12 @@ def test_domain_id_and_localhost_from_environment():
     config = domain.config_from_env({"ROS_LOCALHOST_ONLY": "1"})
     assert '<NetworkInterface address="127.0.0.1"/>' in config
     assert "<AllowMulticast>false</AllowMulticast>" in config
+    # Jazzy's spelling (ROS_LOCALHOST_ONLY is deprecated there); SUBNET is the network default.
+    for discovery_range in ("LOCALHOST", "off"):
+        assert domain.config_from_env({"ROS_AUTOMATIC_DISCOVERY_RANGE": discovery_range}) == config
+    for discovery_range in ("SUBNET", "SYSTEM_DEFAULT", ""):
+        assert domain.config_from_env({"ROS_AUTOMATIC_DISCOVERY_RANGE": discovery_range}) is None
+    assert domain.config_from_env({"ROS_LOCALHOST_ONLY": "0"}) is None
     # A user's own cyclonedds configuration wins over ROS_LOCALHOST_ONLY.
     assert domain.config_from_env({"ROS_LOCALHOST_ONLY": "1", "CYCLONEDDS_URI": "x.xml"}) is None
 

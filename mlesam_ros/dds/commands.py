@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from mlesam_ros.dds.clock import DEFAULT_CLOCK_HZ
@@ -19,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run the segmentation node core live on DDS (cyclonedds, no ROS install): the "
             "same parameters YAML, topics and QoS as the ROS 2 node, ROS_DOMAIN_ID and "
-            "ROS_LOCALHOST_ONLY honoured, visible in `ros2 node list`. Stops on Ctrl-C or "
+            "ROS_LOCALHOST_ONLY / ROS_AUTOMATIC_DISCOVERY_RANGE honoured, visible in "
+            "`ros2 node list` of the distribution --ros-distro names. Stops on Ctrl-C or "
             "SIGTERM. For the rclpy node use `ros2 launch mlesam_ros segment.launch.py`."
         ),
     )
@@ -43,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="node clock from /clock, as ROS 2's use_sim_time (also -p use_sim_time:=true or "
         "use_sim_time in --params); pair with `mlesam play --clock` for a recorded bag",
+    )
+    node.add_argument(
+        "--ros-distro",
+        default=os.environ.get("ROS_DISTRO") or "jazzy",
+        help="the robot's ROS 2 distribution, for `ros2 node list` (Humble lists nodes in "
+        "another layout than Iron and later); default: $ROS_DISTRO, else jazzy",
     )
     node.add_argument("--duration", type=float, help="stop after this many seconds")
     _dds_arguments(node)
@@ -91,19 +99,18 @@ def _dds_arguments(parser: argparse.ArgumentParser) -> None:
 def dds_config(profile: str | None, interface: str | None, logger=None) -> str | None:
     """Return the domain configuration the command line asks for (None: the environment's).
 
-    ``ROS_LOCALHOST_ONLY=1`` still applies under a profile unless an interface is given or
+    Localhost only (``ROS_LOCALHOST_ONLY=1``, Jazzy's ``ROS_AUTOMATIC_DISCOVERY_RANGE``) still
+    applies under a profile unless an interface is given or
     the profile is ``loopback`` (Cyclone adds up interface lists and refuses one interface
     twice); a warning says when the kernel will not grant the profile's receive buffer.
     """
-    import os
-
-    from mlesam_ros.dds.domain import localhost_config
+    from mlesam_ros.dds.domain import localhost_config, localhost_only_from_env
     from mlesam_ros.dds.profiles import interface_snippet, profile_uri, receive_buffer_advice
 
     snippet = interface_snippet(interface) if interface else None
     if profile is None:
         return snippet
-    localhost_only = os.environ.get("ROS_LOCALHOST_ONLY") == "1"
+    localhost_only = localhost_only_from_env()
     localhost = (localhost_config() if localhost_only and not interface and profile != "loopback"
                  else None)  # fmt: skip
     advice = receive_buffer_advice()
@@ -184,6 +191,7 @@ def _run_node(args: argparse.Namespace) -> int:
         config=config,
         logger=log,
         use_sim_time=use_sim_time,
+        ros_distro=args.ros_distro,
     )
     print(f"mlesam node: stopped; {report.text()}")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 DEFAULT_DOMAIN_ID = 0
@@ -66,15 +67,29 @@ def localhost_config(max_participants: int = 32) -> str:
     return LOCALHOST_CONFIG.format(max_participants=int(max_participants))
 
 
-def config_from_env(environ: dict[str, str] | None = None) -> str | None:
+def localhost_only_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ROS asks for discovery on this host only, in either distribution's words.
+
+    Humble: ``ROS_LOCALHOST_ONLY=1``. Jazzy deprecates it for
+    ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` (``OFF`` also keeps discovery off the network;
+    ``SUBNET`` and ``SYSTEM_DEFAULT`` do not), and still honours the old variable.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("ROS_LOCALHOST_ONLY", "").strip() == "1":
+        return True
+    return environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "").strip().upper() in ("LOCALHOST", "OFF")
+
+
+def config_from_env(environ: Mapping[str, str] | None = None) -> str | None:
     """Return the XML to configure the domain with, or None to leave cyclonedds' own defaults.
 
-    ``CYCLONEDDS_URI`` set: None (cyclonedds applies it). ``ROS_LOCALHOST_ONLY=1``: loopback.
+    ``CYCLONEDDS_URI`` set: None (cyclonedds applies it). Localhost only
+    (:func:`localhost_only_from_env`): loopback.
     """
     environ = os.environ if environ is None else environ
     if environ.get("CYCLONEDDS_URI"):
         return None
-    if environ.get("ROS_LOCALHOST_ONLY", "").strip() == "1":
+    if localhost_only_from_env(environ):
         return localhost_config()
     return None
 
@@ -97,13 +112,15 @@ def open_participant(domain_id: int | None = None, config: str | None = None) ->
 
 
 def endpoint_qos(
-    *, reliable: bool, latched: bool = False, depth: int = 1, msgtype: str | None = None
-) -> Any:
+    *, reliable: bool, latched: bool = False, depth: int = 1, msgtype: str | None = None,
+    layout: str = "humble",
+) -> Any:  # fmt: skip
     """QoS of a ROS 2 publisher or subscription, as rmw_cyclonedds sets it.
 
     Keep-last ``depth``, XCDR1, reliable or best effort (``sensor_data``), transient local
     when ``latched``; with ``msgtype``, the endpoint's user data carries its type hash
-    (``typehash=RIHS01_...;``) as Jazzy and later announce it (Humble peers ignore it).
+    (``typehash=RIHS01_...;``, from the definitions of ``layout``) as Jazzy and later
+    announce it (Humble peers ignore it).
     """
     from cyclonedds.qos import Policy, Qos
 
@@ -118,20 +135,22 @@ def endpoint_qos(
     if msgtype is not None:
         from mlesam_ros.dds.types import type_hash_user_data
 
-        policies.append(Policy.Userdata(data=type_hash_user_data(msgtype)))
+        policies.append(Policy.Userdata(data=type_hash_user_data(msgtype, layout)))
     return Qos(*policies)
 
 
 def writer_qos(*, reliable: bool = True, latched: bool = False, depth: int = 1,
-               msgtype: str | None = None) -> Any:  # fmt: skip
+               msgtype: str | None = None, layout: str = "humble") -> Any:  # fmt: skip
     """QoS of a ROS 2 publisher (see :func:`endpoint_qos`)."""
-    return endpoint_qos(reliable=reliable, latched=latched, depth=depth, msgtype=msgtype)
+    return endpoint_qos(reliable=reliable, latched=latched, depth=depth, msgtype=msgtype,
+                        layout=layout)  # fmt: skip
 
 
 def reader_qos(*, reliable: bool, latched: bool = False, depth: int = INPUT_DEPTH,
-               msgtype: str | None = None) -> Any:  # fmt: skip
+               msgtype: str | None = None, layout: str = "humble") -> Any:  # fmt: skip
     """QoS of a ROS 2 subscription (``sensor_data`` = best effort; ``latched`` late-joins)."""
-    return endpoint_qos(reliable=reliable, latched=latched, depth=depth, msgtype=msgtype)
+    return endpoint_qos(reliable=reliable, latched=latched, depth=depth, msgtype=msgtype,
+                        layout=layout)  # fmt: skip
 
 
 __all__ = [

@@ -10,6 +10,7 @@ DDS participants to node names, so ``ros2 node list`` shows this process.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -17,21 +18,20 @@ from typing import Any
 import numpy as np
 
 from mlesam_ros.dds.domain import reader_qos, writer_qos
-from mlesam_ros.dds.types import dds_topic_name, idl_struct
-from mlesam_ros.msgs import typestore
+from mlesam_ros.dds.types import dds_topic_name, graph_layout, idl_struct, typestore_for
 
 LOG = logging.getLogger("mlesam.dds")
 DISCOVERY_TOPIC = "ros_discovery_info"  # a plain DDS topic: no rt/ prefix
 PARTICIPANT_INFO = "rmw_dds_common/msg/ParticipantEntitiesInfo"
 
 
-def _topic(participant: Any, dds_name: str, msgtype: str) -> Any:
+def _topic(participant: Any, dds_name: str, msgtype: str, layout: str = "humble") -> Any:
     """One cyclonedds Topic per (participant, name), kept on the participant object."""
     from cyclonedds.topic import Topic
 
     cache = participant.__dict__.setdefault("_mlesam_topics", {})
     if dds_name not in cache:
-        cache[dds_name] = Topic(participant, dds_name, idl_struct(msgtype))
+        cache[dds_name] = Topic(participant, dds_name, idl_struct(msgtype, layout=layout))
     return cache[dds_name]
 
 
@@ -45,9 +45,12 @@ def delete_participant(participant: Any) -> None:
     participant.__del__()
 
 
-def gid(entity: Any) -> bytes:
-    """ROS 2 GID of a DDS entity: its 16-byte GUID padded to 24 bytes (rmw_cyclonedds)."""
-    return entity.guid.bytes + bytes(8)
+def gid(entity: Any, layout: str = "humble") -> bytes:
+    """Return the ROS 2 GID of a DDS entity: its 16-byte GUID, padded to 24 bytes on Humble.
+
+    rmw_cyclonedds' ``RMW_GID_STORAGE_SIZE`` is 24 on Humble and 16 from Iron on.
+    """
+    return entity.guid.bytes + (bytes(8) if layout == "humble" else b"")
 
 
 class RosWriter:
@@ -63,16 +66,18 @@ class RosWriter:
         reliable: bool = True,
         depth: int = 1,
         dds_name: str | None = None,
+        layout: str = "humble",
     ) -> None:
         from cyclonedds.pub import DataWriter
 
         self.topic, self.msgtype = topic, msgtype
-        self._type = idl_struct(msgtype)
-        dds_topic = _topic(participant, dds_name or dds_topic_name(topic), msgtype)
+        self._type = idl_struct(msgtype, layout=layout)
+        dds_topic = _topic(participant, dds_name or dds_topic_name(topic), msgtype, layout)
         self.writer = DataWriter(
             participant,
             dds_topic,
-            writer_qos(reliable=reliable, latched=latched, depth=depth, msgtype=msgtype),
+            writer_qos(reliable=reliable, latched=latched, depth=depth, msgtype=msgtype,
+                       layout=layout),
         )
         self.count = 0
 
@@ -125,6 +130,7 @@ class RosReader:
         raw: bool = False,
         dds_name: str | None = None,
         own_thread: bool = False,
+        layout: str = "humble",
     ) -> None:
         from cyclonedds.core import Listener
         from cyclonedds.sub import DataReader
@@ -134,12 +140,13 @@ class RosReader:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
-        dds_topic = _topic(participant, dds_name or dds_topic_name(topic), msgtype)
+        dds_topic = _topic(participant, dds_name or dds_topic_name(topic), msgtype, layout)
         listener = None if own_thread else Listener(on_data_available=self._on_data_available)
         self.reader = DataReader(
             participant,
             dds_topic,
-            reader_qos(reliable=reliable, latched=latched, depth=depth, msgtype=msgtype),
+            reader_qos(reliable=reliable, latched=latched, depth=depth, msgtype=msgtype,
+                       layout=layout),
             listener=listener,
         )
         if own_thread:
@@ -197,26 +204,32 @@ class GraphAnnouncer:
     """Publishes this participant's one ROS node and its endpoints on ``ros_discovery_info``.
 
     ROS 2 (rmw_dds_common) learns node names only from this topic; DDS discovery alone shows
-    the endpoints but no node. Call :meth:`announce` after creating endpoints.
+    the endpoints but no node. Call :meth:`announce` after creating endpoints. The message's
+    layout differs between Humble and later distributions (:func:`graph_layout`), and a
+    peer ignores the other layout: ``ros_distro`` (default ``$ROS_DISTRO``, else Jazzy) picks
+    the one the robot's ROS 2 reads.
     """
 
-    def __init__(self, participant: Any, node_name: str, namespace: str = "/") -> None:
+    def __init__(self, participant: Any, node_name: str, namespace: str = "/",
+                 ros_distro: str | None = None) -> None:  # fmt: skip
         self.participant = participant
+        self.layout = graph_layout(ros_distro if ros_distro is not None
+                                   else os.environ.get("ROS_DISTRO"))  # fmt: skip
         self.node_name, self.namespace = node_name, "/" + namespace.strip("/")
         self.readers: list[Any] = []
         self.writers: list[Any] = []
         self._writer = RosWriter(
             participant, DISCOVERY_TOPIC, PARTICIPANT_INFO, latched=True,
-            dds_name=DISCOVERY_TOPIC,
+            dds_name=DISCOVERY_TOPIC, layout=self.layout,
         )  # fmt: skip
 
     def message(self) -> Any:
         """Return the current ``ParticipantEntitiesInfo``."""
-        types = typestore().types
+        types = typestore_for(self.layout).types
         gid_type = types["rmw_dds_common/msg/Gid"]
 
         def as_gid(entity: Any) -> Any:
-            return gid_type(data=np.frombuffer(gid(entity), dtype=np.uint8).copy())
+            return gid_type(data=np.frombuffer(gid(entity, self.layout), dtype=np.uint8).copy())
 
         node = types["rmw_dds_common/msg/NodeEntitiesInfo"](
             node_namespace=self.namespace,

@@ -257,13 +257,14 @@ class TopicRecorder:
         depth: int = 10,
         on_message: Callable[[Received], None] | None = None,
         dds_name: str | None = None,
+        layout: str = "humble",
     ) -> None:
         self.received: list[Received] = []
         self._lock = threading.Condition()
         self._on_message = on_message
         self.reader = RosReader(
             participant, topic, msgtype, self._keep,
-            reliable=reliable, latched=latched, depth=depth, dds_name=dds_name,
+            reliable=reliable, latched=latched, depth=depth, dds_name=dds_name, layout=layout,
         )  # fmt: skip
 
     def _keep(self, message: Any) -> None:

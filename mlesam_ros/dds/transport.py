@@ -106,7 +106,9 @@ class DdsTransport:
     ``domain_id`` defaults to ``ROS_DOMAIN_ID`` and ``config`` to what
     :func:`~mlesam_ros.dds.domain.config_from_env` says (``ROS_LOCALHOST_ONLY``,
     ``CYCLONEDDS_URI``). Relative and ``~/`` topic names resolve against ``node_name`` and
-    ``namespace`` as in ROS 2. ``use_sim_time`` takes the node clock from ``/clock`` (0 until
+    ``namespace`` as in ROS 2. ``ros_distro`` (default ``$ROS_DISTRO``, else Jazzy) picks the
+    layout of the node's entry in the ROS graph, which differs from Humble to Jazzy.
+    ``use_sim_time`` takes the node clock from ``/clock`` (0 until
     the first message), as a ROS 2 node with that parameter does. ``received`` counts the
     messages handed to each subscription; :meth:`stop_inputs` ends the deliveries. Call
     :meth:`close` to leave the graph.
@@ -122,13 +124,14 @@ class DdsTransport:
         config: str | None = None,
         logger: Any = LOG,
         use_sim_time: bool = False,
+        ros_distro: str | None = None,
     ) -> None:
         self.node_name, self.namespace = node_name, namespace
         self.fully_qualified_name = fully_qualified_name(node_name, namespace)
         self.logger = NamedLogger(logger, logger_name(self.fully_qualified_name))
         self._parameters = dict(parameters)
         self.participant = open_participant(domain_id, config)
-        self.graph = GraphAnnouncer(self.participant, node_name, namespace)
+        self.graph = GraphAnnouncer(self.participant, node_name, namespace, ros_distro)
         self.readers: list[RosReader] = []
         self.publishers: dict[str, RosWriter] = {}
         self.tf = TfBuffer()
@@ -358,6 +361,7 @@ def run_node(
     logger: Any = LOG,
     segmenter: Any = None,
     use_sim_time: bool = False,
+    ros_distro: str | None = None,
 ) -> NodeReport:
     """Run the segmentation node on DDS until ``stop`` is set; return its :class:`NodeReport`."""
     transport = DdsTransport(
@@ -368,6 +372,7 @@ def run_node(
         config=config,
         logger=logger,
         use_sim_time=use_sim_time,
+        ros_distro=ros_distro,
     )
     core = SegmentationCore(transport, threaded=True, segmenter=segmenter)
     transport.on_issue = core.report_issue

@@ -52,28 +52,82 @@ _BASE_TYPES = {
 }
 
 
-def type_hash(msgtype: str) -> str:
+GRAPH_LAYOUTS = ("humble", "jazzy")
+"""Layouts of the ROS graph's own messages (``rmw_dds_common``): Humble's GIDs are 24 bytes,
+Iron's and later 16. Every other message this package sends is the same in both."""
+
+
+def graph_layout(ros_distro: str | None) -> str:
+    """``humble`` for Humble and older distributions, ``jazzy`` for Iron and later.
+
+    ``None`` or an empty name (no ROS shell) takes Jazzy's, the current long-term release.
+    """
+    distro = (ros_distro or "jazzy").strip().lower()
+    return "humble" if distro in ("foxy", "galactic", "humble") else "jazzy"
+
+
+GRAPH_PACKAGE = "rmw_dds_common/"
+
+
+def typestore_for(layout: str = "humble") -> Any:
+    """Return the project typestore (Humble definitions), or one with Jazzy's graph messages."""
+    if layout == "humble":
+        return ensure_vision_msgs()
+    if layout not in GRAPH_LAYOUTS:
+        raise ValueError(f"graph layout: choose from {', '.join(GRAPH_LAYOUTS)}, got {layout!r}")
+    return _jazzy_graph_store()
+
+
+def _as_uint8(node: Any) -> Any:
+    """Return a field node with ``char`` made ``uint8``, recursively (arrays, sequences)."""
+    kind, detail = node
+    if int(kind) == 1 and detail[0] == "char":
+        return (kind, ("uint8", detail[1]))
+    if int(kind) in (3, 4):
+        return (kind, (_as_uint8(detail[0]), detail[1]))
+    return node
+
+
+@cache
+def _jazzy_graph_store() -> Any:
+    """Jazzy's ``rmw_dds_common`` messages, with ``char`` as rosidl reads it.
+
+    rosidl maps a ``.msg`` ``char`` to ``uint8`` (in the IDL, and in the type description
+    its type hash is computed from); rosbags keeps ``char``, which gives the Gid message
+    another hash than Jazzy's. Same bytes on the wire either way.
+    """
+    from rosbags.typesys import Stores, get_typestore
+
+    jazzy, store = get_typestore(Stores.ROS2_JAZZY), get_typestore(Stores.EMPTY)
+    store.register({
+        name: (constants, [(field, _as_uint8(node)) for field, node in fields])
+        for name, (constants, fields) in jazzy.fielddefs.items()
+        if name.startswith(GRAPH_PACKAGE)
+    })  # fmt: skip
+    return store
+
+
+def type_hash(msgtype: str, layout: str = "humble") -> str:
     """Return the ROS 2 type hash (REP 2011, ``RIHS01_<sha256>``) of ``msgtype``.
 
     Computed by rosbags from the message definitions the way rosidl does (the type
-    description, hashed), so it equals what a Jazzy node announces for the same type.
+    description, hashed), so it equals what a Jazzy node announces for the same type (for
+    the graph's own messages, from Jazzy's definitions: ``layout="jazzy"``).
     """
-    from mlesam_ros.msgs._typestore import typestore
-
     try:
-        return typestore().hash_rihs01(msgtype)
+        return typestore_for(layout).hash_rihs01(msgtype)
     except KeyError:
         raise ValueError(f"type hash: unknown message type {msgtype!r}") from None
 
 
-def type_hash_user_data(msgtype: str) -> bytes:
+def type_hash_user_data(msgtype: str, layout: str = "humble") -> bytes:
     """Endpoint user data announcing the type hash, as rmw_dds_common encodes it.
 
     Empty for a type the typestore cannot describe: the endpoint then looks like a Humble
     one (no hash), which Jazzy peers still match.
     """
     try:
-        return f"typehash={type_hash(msgtype)};".encode()
+        return f"typehash={type_hash(msgtype, layout)};".encode()
     except ValueError:
         return b""
 
@@ -108,11 +162,15 @@ class RosCdrSample:
     """
 
     ros_type: ClassVar[str] = ""
+    layout: ClassVar[str] = "humble"
     cdr: bytes
 
     @classmethod
     def from_message(cls, message: Any) -> RosCdrSample:
         """Serialise a rosbags message of this type with the core's codec."""
+        if cls.layout != "humble":
+            return cls.from_cdr(bytes(typestore_for(cls.layout).serialize_cdr(message,
+                                                                              cls.ros_type)))
         return cls.from_cdr(encode(message, cls.ros_type))
 
     @classmethod
@@ -124,6 +182,8 @@ class RosCdrSample:
 
     def message(self) -> Any:
         """Decode into a rosbags message object with the core's codec."""
+        if self.layout != "humble":
+            return typestore_for(self.layout).deserialize_cdr(self.cdr, self.ros_type)
         return decode(self.cdr, self.ros_type)
 
     def serialize(self, buffer: Any = None, endianness: Any = None, use_version_2: Any = None):
@@ -158,17 +218,18 @@ _CARRIER_ATTRIBUTES = (
 
 
 @cache
-def idl_struct(msgtype: str, carrier: bool = True) -> type:
+def idl_struct(msgtype: str, carrier: bool = True, layout: str = "humble") -> type:
     """Return the cyclonedds type for ``msgtype`` generated from the typestore definition.
 
     ``carrier=True`` (topics) gives the :class:`RosCdrSample` flavour; ``carrier=False`` the
     plain IdlStruct whose cyclonedds serialiser is used to cross-check the bytes in tests.
-    Nested types are always plain (they only shape the type object).
+    Nested types are always plain (they only shape the type object). ``layout`` picks the
+    definitions (:func:`graph_layout`); peers match only a type object of the same layout.
     """
     from cyclonedds.idl import make_idl_struct
     from cyclonedds.idl import types as t
 
-    store = ensure_vision_msgs()
+    store = typestore_for(layout)
     if msgtype not in store.fielddefs:
         raise ValueError(
             f"message type {quote(msgtype)} is not in the typestore; register its .msg first"
@@ -185,7 +246,7 @@ def idl_struct(msgtype: str, carrier: bool = True) -> type:
                 raise ValueError(f"{msgtype}: base type {name!r} has no DDS mapping")
             return bool if name == "bool" else getattr(t, _BASE_TYPES[name])
         if kind == 2:  # NAME: nested message
-            return idl_struct(detail, carrier=False)
+            return idl_struct(detail, carrier=False, layout=layout)
         if kind == 3:  # ARRAY: (element, length)
             element, length = detail
             return t.array[field_type(element), length]
@@ -207,8 +268,16 @@ def idl_struct(msgtype: str, carrier: bool = True) -> type:
         # as an IDL base struct, which would change the type object ROS 2 peers see.
         for name in _CARRIER_ATTRIBUTES:
             setattr(cls, name, RosCdrSample.__dict__[name])
-        cls.ros_type = msgtype
+        cls.ros_type, cls.layout = msgtype, layout
     return cls
 
 
-__all__ = ["RosCdrSample", "dds_topic_name", "dds_type_name", "idl_struct"]
+__all__ = [
+    "GRAPH_LAYOUTS",
+    "RosCdrSample",
+    "dds_topic_name",
+    "dds_type_name",
+    "graph_layout",
+    "idl_struct",
+    "typestore_for",
+]
