@@ -131,3 +131,27 @@ def test_synth_command_writes_a_tree_the_deliver_loader_reads(tmp_path, capsys):
     assert (out / "bag" / "metadata.yaml").is_file()
     assert main(["synth", "--out", str(tmp_path / "x"), "--conditions", "snow"]) == 2
     assert "choose from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_latched_topics_are_recorded_transient_local(tmp_path, frames, storage):
+    """`ros2 bag play` offers a topic with the bag's QoS: /tf_static must stay latched (tf2's
+    static listener is transient local), so must the replay's LabelInfo; sensors keep none."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.interfaces import QosDurability
+
+    from mlesam_ros.replay.run import replay_bag
+
+    export_frames(frames, tmp_path / "drive", storage=storage, write_tree=False)
+    replay_bag(tmp_path / "drive" / "bag", tmp_path / "out", {}, progress=False)
+    for bag, latched in ((tmp_path / "drive" / "bag", {topics.TF_STATIC_TOPIC}),
+                         (tmp_path / "out", {"/mlesam/label_info"})):  # fmt: skip
+        with AnyReader([bag]) as reader:
+            offered = {c.topic: c.ext.offered_qos_profiles for c in reader.connections}
+        assert latched <= set(offered)
+        for topic, profiles in offered.items():
+            if topic in latched:
+                (qos,) = profiles
+                assert qos.durability == QosDurability.TRANSIENT_LOCAL and qos.depth == 1
+            else:
+                assert profiles == [], topic

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import replace
 
@@ -156,3 +157,21 @@ def test_unusable_ray_share_measures_a_diverging_lens() -> None:
                             "rational_polynomial")  # fmt: skip
     assert 0.3 < diverging.unusable_ray_share < 1.0
     assert diverging.max_ray_slope == float("inf")  # no finite border ray: no slope culling
+
+
+def test_issues_that_differ_only_in_their_numbers_are_one_kind_in_the_log(caplog) -> None:
+    """A stamp on another clock differs every frame: logged 1st, 10th, 100th, not per frame."""
+    from mlesam_ros.pipeline.diagnostics import OnceLog
+    from mlesam_ros.pipeline.sensors import Issue
+
+    text = "header.stamp is {:+.1f} s from the node clock; latency not measured"
+    issues = [Issue("rgb", "/camera/image_raw", text.format(-96418427.8 - 0.1 * i))
+              for i in range(40)]  # fmt: skip
+    assert len({issue.kind for issue in issues}) == 1
+    assert Issue("rgb", "/c", "header.stamp is 0 (unset)").kind != issues[0].kind
+    assert Issue("depth", "/c", issues[0].text).kind != issues[0].kind
+    once = OnceLog(lambda: logging.getLogger("test.once"))
+    with caplog.at_level(logging.WARNING, logger="test.once"):
+        for issue in issues:
+            once("warning", issue.kind, str(issue))
+    assert [r.getMessage()[-5:] for r in caplog.records] == [issues[0].text[-5:], "(x10)"]

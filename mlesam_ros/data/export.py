@@ -75,7 +75,9 @@ class BagRecorder:
 
         store = typestore()
         if topic not in self._connections:
-            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=store)
+            self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=store, offered_qos_profiles=topics.offered_qos(topic)
+            )
         data = store.serialize_cdr(message, msgtype)
         self._writer.write(self._connections[topic], int(stamp_ns), data)
 

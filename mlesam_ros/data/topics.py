@@ -29,3 +29,27 @@ IMAGE_TYPE = "sensor_msgs/msg/Image"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 POINTCLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
 TF_TYPE = "tf2_msgs/msg/TFMessage"
+
+
+def offered_qos(topic: str) -> tuple:
+    """Return the QoS a bag records as offered for ``topic``: transient local if latched.
+
+    ``ros2 bag play`` republishes a topic with the QoS the bag says it was offered with;
+    without it ``/tf_static`` (and LabelInfo) would be played volatile, which tf2's static
+    listener (transient local) never receives: no extrinsics on the robot side. Other topics
+    keep rosbag2's default (none recorded: the player's own default).
+    """
+    from rosbags.interfaces import (
+        Qos,
+        QosDurability,
+        QosHistory,
+        QosLiveliness,
+        QosReliability,
+        QosTime,
+    )
+
+    if topic != TF_STATIC_TOPIC and not topic.endswith("/label_info"):
+        return ()
+    infinite = QosTime(9223372036, 854775807)  # RMW_DURATION_INFINITE, as rosbag2 writes it
+    return (Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
+                infinite, infinite, QosLiveliness.AUTOMATIC, infinite, False),)  # fmt: skip

@@ -687,7 +687,7 @@ class CameraRig:
             source = issue.sensor if lane is None else f"{lane.name}/{issue.sensor}"
             core.stats.issues[source] += 1
             core.stats.last_issue[source] = str(issue)
-        core._log_once("warning", f"{issue.topic}:{issue.text[:60]}", str(issue))
+        core._log_once("warning", f"{issue.topic}:{issue.kind}", str(issue))
 
     def count_drop(self, reason: str, topic: str | None) -> bool:
         """Count an RGB frame lost before its synchroniser; False if ``topic`` is no camera's."""

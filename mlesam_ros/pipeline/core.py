@@ -400,7 +400,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
         with self._lock:
             self.stats.issues[issue.sensor] += 1
             self.stats.last_issue[issue.sensor] = str(issue)
-        self._log_once("warning", f"{issue.sensor}:{issue.text[:60]}", str(issue))
+        self._log_once("warning", issue.kind, str(issue))
 
     def _log_once(self, level: str, key: str, text: str) -> None:
         self._once(level, key, text)

@@ -12,6 +12,7 @@ camera, registration tables) is cached here and rebuilt when the calibration cha
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from mlesam_ros.msgs import camera_info_to_camera
 from mlesam_ros.pipeline.config import NodeConfig
 from mlesam_ros.pipeline.grid import CalibrationCache, camera_fingerprint, working_size
 from mlesam_ros.text import bounded
+
+_NUMBER = re.compile(r"[-+]?\d[\d.eE+-]*")
 
 # Sensor input key → model modality.
 MODALITY_OF_INPUT = {"rgb": "rgb", "depth": "depth", "thermal": "thermal", "points": "lidar"}
@@ -48,6 +51,14 @@ class Issue:
     def __str__(self) -> str:
         """One log line: topic first, then what is wrong and how to fix it."""
         return f"[{self.sensor} {bounded(self.topic, 120)}] {bounded(self.text, 600)}"
+
+    @property
+    def kind(self) -> str:
+        """The issue without its numbers: what the log repeats once per kind, not per value.
+
+        ("header.stamp is -96418427.8 s from the node clock" changes every frame.)
+        """
+        return f"{self.sensor}:{_NUMBER.sub('#', self.text)[:80]}"
 
 
 @dataclass

@@ -244,7 +244,7 @@ class FrameWorker:
             self._note(
                 Issue(
                     "rgb",
-                    self.config.topics["rgb"],
+                    input_topic(self.config, "rgb"),
                     f"header.stamp is {-waited_ns / 1e9:+.1f} s from the node clock; latency "
                     f"not measured ({getattr(self.io, 'clock_advice', CLOCK_ADVICE)})",
                 )

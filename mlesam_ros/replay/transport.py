@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mlesam_ros.data.topics import offered_qos
 from mlesam_ros.pipeline import messages as m
 from mlesam_ros.pipeline.naming import NamedLogger, fully_qualified_name, logger_name
 from mlesam_ros.pipeline.tf_buffer import TF_TOPICS, TfBuffer
@@ -112,8 +113,9 @@ class BagTransport:
         """Write CDR ``data`` into the output bag at the current bag time."""
         if topic not in self._connections:
             self._connections[topic] = self._writer.add_connection(
-                topic, msgtype, typestore=m.ensure_vision_msgs()
-            )
+                topic, msgtype, typestore=m.ensure_vision_msgs(),
+                offered_qos_profiles=offered_qos(topic),
+            )  # fmt: skip
         self._writer.write(self._connections[topic], self._now, data)
 
     def advance(self, now_ns: int) -> None:
