@@ -44,7 +44,6 @@ import numpy as np
 from mlesam_ros.engine import default_checkpoint_candidates, resolve_default_checkpoint
 from mlesam_ros.engine.segmenter import Segmenter as EngineSegmenter
 from mlesam_ros.pipeline import messages as m
-from mlesam_ros.pipeline.cameras import CameraRig
 from mlesam_ros.pipeline.config import (
     SENSOR_INPUTS,
     NodeConfig,
@@ -63,6 +62,7 @@ from mlesam_ros.pipeline.image_transport import input_msgtype, input_topic
 from mlesam_ros.pipeline.ingest import FrameIngest
 from mlesam_ros.pipeline.interface import NodeIO, Segmenter
 from mlesam_ros.pipeline.naming import node_of
+from mlesam_ros.pipeline.rig import CameraRig
 from mlesam_ros.pipeline.worker import FrameWorker, LatestSlot
 from mlesam_ros.sync import MemberConfig, SyncConfig, TimeoutSynchronizer
 from mlesam_ros.text import quote, shown
@@ -111,7 +111,7 @@ class SegmentationCore(FrameIngest, FrameWorker):
     ``segmenter`` injects an already-loaded model (bench, tests); otherwise ``configure``
     opens ``model.path``. ``threaded=False`` processes each synced frame inside the callback
     that completed it (deterministic replay) through the same latest-frame slot. With
-    ``cameras.names`` set, ``rig`` (:class:`~mlesam_ros.pipeline.cameras.CameraRig`) runs the
+    ``cameras.names`` set, ``rig`` (:class:`~mlesam_ros.pipeline.rig.CameraRig`) runs the
     cameras: their inputs, batches and outputs.
     """
 
