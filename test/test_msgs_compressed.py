@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mlesam_ros.msgs import compressed as c
-from mlesam_ros.msgs import image_to_depth_m, image_to_numpy, image_to_rgb8, message_class
+from mlesam_ros.msgs import image_to_depth_m, image_to_numpy, image_to_rgb8, message_class, rvl
 from mlesam_ros.msgs.stamps import make_header
 
 # (pixels, the exact RVL stream after cols/rows): one 32-bit little-endian word each.
@@ -53,8 +53,8 @@ def png(array: np.ndarray) -> bytes:
 def test_rvl_matches_hand_laid_bytes(pixels, words) -> None:
     image = np.array([pixels], np.uint16)
     laid = struct.pack("<II", len(pixels), 1) + bytes.fromhex(words)
-    assert c.encode_rvl(image) == laid
-    np.testing.assert_array_equal(c.decode_rvl(np.frombuffer(laid, np.uint8)), image)
+    assert rvl.encode_rvl(image) == laid
+    np.testing.assert_array_equal(rvl.decode_rvl(np.frombuffer(laid, np.uint8)), image)
 
 
 def test_rvl_round_trips_depth_like_images() -> None:
@@ -63,23 +63,23 @@ def test_rvl_round_trips_depth_like_images() -> None:
     for shape, zero_share in (((37, 53), 0.3), ((1, 1), 0.0), ((64, 48), 0.95), ((9, 7), 1.0)):
         image = rng.integers(1, 65536, shape).astype(np.uint16)
         image[rng.random(shape) < zero_share] = 0
-        payload = np.frombuffer(c.encode_rvl(image), np.uint8)
-        np.testing.assert_array_equal(c.decode_rvl(payload), image)
+        payload = np.frombuffer(rvl.encode_rvl(image), np.uint8)
+        np.testing.assert_array_equal(rvl.decode_rvl(payload), image)
 
 
 def test_compiled_rvl_equals_the_python_loops() -> None:
     pytest.importorskip("numba")
-    decode, encode = c.rvl_kernels()
+    decode, encode = rvl.rvl_kernels()
     rng = np.random.default_rng(1)
     pixels = np.cumsum(rng.integers(-40, 41, 5000)).astype(np.uint16)  # wraps below 0
     pixels[rng.random(5000) < 0.2] = 0
     compiled, reference = np.zeros(5004, np.uint32), np.zeros(5004, np.uint32)
     used = encode(pixels, compiled)
-    assert used == c._rvl_encode_loop(pixels, reference)
+    assert used == rvl._rvl_encode_loop(pixels, reference)
     np.testing.assert_array_equal(compiled[:used], reference[:used])
     out_compiled, out_reference = np.empty(5000, np.uint16), np.empty(5000, np.uint16)
-    assert decode(compiled[:used], out_compiled) == c._rvl_decode_loop(
-        compiled[:used], out_reference) == c.RVL_OK  # fmt: skip
+    assert decode(compiled[:used], out_compiled) == rvl._rvl_decode_loop(
+        compiled[:used], out_reference) == rvl.RVL_OK  # fmt: skip
     np.testing.assert_array_equal(out_compiled, pixels)
     np.testing.assert_array_equal(out_reference, pixels)
 
@@ -99,7 +99,7 @@ def test_compiled_rvl_equals_the_python_loops() -> None:
 )
 def test_bad_rvl_is_refused_without_reading_past_the_buffer(payload, needle) -> None:
     with pytest.raises(ValueError, match=needle) as caught:
-        c.decode_rvl(np.frombuffer(payload, np.uint8), "depth on topic '/d'")
+        rvl.decode_rvl(np.frombuffer(payload, np.uint8), "depth on topic '/d'")
     assert "/d" in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -145,7 +145,7 @@ def test_compress_depth_quantises_as_the_publisher() -> None:
         data = bytes(msg.data)
         assert struct.unpack("<iff", data[:12]) == (0, 10100.0, -1009.0)
         inverse = (cv2.imdecode(np.frombuffer(data[12:], np.uint8), cv2.IMREAD_UNCHANGED)
-                   if codec == "png" else c.decode_rvl(np.frombuffer(data[12:], np.uint8)))
+                   if codec == "png" else rvl.decode_rvl(np.frombuffer(data[12:], np.uint8)))
         np.testing.assert_array_equal(inverse, [[4041, 2357, 0, 0, 0]])  # truncation
         back = image_to_numpy(c.decompress(msg))
         assert back[0, 0] == 2.0 and abs(back[0, 1] - 3.0) < 3.0**2 / 10100 + 1e-6
