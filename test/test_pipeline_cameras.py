@@ -353,6 +353,10 @@ def test_a_camera_dying_mid_drive_is_reported_while_the_others_go_on() -> None:
     assert levels["/mlesam: left/rgb"][0] == m.STALE
     assert levels["/mlesam: left/rgb"][1].startswith("no image for 1.")
     assert levels["/mlesam: left/pipeline"][0] == m.WARN
+    # Its depth camera fuses into nothing now: not "OK, fused" from the last frame.
+    assert levels["/mlesam: left/depth"][0] == m.WARN
+    assert levels["/mlesam: left/depth"][1].startswith("not fused: the camera is silent")
+    assert levels["/mlesam: front/depth"] == (m.OK, "fused")
     assert levels["/mlesam: points"] == (m.OK, "fused by front")  # left's last frame is old
     assert len(transport.sent("/mlesam/front/labels")) == 20
     assert len(transport.sent("/mlesam/left/labels")) == 3

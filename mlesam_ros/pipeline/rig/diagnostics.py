@@ -130,13 +130,20 @@ class RigDiagnostics:
 
     @staticmethod
     def _mark_silent(lane: CameraLane, text: str, statuses: list) -> None:
-        """Mark a silent camera: its RGB STALE, its pipeline WARN."""
+        """Mark a silent camera: its RGB STALE, its pipeline WARN, its other sensors unused.
+
+        Without frames of its camera a depth or thermal image is fused into nothing, whatever
+        its last frame said: it must not read "OK, fused".
+        """
         for status in statuses:
             if status.name.endswith(f"{lane.name}/rgb"):
                 status.level, status.message = m.STALE, text
             elif status.name.endswith(f"{lane.name}/pipeline"):
                 status.level = max(status.level, m.WARN)
                 status.message = f"camera silent: {text}"
+            elif status.name.rsplit(": ", 1)[-1].startswith(f"{lane.name}/"):
+                status.level = max(status.level, m.WARN)
+                status.message = f"not fused: the camera is silent ({text})"
 
     def _points_status(self, lanes: list, received: int, decode: np.ndarray,
                        stats: PipelineStats, silent: dict) -> Any:  # fmt: skip
