@@ -38,6 +38,53 @@ CLOCK_ADVICE = "is the camera on another clock? set use_sim_time to match"
 """What to do about a stamp on another clock; a transport may say it its way (``clock_advice``)."""
 
 
+def keep_degradations(stats: Any, job: FrameJob, degraded: dict[str, str]) -> list:
+    """Keep each input's degradation in ``stats``; return the (input, note) pairs never logged.
+
+    An input that came without one in this frame is clear again; one absent from the frame
+    keeps its last state. The caller holds the core's lock (one camera's stats or a rig lane's).
+    """
+    for sensor in {"rgb", *job.messages}:
+        note = degraded.get(sensor)
+        if note:
+            stats.degraded[sensor] = note
+        else:
+            stats.degraded.pop(sensor, None)
+    new = [item for item in degraded.items() if item not in stats.degraded_logged]
+    stats.degraded_logged.update(new)
+    return new
+
+
+def suspects_to_withhold(health: Any, images: dict) -> frozenset[str]:
+    """Inspect ``images`` with sensor ``health``; return the suspects to withhold from the model.
+
+    Never all of them: with every usable sensor suspect, the model still gets them (an empty
+    input would only drop the frame) and diagnostics say why. The caller holds the lock.
+    """
+    health.inspect(images)
+    withheld = frozenset(health.withheld() & set(images))
+    return frozenset() if withheld and withheld >= set(images) else withheld
+
+
+def off_clock_issue(job: FrameJob, topic: str, io: Any) -> Issue | None:
+    """Return the issue of a frame stamped on another clock than the node's (None: same clock).
+
+    Such a frame has no meaningful latency; ``io.clock_advice`` says how to fix it, per transport.
+    """
+    waited_ns = job.ready_ns - job.stamp_ns
+    if -MAX_CLOCK_AHEAD_NS <= waited_ns <= MAX_PLAUSIBLE_WAIT_NS:
+        return None
+    advice = getattr(io, "clock_advice", CLOCK_ADVICE)
+    return Issue("rgb", topic, f"header.stamp is {-waited_ns / 1e9:+.1f} s from the node clock; "
+                               f"latency not measured ({advice})")  # fmt: skip
+
+
+def stamp_latency_ms(job: FrameJob, finished_monotonic: float) -> float:
+    """Stamp → publish latency of a frame on the node's clock (see :func:`off_clock_issue`)."""
+    waited_ns = job.ready_ns - job.stamp_ns
+    return max(waited_ns, 0) / 1e6 + (finished_monotonic - job.ready_monotonic) * 1e3
+
+
 class LatestSlot:
     """One-element mailbox: ``put`` replaces, ``take`` waits for and removes the element."""
 
@@ -202,55 +249,27 @@ class FrameWorker:
         return result
 
     def _note_degraded(self, job: FrameJob, prepared: Any) -> None:
-        """Keep each input's degradation for diagnostics; log each kind once.
-
-        An input that came without one in this frame is clear again; one absent from the
-        frame keeps its last state.
-        """
+        """Keep each input's degradation for diagnostics; log each kind once."""
         with self._lock:
-            stats = self.stats
-            for sensor in {"rgb", *job.messages}:
-                note = prepared.degraded.get(sensor)
-                if note:
-                    stats.degraded[sensor] = note
-                else:
-                    stats.degraded.pop(sensor, None)
-            new = [item for item in prepared.degraded.items()
-                   if item not in stats.degraded_logged]  # fmt: skip
-            stats.degraded_logged.update(new)
+            new = keep_degradations(self.stats, job, prepared.degraded)
         for sensor, note in new:
             topic = input_topic(self.config, sensor) if sensor in self.config.topics else ""
             self._once.log("warning", str(Issue(sensor, topic, f"degraded: {note}")))
 
     def _inspect_health(self, prepared: Any) -> frozenset[str]:
-        """Run the sensor-health checks; return the sensors to withhold from the model.
-
-        Never all of them: with every usable sensor suspect, the model still gets them (an
-        empty input would only drop the frame) and diagnostics say why.
-        """
+        """Run the sensor-health checks; return the sensors to withhold from the model."""
         if self.health is None:
             return frozenset()
         with self._lock:
-            self.health.inspect(prepared.images)
-            withheld = frozenset(self.health.withheld() & set(prepared.images))
-        if withheld and withheld >= set(prepared.images):
-            return frozenset()
-        return withheld
+            return suspects_to_withhold(self.health, prepared.images)
 
     def _latency_ms(self, job: FrameJob, finished_monotonic: float) -> float | None:
         """Stamp → publish latency, or None when the stamp is on another clock (see module)."""
-        waited_ns = job.ready_ns - job.stamp_ns
-        if waited_ns > MAX_PLAUSIBLE_WAIT_NS or waited_ns < -MAX_CLOCK_AHEAD_NS:
-            self._note(
-                Issue(
-                    "rgb",
-                    input_topic(self.config, "rgb"),
-                    f"header.stamp is {-waited_ns / 1e9:+.1f} s from the node clock; latency "
-                    f"not measured ({getattr(self.io, 'clock_advice', CLOCK_ADVICE)})",
-                )
-            )
+        issue = off_clock_issue(job, input_topic(self.config, "rgb"), self.io)
+        if issue is not None:
+            self._note(issue)
             return None
-        return max(waited_ns, 0) / 1e6 + (finished_monotonic - job.ready_monotonic) * 1e3
+        return stamp_latency_ms(job, finished_monotonic)
 
     def _publish(self, result: FrameResult) -> None:
         publishers = self._publishers

@@ -16,7 +16,12 @@ from mlesam_ros.pipeline.image_transport import input_topic
 from mlesam_ros.pipeline.model_output import check_model_output
 from mlesam_ros.pipeline.rig.lane import CameraLane
 from mlesam_ros.pipeline.timing import frame_stages
-from mlesam_ros.pipeline.worker import CLOCK_ADVICE, MAX_CLOCK_AHEAD_NS, MAX_PLAUSIBLE_WAIT_NS
+from mlesam_ros.pipeline.worker import (
+    keep_degradations,
+    off_clock_issue,
+    stamp_latency_ms,
+    suspects_to_withhold,
+)
 from mlesam_ros.text import bounded
 
 
@@ -207,16 +212,7 @@ class RigWorker:
         As the one-camera worker: an input that came without one in this frame is clear again.
         """
         with self.core._lock:
-            stats = lane.stats
-            for sensor in {"rgb", *job.messages}:
-                note = prepared.degraded.get(sensor)
-                if note:
-                    stats.degraded[sensor] = note
-                else:
-                    stats.degraded.pop(sensor, None)
-            new = [item for item in prepared.degraded.items()
-                   if item not in stats.degraded_logged]  # fmt: skip
-            stats.degraded_logged.update(new)
+            new = keep_degradations(lane.stats, job, prepared.degraded)
         for sensor, note in new:
             topic = input_topic(lane.config, sensor) if sensor in lane.config.topics else ""
             issue = Issue(sensor, topic, f"degraded: {note}")
@@ -234,9 +230,7 @@ class RigWorker:
         if lane.health is None:
             return frozenset()
         with self.core._lock:
-            lane.health.inspect(prepared.images)
-            withheld = frozenset(lane.health.withheld() & set(prepared.images))
-        return frozenset() if withheld and withheld >= set(prepared.images) else withheld
+            return suspects_to_withhold(lane.health, prepared.images)
 
     def _publish(self, lane: CameraLane, result: Any) -> None:
         publishers, encoding = lane.publishers, lane.path.label_encoding
@@ -300,11 +294,8 @@ class RigWorker:
 
     def _latency_ms(self, lane: CameraLane, job: FrameJob, finished: float) -> float | None:
         """Stamp → publish latency, or None when the stamp is on another clock (see worker)."""
-        waited_ns = job.ready_ns - job.stamp_ns
-        if waited_ns > MAX_PLAUSIBLE_WAIT_NS or waited_ns < -MAX_CLOCK_AHEAD_NS:
-            advice = getattr(self.core.io, "clock_advice", CLOCK_ADVICE)
-            self.note(lane, Issue("rgb", lane.rgb_topic,
-                                  f"header.stamp is {-waited_ns / 1e9:+.1f} s from the node "
-                                  f"clock; latency not measured ({advice})"))  # fmt: skip
+        issue = off_clock_issue(job, lane.rgb_topic, self.core.io)
+        if issue is not None:
+            self.note(lane, issue)
             return None
-        return max(waited_ns, 0) / 1e6 + (finished - job.ready_monotonic) * 1e3
+        return stamp_latency_ms(job, finished)
