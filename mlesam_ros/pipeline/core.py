@@ -54,7 +54,7 @@ from mlesam_ros.pipeline.diagnostics import (
     FrameRecord,
     OnceLog,
     PipelineStats,
-    diagnostic_array,
+    diagnostic_statuses,
 )
 from mlesam_ros.pipeline.frame import FramePath, FrameResult, Issue
 from mlesam_ros.pipeline.health import SensorHealth
@@ -407,32 +407,29 @@ class SegmentationCore(FrameIngest, FrameWorker):
 
     def diagnostics(self) -> Any:
         """Build the current ``diagnostic_msgs/DiagnosticArray`` (:mod:`.diagnostics`)."""
-        if self.rig is not None:
-            dropped = sum(self.dropped_frames().values())
-            newly_dropped, self._dropped_reported = dropped - self._dropped_reported, dropped
-            seg = self.segmenter
-            model = {"backend": seg.backend, "device": seg.device,
-                     "model": str(seg.artefact)} if seg is not None else {}  # fmt: skip
-            statuses = self.rig.diagnostic_statuses(model, newly_dropped)
-            return m.diagnostic_array(statuses, self.io.now_ns())
-        with self._lock:
-            health = {key: copy.copy(value) for key, value in self.sync.health().items()}
-            sync_stats = copy.copy(self.sync.stats)
-            stats = self.stats.snapshot()
-            sensors, withheld = {}, frozenset()
-            if self.health is not None:
-                sensors = {key: copy.copy(state) for key, state in self.health.states.items()}
-                withheld = frozenset(self.health.withheld())
+        if self.rig is None:
+            with self._lock:
+                health = {key: copy.copy(value) for key, value in self.sync.health().items()}
+                sync_stats = copy.copy(self.sync.stats)
+                stats = self.stats.snapshot()
+                sensors, withheld = {}, frozenset()
+                if self.health is not None:
+                    sensors = {key: copy.copy(state) for key, state in self.health.states.items()}
+                    withheld = frozenset(self.health.withheld())
         dropped_by_reason = self.dropped_frames()
         dropped = sum(dropped_by_reason.values())
         newly_dropped, self._dropped_reported = dropped - self._dropped_reported, dropped
         segmenter = self.segmenter
         model = {"backend": segmenter.backend, "device": segmenter.device,
                  "model": str(segmenter.artefact)} if segmenter is not None else {}  # fmt: skip
-        return diagnostic_array(self.config, stats, health, sync_stats, dropped_by_reason,
-                                newly_dropped, model, self.path.used, self._slot.dropped,
-                                self.io.now_ns(), sensors, withheld,
-                                node_of(self.io))  # fmt: skip
+        if self.rig is not None:
+            statuses = self.rig.diagnostic_statuses(model, newly_dropped)
+        else:
+            statuses = diagnostic_statuses(self.config, stats, health, sync_stats,
+                                           dropped_by_reason, newly_dropped, model,
+                                           self.path.used, self._slot.dropped, sensors, withheld,
+                                           node=node_of(self.io))  # fmt: skip
+        return m.diagnostic_array(statuses, self.io.now_ns())
 
     def publish_diagnostics(self) -> None:
         """Timer: publish ``/diagnostics``."""

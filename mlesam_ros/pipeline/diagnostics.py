@@ -3,7 +3,7 @@
 :class:`PipelineStats` holds the counters since configure, :class:`FrameRecord` what each
 published frame leaves behind (replay and the diagnostics read them), :class:`OnceLog` logs a
 kind of problem on its 1st, 10th, 100th, ... occurrence instead of every frame, and
-:func:`diagnostic_array` turns a snapshot of all of it into ``diagnostic_msgs/DiagnosticArray``:
+:func:`diagnostic_statuses` turns a snapshot of all of it into ``/diagnostics`` statuses:
 one ``<node>: pipeline`` status (OK / WARN when frames were dropped since the last report /
 ERROR on errors) and one ``<node>: <input>`` per sensor input (fused, or why not), ``<node>``
 being the node's fully qualified name (``/mlesam``, ``/front/mlesam``).
@@ -122,28 +122,6 @@ class OnceLog:
             logger.warning(text)
         else:
             logger.info(text)
-
-
-def diagnostic_array(
-    config: NodeConfig,
-    stats: PipelineStats,
-    health: Mapping[str, Any],
-    sync_stats: Any,
-    dropped_by_reason: Mapping[str, int],
-    newly_dropped: int,
-    model: Mapping[str, str],
-    modalities: Sequence[str],
-    dropped_by_worker: int,
-    now_ns: int,
-    sensors: Mapping[str, Any] | None = None,
-    withheld: frozenset[str] = frozenset(),
-    node: str = "/" + m.NODE_NAME,
-) -> Any:
-    """Build ``/diagnostics`` from a snapshot of the core (see :func:`diagnostic_statuses`)."""
-    statuses = diagnostic_statuses(config, stats, health, sync_stats, dropped_by_reason,
-                                   newly_dropped, model, modalities, dropped_by_worker,
-                                   sensors, withheld, node=node)  # fmt: skip
-    return m.diagnostic_array(statuses, now_ns)
 
 
 def diagnostic_statuses(
