@@ -75,6 +75,18 @@ class LidarProjection:
         image[self.pixel_index] = values[self.point_index]
         return image.reshape(self.height, self.width, *shape[1:])
 
+    def candidates_and_nearest(self) -> tuple[Any, Any]:
+        """``candidates`` and ``nearest``, derived (numpy) for a projection that lacks them.
+
+        ``project_lidar`` records both; a projection built elsewhere gets them from ``valid``
+        and the depth image at each candidate's pixel.
+        """
+        if self.candidates is not None:
+            return self.candidates, self.nearest
+        candidates = np.flatnonzero(self.valid)
+        grid_pixels = np.floor(self.uv[candidates] + 0.5).astype(np.int64)
+        return candidates, self.depth_image()[grid_pixels[:, 1], grid_pixels[:, 0]]
+
     def depth_image(self) -> Any:
         """``(H, W)`` float32 z-buffered depth in metres, 0 where no point landed."""
         return self.scatter(self.depth, 0)

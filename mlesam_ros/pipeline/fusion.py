@@ -58,11 +58,7 @@ def camera_points(
     every point counts 1.0 (the centre rule then decides).
     """
     projection = cloud.projection
-    candidates, nearest = projection.candidates, projection.nearest
-    if candidates is None:  # a projection from elsewhere: derive what project_lidar records
-        candidates = np.flatnonzero(projection.valid)
-        grid_pixels = np.floor(projection.uv[candidates] + 0.5).astype(np.int64)
-        nearest = projection.depth_image()[grid_pixels[:, 1], grid_pixels[:, 0]]
+    candidates, nearest = projection.candidates_and_nearest()
     fraction, margin = SURFACE_TOLERANCE
     depth = np.asarray(projection.depth[candidates], np.float32)
     on_surface = depth <= np.asarray(nearest, np.float32) * np.float32(1.0 + fraction) + (

@@ -140,11 +140,7 @@ def paint_points(
     palette) adds the ``rgb`` field, so rviz colours the cloud as the overlay.
     """
     projection = cloud.projection
-    candidates, nearest = projection.candidates, projection.nearest
-    if candidates is None:  # a projection from elsewhere: derive what project_lidar records
-        candidates = np.flatnonzero(projection.valid)
-        grid_pixels = np.floor(projection.uv[candidates] + 0.5).astype(np.int64)
-        nearest = projection.depth_image()[grid_pixels[:, 1], grid_pixels[:, 0]]
+    candidates, nearest = projection.candidates_and_nearest()
     fraction, margin = SURFACE_TOLERANCE
     fast = _paint_compiled(cloud, labels, candidates, nearest, packed_rgb)
     if fast is not None:
